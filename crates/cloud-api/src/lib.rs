@@ -1,1 +1,15 @@
-//! The WhatsApp Cloud API as types.
+//! The WhatsApp Cloud API as types: webhook payloads, Graph API requests and responses,
+//! Meta's error codes, the webhook signature check and an HTTP client.
+//!
+//! Everything in wabridge speaks to Meta through this crate; it has no database and no web
+//! server.
+
+mod json;
+
+pub mod error;
+pub mod signature;
+pub mod webhook;
+
+pub use error::{ApiError, ErrorClass, ErrorInfo, GraphError, Lang, error_info, error_key, explain};
+pub use signature::{SIGNATURE_HEADER, SignatureError, VerificationQuery, sign, verify_signature};
+pub use webhook::{WebhookBody, WebhookParseError, parse_webhook};
