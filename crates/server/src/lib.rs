@@ -1,1 +1,18 @@
-//! wabridge
+//! wabridge: a WhatsApp Business Platform channel for every tenant of a SaaS application.
+//!
+//! Split by feature (`accounts`, `integrations`, `onboarding`, `support`), on thin shared
+//! infrastructure (`store`, `web`, `config`).
+
+pub mod accounts;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod demo;
+pub mod integrations;
+pub mod onboarding;
+pub mod ops;
+pub mod store;
+pub mod support;
+pub mod web;

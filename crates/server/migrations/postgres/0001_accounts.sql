@@ -1,0 +1,67 @@
+CREATE TABLE tenants (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE users (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id BIGINT REFERENCES tenants (id),
+    email TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('owner', 'agent', 'support')),
+    locale TEXT,
+    created_at BIGINT NOT NULL,
+    CHECK ((role = 'support') = (tenant_id IS NULL))
+);
+CREATE INDEX users_tenant ON users (tenant_id);
+
+CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    csrf_token TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX sessions_user ON sessions (user_id);
+
+CREATE TABLE sign_in_failures (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    email TEXT NOT NULL,
+    client_ip TEXT NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE INDEX sign_in_failures_email ON sign_in_failures (email, at);
+CREATE INDEX sign_in_failures_ip ON sign_in_failures (client_ip, at);
+
+CREATE TABLE support_reads (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id),
+    tenant_id BIGINT REFERENCES tenants (id),
+    what TEXT NOT NULL,
+    at BIGINT NOT NULL
+);
+
+CREATE TABLE whatsapp_accounts (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id),
+    waba_id TEXT NOT NULL UNIQUE,
+    business_id TEXT,
+    token_ciphertext BYTEA,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX whatsapp_accounts_tenant ON whatsapp_accounts (tenant_id);
+
+CREATE TABLE phone_numbers (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id),
+    account_id BIGINT NOT NULL REFERENCES whatsapp_accounts (id),
+    phone_number_id TEXT NOT NULL UNIQUE,
+    display_phone_number TEXT,
+    verified_name TEXT,
+    status TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX phone_numbers_tenant ON phone_numbers (tenant_id);

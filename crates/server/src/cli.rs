@@ -1,0 +1,235 @@
+//! The command line: `serve`, `demo`, `migrate`, `admin …`.
+
+use std::io::{BufRead as _, IsTerminal as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::accounts::{self, Role, TenantId, password, store as accounts_store};
+use crate::app::{Application, shutdown_signal};
+use crate::clock::Clock;
+use crate::config::{SETTINGS, Settings};
+use crate::store::Db;
+
+#[derive(Parser)]
+#[command(name = "wabridge", version, about = "WhatsApp Business Platform channels for every tenant of a SaaS application")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run in production: settings from the environment and an optional TOML file.
+    Serve {
+        /// TOML file with settings (environment variables win).
+        #[arg(long, env = "WABRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Run the demo: SQLite under ./wabridge-data, demo accounts, no configuration.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Data folder.
+        #[arg(long, default_value = "./wabridge-data")]
+        data: PathBuf,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        /// TOML file with settings.
+        #[arg(long, env = "WABRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Administration: tenants and users.
+    Admin {
+        /// TOML file with settings.
+        #[arg(long, env = "WABRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// List every setting with its default.
+    Settings,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a tenant; prints its id.
+    CreateTenant {
+        /// The business's name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Create a user. The password comes from WABRIDGE_NEW_PASSWORD or the first line of stdin.
+    CreateUser {
+        /// E-mail address (the sign-in name).
+        #[arg(long)]
+        email: String,
+        /// Name shown in the UI.
+        #[arg(long)]
+        name: String,
+        /// owner, agent or support.
+        #[arg(long)]
+        role: String,
+        /// Tenant id (owners and agents).
+        #[arg(long)]
+        tenant: Option<i64>,
+    },
+    /// List tenants with their users.
+    ListTenants,
+}
+
+/// Runs the command line; the binary's `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str, format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = match format {
+        "json" => true,
+        "text" => false,
+        _ => !std::io::stdout().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
+}
+
+/// The database URL alone, for commands that need no Meta settings.
+fn database_url(config: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let text = match config {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
+        None => None,
+    };
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        return Ok(url);
+    }
+    if let Some(url) = text
+        .as_deref()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| t.iter().find(|(k, _)| k.eq_ignore_ascii_case("DATABASE_URL")).and_then(|(_, v)| v.as_str().map(str::to_owned)))
+    {
+        return Ok(url);
+    }
+    Ok(SETTINGS.iter().find(|s| s.name == "DATABASE_URL").and_then(|s| s.default).unwrap_or_default().to_owned())
+}
+
+async fn open_migrated(url: &str) -> anyhow::Result<Db> {
+    let db = Db::open(url).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config } => {
+            let settings = Settings::load(config.as_deref())?;
+            init_logging(&settings.log, &settings.log_format);
+            let app = Application::build(settings).await?;
+            tracing::info!(addr = %app.local_addr(), "wabridge listening");
+            app.run_until(shutdown_signal()).await
+        }
+        Command::Demo { listen, data } => run_demo(listen, data).await,
+        Command::Migrate { config } => {
+            let db = open_migrated(&database_url(config.as_deref())?).await?;
+            db.close().await;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Admin { config, command } => {
+            let db = open_migrated(&database_url(config.as_deref())?).await?;
+            let result = admin(&db, command).await;
+            db.close().await;
+            result
+        }
+        Command::Settings => {
+            for s in SETTINGS {
+                println!("{:<28} {:<44} {}", s.name, s.default.map(|d| if d.is_empty() { "(empty)" } else { d }).unwrap_or("(required)"), s.help);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn run_demo(listen: SocketAddr, data: PathBuf) -> anyhow::Result<()> {
+    let settings = crate::demo::settings(listen, &data, &Default::default())?;
+    init_logging(&settings.log, &settings.log_format);
+    let db = open_migrated(&settings.database_url).await?;
+    let clock = Clock::default();
+    crate::demo::seed(&db, clock.now_ms()).await?;
+    let app = Application::with_db(settings, db, clock).await?;
+    let addr = app.local_addr();
+    println!("wabridge demo: http://{addr}/");
+    println!("  tenant \"{}\": {} (owner)", crate::demo::DEMO_TENANT, crate::demo::DEMO_OWNER);
+    println!("  support staff: {}", crate::demo::DEMO_SUPPORT);
+    println!("  password for both: {}", crate::demo::DEMO_PASSWORD);
+    println!("  data: {}", data.display());
+    app.run_until(shutdown_signal()).await
+}
+
+fn read_new_password() -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("WABRIDGE_NEW_PASSWORD") {
+        return Ok(p);
+    }
+    if std::io::stdin().is_terminal() {
+        eprintln!("password (input is shown; prefer WABRIDGE_NEW_PASSWORD):");
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+async fn admin(db: &Db, command: AdminCommand) -> anyhow::Result<()> {
+    let now = Clock::default().now_ms();
+    match command {
+        AdminCommand::CreateTenant { name } => {
+            let name = name.trim();
+            anyhow::ensure!(!name.is_empty() && name.len() <= accounts::MAX_NAME, "the name must have 1 to {} characters", accounts::MAX_NAME);
+            let id = accounts_store::create_tenant(db, name, now).await?;
+            println!("{}", id.0);
+        }
+        AdminCommand::CreateUser { email, name, role, tenant } => {
+            let role = Role::parse(&role).context("role must be owner, agent or support")?;
+            let email = accounts::normalize_email(&email).map_err(|_| anyhow::anyhow!("not an e-mail address"))?;
+            let name = name.trim();
+            anyhow::ensure!(!name.is_empty() && name.len() <= accounts::MAX_NAME, "the name must have 1 to {} characters", accounts::MAX_NAME);
+            let pw = read_new_password()?;
+            anyhow::ensure!(
+                (accounts::MIN_PASSWORD..=accounts::MAX_PASSWORD).contains(&pw.chars().count()),
+                "the password must have {} to {} characters",
+                accounts::MIN_PASSWORD,
+                accounts::MAX_PASSWORD
+            );
+            let hash = password::hash(pw).await?;
+            let id = accounts_store::create_user(db, tenant.map(TenantId), &email, name, &hash, role, now).await?;
+            println!("{}", id.0);
+        }
+        AdminCommand::ListTenants => {
+            for t in accounts_store::all_tenants(db).await? {
+                println!("{}\t{}", t.id.0, t.name);
+                for u in accounts_store::tenant_users(db, t.id).await? {
+                    println!("\t{}\t{}\t{}", u.id.0, u.role, u.email);
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! Settings: defaults, then an optional TOML file, then the environment (which wins).
+//!
+//! Every setting is one row of [`SETTINGS`]; the README's table is the same list. Missing
+//! required settings are reported together, by name, so an operator fixes them in one go.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+
+use crate::crypto::Keyring;
+
+/// One configurable setting: its environment name, default and meaning.
+pub struct SettingSpec {
+    /// Environment variable (and TOML key, case-insensitive).
+    pub name: &'static str,
+    /// Default value; `None` means required in `serve`.
+    pub default: Option<&'static str>,
+    /// What it does, for the README and `--help`.
+    pub help: &'static str,
+}
+
+/// Every setting wabridge reads.
+pub const SETTINGS: &[SettingSpec] = &[
+    SettingSpec { name: "DATABASE_URL", default: Some("sqlite:./wabridge-data/wabridge.db"), help: "sqlite:PATH (embedded, default) or postgres://… (several instances)" },
+    SettingSpec { name: "META_APP_ID", default: None, help: "Meta app id (Embedded Signup, code exchange)" },
+    SettingSpec { name: "META_APP_SECRET", default: None, help: "Meta app secret: webhook signatures, code exchange" },
+    SettingSpec { name: "META_CONFIG_ID", default: None, help: "Embedded Signup login configuration id" },
+    SettingSpec { name: "META_VERIFY_TOKEN", default: None, help: "token Meta echoes in the webhook verification handshake" },
+    SettingSpec { name: "META_GRAPH_URL", default: Some("https://graph.facebook.com"), help: "Graph API base URL" },
+    SettingSpec { name: "META_GRAPH_VERSION", default: Some("v26.0"), help: "Graph API version" },
+    SettingSpec { name: "META_SDK_URL", default: Some("https://connect.facebook.net/en_US/sdk.js"), help: "Facebook JS SDK URL" },
+    SettingSpec { name: "META_SIGNUP_ORIGINS", default: Some("facebook.com"), help: "comma-separated origins or host suffixes accepted for the signup popup's messages" },
+    SettingSpec { name: "WABRIDGE_ENCRYPTION_KEY", default: None, help: "base64 32-byte key(s), comma-separated; the first encrypts, all decrypt (rotation)" },
+    SettingSpec { name: "WABRIDGE_LISTEN", default: Some("0.0.0.0:8080"), help: "address to listen on" },
+    SettingSpec { name: "WABRIDGE_PUBLIC_URL", default: Some(""), help: "external URL (https://… makes cookies Secure); empty: derived from the request" },
+    SettingSpec { name: "WABRIDGE_PRODUCT_NAME", default: Some("Doards"), help: "product name shown in the UI" },
+    SettingSpec { name: "WABRIDGE_META_GUIDE_URL", default: Some("https://doc.doards.com/meta-settings"), help: "guide to Meta's prerequisites, linked before LOGIN" },
+    SettingSpec { name: "WABRIDGE_DATA_DIR", default: Some("./wabridge-data"), help: "folder for local data (SQLite file, demo key)" },
+    SettingSpec { name: "WABRIDGE_LOG", default: Some("info"), help: "log filter (tracing EnvFilter syntax)" },
+    SettingSpec { name: "WABRIDGE_LOG_FORMAT", default: Some("auto"), help: "auto (JSON unless on a terminal), json or text" },
+    SettingSpec { name: "WABRIDGE_SESSION_HOURS", default: Some("336"), help: "how long a sign-in lasts" },
+    SettingSpec { name: "WABRIDGE_SIGN_IN_LIMIT", default: Some("5"), help: "failed sign-ins per e-mail address in 15 minutes before further attempts are refused" },
+];
+
+/// The Meta app wabridge acts as, and where Meta (or the sandbox) is reached.
+#[derive(Clone, Debug)]
+pub struct MetaSettings {
+    /// App id.
+    pub app_id: String,
+    /// App secret (signatures, code exchange).
+    pub app_secret: SecretString,
+    /// Embedded Signup configuration id.
+    pub config_id: String,
+    /// Webhook verification token.
+    pub verify_token: SecretString,
+    /// Graph API base URL.
+    pub graph_url: String,
+    /// Graph API version, e.g. `v26.0`.
+    pub graph_version: String,
+    /// JS SDK URL.
+    pub sdk_url: String,
+    /// Accepted origins (`https://host`) or host suffixes (`facebook.com`) of the signup popup.
+    pub signup_origins: Vec<String>,
+}
+
+/// The whole configuration of one wabridge process.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Database URL.
+    pub database_url: String,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// External URL, when known.
+    pub public_url: Option<String>,
+    /// Product name in the UI.
+    pub product_name: String,
+    /// Link to the guide through Meta's prerequisites.
+    pub meta_guide_url: String,
+    /// Local data folder.
+    pub data_dir: PathBuf,
+    /// Meta app and endpoints.
+    pub meta: MetaSettings,
+    /// Keys for secrets at rest.
+    pub keyring: Keyring,
+    /// Log filter.
+    pub log: String,
+    /// Log format: auto, json or text.
+    pub log_format: String,
+    /// Session lifetime in hours.
+    pub session_hours: i64,
+    /// Failed sign-ins per address and 15 minutes.
+    pub sign_in_limit: i64,
+    /// True when the Graph API is the built-in sandbox (the UI says so).
+    pub sandbox: bool,
+}
+
+/// Everything wrong with a configuration, reported together.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration is incomplete or invalid:\n{}", .0.join("\n"))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Settings {
+    /// Reads the settings from the process environment and the optional TOML file
+    /// (`--config`, or `WABRIDGE_CONFIG`).
+    pub fn load(file: Option<&std::path::Path>) -> Result<Settings, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let file = file.map(PathBuf::from).or_else(|| env.get("WABRIDGE_CONFIG").map(PathBuf::from));
+        let toml = match file {
+            Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| ConfigError(vec![format!("{}: {e}", path.display())]))?),
+            None => None,
+        };
+        Settings::from_sources(&env, toml.as_deref())
+    }
+
+    /// Builds settings from an environment map and optional TOML text; the environment wins.
+    pub fn from_sources(env: &BTreeMap<String, String>, toml: Option<&str>) -> Result<Settings, ConfigError> {
+        let mut values: BTreeMap<String, String> = BTreeMap::new();
+        let mut problems = Vec::new();
+        if let Some(text) = toml {
+            match text.parse::<toml::Table>() {
+                Ok(table) => {
+                    for (key, value) in table {
+                        let key = key.to_ascii_uppercase();
+                        if !SETTINGS.iter().any(|s| s.name == key) {
+                            problems.push(format!("unknown setting {key} in the configuration file"));
+                            continue;
+                        }
+                        let text = match value {
+                            toml::Value::String(s) => s,
+                            toml::Value::Array(items) => items.iter().filter_map(|i| i.as_str()).collect::<Vec<_>>().join(","),
+                            toml::Value::Integer(i) => i.to_string(),
+                            toml::Value::Boolean(b) => b.to_string(),
+                            toml::Value::Float(f) => f.to_string(),
+                            _ => {
+                                problems.push(format!("{key} must be a string, number or list"));
+                                continue;
+                            }
+                        };
+                        values.insert(key, text);
+                    }
+                }
+                Err(e) => problems.push(format!("configuration file: {e}")),
+            }
+        }
+        for spec in SETTINGS {
+            if let Some(v) = env.get(spec.name) {
+                values.insert(spec.name.to_owned(), v.clone());
+            }
+        }
+        let mut get = |name: &str| -> String {
+            if let Some(v) = values.get(name).filter(|v| !v.trim().is_empty()) {
+                return v.trim().to_owned();
+            }
+            match SETTINGS.iter().find(|s| s.name == name).and_then(|s| s.default) {
+                Some(d) => d.to_owned(),
+                None => {
+                    problems.push(format!("{name} is required"));
+                    String::new()
+                }
+            }
+        };
+        let database_url = get("DATABASE_URL");
+        let app_id = get("META_APP_ID");
+        let app_secret = get("META_APP_SECRET");
+        let config_id = get("META_CONFIG_ID");
+        let verify_token = get("META_VERIFY_TOKEN");
+        let graph_url = get("META_GRAPH_URL").trim_end_matches('/').to_owned();
+        let graph_version = get("META_GRAPH_VERSION");
+        let sdk_url = get("META_SDK_URL");
+        let signup_origins = get("META_SIGNUP_ORIGINS");
+        let key = get("WABRIDGE_ENCRYPTION_KEY");
+        let listen = get("WABRIDGE_LISTEN");
+        let public_url = get("WABRIDGE_PUBLIC_URL");
+        let product_name = get("WABRIDGE_PRODUCT_NAME");
+        let meta_guide_url = get("WABRIDGE_META_GUIDE_URL");
+        let data_dir = get("WABRIDGE_DATA_DIR");
+        let log = get("WABRIDGE_LOG");
+        let log_format = get("WABRIDGE_LOG_FORMAT");
+        let session_hours = get("WABRIDGE_SESSION_HOURS");
+        let sign_in_limit = get("WABRIDGE_SIGN_IN_LIMIT");
+
+        let listen = listen.parse::<SocketAddr>().map_err(|_| problems.push(format!("WABRIDGE_LISTEN is not an address: {listen:?}"))).ok();
+        let keyring = if key.is_empty() {
+            None
+        } else {
+            Keyring::parse(&key).map_err(|e| problems.push(format!("WABRIDGE_ENCRYPTION_KEY: {e}"))).ok()
+        };
+        let session_hours = session_hours.parse::<i64>().ok().filter(|h| *h > 0);
+        if session_hours.is_none() {
+            problems.push("WABRIDGE_SESSION_HOURS must be a positive number".to_owned());
+        }
+        let sign_in_limit = sign_in_limit.parse::<i64>().ok().filter(|h| *h > 0);
+        if sign_in_limit.is_none() {
+            problems.push("WABRIDGE_SIGN_IN_LIMIT must be a positive number".to_owned());
+        }
+        if !["auto", "json", "text"].contains(&log_format.as_str()) {
+            problems.push("WABRIDGE_LOG_FORMAT must be auto, json or text".to_owned());
+        }
+        match (listen, keyring, session_hours, sign_in_limit) {
+            (Some(listen), Some(keyring), Some(session_hours), Some(sign_in_limit)) if problems.is_empty() => Ok(Settings {
+                database_url,
+                listen,
+                public_url: Some(public_url).filter(|u| !u.is_empty()),
+                product_name,
+                meta_guide_url,
+                data_dir: PathBuf::from(data_dir),
+                meta: MetaSettings {
+                    app_id,
+                    app_secret: SecretString::from(app_secret),
+                    config_id,
+                    verify_token: SecretString::from(verify_token),
+                    graph_url,
+                    graph_version,
+                    sdk_url,
+                    signup_origins: signup_origins.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+                },
+                keyring,
+                log,
+                log_format,
+                session_hours,
+                sign_in_limit,
+                sandbox: false,
+            }),
+            _ => Err(ConfigError(problems)),
+        }
+    }
+
+    /// Whether cookies must carry `Secure` (anything but plain-HTTP local use).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    }
+}

@@ -1,0 +1,218 @@
+//! Storage: one implementation per backend behind the [`Db`] handle.
+//!
+//! SQLite (WAL, one writer connection, a pool of readers) is the embedded default; PostgreSQL
+//! is the production engine. Features own their queries and run them through [`with_pool!`] and
+//! [`with_tx!`], which type-check the same statement against each backend's own driver — there
+//! is no lowest-common-denominator `Any` driver. Where the backends need different SQL (queue
+//! claims, durable journal commits) the feature matches on [`Db::backend`] itself.
+//!
+//! Conventions shared by both migration folders: ids are 64-bit integers, times are Unix
+//! milliseconds in 64-bit integers, booleans are BOOLEAN (SQLite stores 0/1).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+/// Which database engine a [`Db`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A handle on the database: cheap to clone, shared by every request and worker.
+#[derive(Clone)]
+pub struct Db {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite { writer: SqlitePool, readers: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// A borrowed pool of one backend, for [`with_pool!`].
+pub enum PoolRef<'a> {
+    /// SQLite pool (the writer or the readers).
+    Sqlite(&'a SqlitePool),
+    /// PostgreSQL pool.
+    Postgres(&'a PgPool),
+}
+
+/// An open write transaction on either backend, for [`with_tx!`].
+pub enum Tx {
+    /// SQLite transaction, begun with `BEGIN IMMEDIATE` on the single writer.
+    Sqlite(Transaction<'static, Sqlite>),
+    /// PostgreSQL transaction.
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// Runs one sqlx expression against whichever backend a [`PoolRef`] holds: `$p` is bound to
+/// `&SqlitePool` in one arm and `&PgPool` in the other, so the statement is checked by both.
+#[macro_export]
+macro_rules! with_pool {
+    ($pool:expr, |$p:ident| $body:expr) => {
+        match $pool {
+            $crate::store::PoolRef::Sqlite($p) => $body,
+            $crate::store::PoolRef::Postgres($p) => $body,
+        }
+    };
+}
+
+/// Like [`with_pool!`] for an open [`Tx`]: `$c` is the transaction's connection.
+#[macro_export]
+macro_rules! with_tx {
+    ($tx:expr, |$c:ident| $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::store::Tx::Postgres(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+/// Why the database could not be opened or migrated.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The URL is neither `sqlite:` nor `postgres://`.
+    #[error("DATABASE_URL must start with sqlite: or postgres:// (got {0:?})")]
+    UnsupportedUrl(String),
+    /// The driver refused to connect.
+    #[error("cannot open the database: {0}")]
+    Connect(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The folder for the SQLite file could not be created.
+    #[error("cannot create the folder for the database: {0}")]
+    Folder(#[from] std::io::Error),
+}
+
+impl Db {
+    /// Opens the database named by `url` (`sqlite:path` or `postgres://…`).
+    pub async fn open(url: &str) -> Result<Db, OpenError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            return Ok(Db { backend: Backend::Postgres(pool) });
+        }
+        let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+            return Err(OpenError::UnsupportedUrl(url.to_owned()));
+        };
+        let path = path.split('?').next().unwrap_or(path);
+        if let Some(parent) = std::path::Path::new(path).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        // SQLite has one writer at a time: one connection serialises writes in-process instead
+        // of letting them fight over the lock; readers run beside it thanks to WAL.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Db { backend: Backend::Sqlite { writer, readers } })
+    }
+
+    /// Applies the backend's pending migrations.
+    pub async fn migrate(&self) -> Result<(), OpenError> {
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => sqlx::migrate!("./migrations/sqlite").run(writer).await?,
+            Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// The engine behind this handle.
+    pub fn engine(&self) -> Engine {
+        match self.backend {
+            Backend::Sqlite { .. } => Engine::Sqlite,
+            Backend::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    /// The pool for statements that write (on SQLite, the single writer).
+    pub fn write(&self) -> PoolRef<'_> {
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => PoolRef::Sqlite(writer),
+            Backend::Postgres(pool) => PoolRef::Postgres(pool),
+        }
+    }
+
+    /// The pool for statements that only read.
+    pub fn read(&self) -> PoolRef<'_> {
+        match &self.backend {
+            Backend::Sqlite { readers, .. } => PoolRef::Sqlite(readers),
+            Backend::Postgres(pool) => PoolRef::Postgres(pool),
+        }
+    }
+
+    /// Begins a write transaction. On SQLite it is `BEGIN IMMEDIATE`: a deferred transaction
+    /// that reads and then writes would fail with SQLITE_BUSY without waiting.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match &self.backend {
+            Backend::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Whether the database answers a trivial query (for `/readyz`).
+    pub async fn ping(&self) -> bool {
+        with_pool!(self.read(), |p| sqlx::query("SELECT 1").execute(p).await.map(|r| r.rows_affected())).is_ok()
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite { writer, readers } => {
+                readers.close().await;
+                writer.close().await;
+            }
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+impl Tx {
+    /// Commits the transaction.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+    }
+}
+
+/// True when the error is a violated unique constraint (a duplicate that an idempotent
+/// insert or a unique e-mail address must turn into a clear answer, not a 500).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}

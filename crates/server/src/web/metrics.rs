@@ -1,0 +1,111 @@
+//! Prometheus metrics without a metrics framework: request counts and latency histograms by
+//! route (axum's matched path, so ids in URLs do not explode the label set), plus named
+//! counters features increment.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::AppState;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// The process's metrics.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    counters: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Metrics {
+    /// Adds `n` to the counter `name` (a Prometheus metric name).
+    pub fn add(&self, name: &'static str, n: u64) {
+        if let Ok(mut c) = self.counters.lock() {
+            *c.entry(name).or_default() += n;
+        }
+    }
+
+    /// The counter's current value.
+    pub fn get(&self, name: &'static str) -> u64 {
+        self.counters.lock().map(|c| c.get(name).copied().unwrap_or(0)).unwrap_or(0)
+    }
+
+    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        if let Ok(mut r) = self.requests.lock() {
+            *r.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
+        }
+        if let Ok(mut l) = self.latency.lock() {
+            let h = l.entry((method.to_owned(), route.to_owned())).or_default();
+            h.count += 1;
+            h.sum += seconds;
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                if seconds <= *bound {
+                    h.counts[i] += 1;
+                }
+            }
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP wabridge_http_requests_total HTTP requests by method, route and status.\n# TYPE wabridge_http_requests_total counter\n");
+        if let Ok(r) = self.requests.lock() {
+            for ((method, route, status), n) in r.iter() {
+                let _ = writeln!(out, "wabridge_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
+            }
+        }
+        out.push_str("# HELP wabridge_http_request_duration_seconds HTTP request latency by method and route.\n# TYPE wabridge_http_request_duration_seconds histogram\n");
+        if let Ok(l) = self.latency.lock() {
+            for ((method, route), h) in l.iter() {
+                for (i, bound) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(out, "wabridge_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"{bound}\"}} {}", h.counts[i]);
+                }
+                let _ = writeln!(out, "wabridge_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(out, "wabridge_http_request_duration_seconds_sum{{method=\"{method}\",route=\"{route}\"}} {}", h.sum);
+                let _ = writeln!(out, "wabridge_http_request_duration_seconds_count{{method=\"{method}\",route=\"{route}\"}} {}", h.count);
+            }
+        }
+        if let Ok(c) = self.counters.lock() {
+            for (name, n) in c.iter() {
+                let _ = writeln!(out, "# TYPE {name} counter\n{name} {n}");
+            }
+        }
+        out
+    }
+}
+
+/// Middleware: records every request.
+pub async fn record(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    let route = response.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
+    app.metrics.observe(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
+
+/// Route layer: hands the matched route to [`record`], which runs outside routing and so
+/// cannot see it on the request.
+pub async fn tag_route(request: Request, next: Next) -> Response {
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(m) = matched {
+        response.extensions_mut().insert(m);
+    }
+    response
+}
