@@ -81,3 +81,60 @@ pub(crate) fn strings(v: &Value, key: &str) -> Vec<String> {
 pub(crate) fn object<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     get(v, key).filter(|x| x.is_object())
 }
+
+/// serde helpers for Graph responses, which share the webhooks' looseness.
+pub(crate) mod de {
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    pub(crate) fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(super::as_string(&Value::deserialize(d)?))
+    }
+
+    pub(crate) fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        Ok(super::as_int(&Value::deserialize(d)?))
+    }
+
+    pub(crate) fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        let v = Value::deserialize(d)?;
+        Ok(super::boolean(&serde_json::json!({ "v": v }), "v"))
+    }
+
+    pub(crate) fn string_or_default<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Ok(super::as_string(&Value::deserialize(d)?).unwrap_or_default())
+    }
+
+    /// A list of strings; numbers are rendered, anything else is skipped.
+    pub(crate) fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::Array(a) => a.iter().filter_map(super::as_string).collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    /// Any JSON value rendered as a string (objects as JSON text).
+    pub(crate) fn opt_any_string<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<String>, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::Null => None,
+            Value::String(s) => Some(s),
+            other => Some(other.to_string()),
+        })
+    }
+
+    /// A list that tolerates `null` and non-arrays (as empty).
+    pub(crate) fn vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: serde::de::DeserializeOwned,
+    {
+        Ok(match Value::deserialize(d)? {
+            Value::Array(a) => a
+                .into_iter()
+                .filter_map(|x| serde_json::from_value(x).ok())
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+}

@@ -6,10 +6,15 @@
 
 mod json;
 
+pub mod client;
 pub mod error;
 pub mod signature;
 pub mod webhook;
 
-pub use error::{ApiError, ErrorClass, ErrorInfo, GraphError, Lang, error_info, error_key, explain};
+pub use client::message::{OutboundContent, OutboundMessage, Recipient, TemplateMessage};
+pub use client::{AppCredentials, GraphClient, GraphConfig, Pin};
+pub use error::{
+    ApiError, ErrorClass, ErrorInfo, GraphError, Lang, error_info, error_key, explain,
+};
 pub use signature::{SIGNATURE_HEADER, SignatureError, VerificationQuery, sign, verify_signature};
 pub use webhook::{WebhookBody, WebhookParseError, parse_webhook};

@@ -79,7 +79,8 @@ impl VerificationQuery {
     pub fn challenge_response(&self, verify_token: &SecretString) -> Option<&str> {
         let token = self.verify_token.as_deref()?;
         let expected = verify_token.expose_secret().as_bytes();
-        let token_ok = token.len() == expected.len() && bool::from(token.as_bytes().ct_eq(expected));
+        let token_ok =
+            token.len() == expected.len() && bool::from(token.as_bytes().ct_eq(expected));
         if self.mode.as_deref() == Some("subscribe") && token_ok {
             self.challenge.as_deref()
         } else {

@@ -343,13 +343,13 @@ impl AccountUpdate {
                 reason: string(d, "reason"),
                 initiated_by: string(d, "initiated_by"),
             }),
-            partner_client_certification: object(v, "partner_client_certification_info").map(
-                |p| PartnerClientCertification {
+            partner_client_certification: object(v, "partner_client_certification_info").map(|p| {
+                PartnerClientCertification {
                     client_business_id: string(p, "client_business_id"),
                     status: string(p, "status"),
                     rejection_reasons: strings(p, "rejection_reasons"),
-                },
-            ),
+                }
+            }),
             country: string(v, "country"),
             phone_number: string(v, "phone_number"),
             volume_tier_info: get(v, "volume_tier_info").cloned(),

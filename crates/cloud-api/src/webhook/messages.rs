@@ -46,12 +46,18 @@ impl MessagesValue {
                 .from
                 .as_deref()
                 .filter(|f| !f.is_empty())
-                .and_then(|from| self.contacts.iter().find(|c| c.wa_id.as_deref() == Some(from)))
+                .and_then(|from| {
+                    self.contacts
+                        .iter()
+                        .find(|c| c.wa_id.as_deref() == Some(from))
+                })
         };
-        by_user.or_else(by_phone).or(match self.contacts.as_slice() {
-            [only] => Some(only),
-            _ => None,
-        })
+        by_user
+            .or_else(by_phone)
+            .or(match self.contacts.as_slice() {
+                [only] => Some(only),
+                _ => None,
+            })
     }
 }
 
@@ -298,7 +304,7 @@ impl MessageContent {
                         return Self::Unknown {
                             type_name: None,
                             raw: Value::Null,
-                        }
+                        };
                     }
                 }
             }
@@ -357,9 +363,11 @@ impl MessageContent {
     /// The media object of an image, audio, video, document or sticker.
     pub fn media(&self) -> Option<&Media> {
         match self {
-            Self::Image(m) | Self::Audio(m) | Self::Video(m) | Self::Document(m) | Self::Sticker(m) => {
-                Some(m)
-            }
+            Self::Image(m)
+            | Self::Audio(m)
+            | Self::Video(m)
+            | Self::Document(m)
+            | Self::Sticker(m) => Some(m),
             _ => None,
         }
     }

@@ -46,9 +46,12 @@ impl WebhookBody {
 
     /// Every change of every entry, with the entry it came in.
     pub fn changes(&self) -> impl Iterator<Item = ChangeRef<'_>> {
-        self.entries
-            .iter()
-            .flat_map(|entry| entry.changes.iter().map(move |change| ChangeRef { entry, change }))
+        self.entries.iter().flat_map(|entry| {
+            entry
+                .changes
+                .iter()
+                .map(move |change| ChangeRef { entry, change })
+        })
     }
 }
 
