@@ -11,3 +11,9 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .unwrap_or(0)
 }
+
+/// Installs ring as the process's rustls provider (reqwest is built without one, to keep
+/// aws-lc-rs out of the build); call before building any HTTP client in a test.
+pub fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -40,8 +40,14 @@ fn binary(var: &str, default: &str) -> String {
 
 impl Browser {
     /// Starts chromedriver (`CHROMEDRIVER`, default `/usr/bin/chromedriver`) and a headless
-    /// Chromium (`CHROMIUM`, default `/usr/bin/chromium`) with a fresh profile.
+    /// Chromium (`CHROMIUM`, default `/usr/bin/chromium`) with a fresh profile, preferring
+    /// German like the product's users.
     pub async fn start() -> Result<Browser> {
+        Browser::start_with_language("de-DE,de").await
+    }
+
+    /// Like [`Browser::start`], with this `Accept-Language`.
+    pub async fn start_with_language(accept_language: &str) -> Result<Browser> {
         let driver_bin = binary("CHROMEDRIVER", "/usr/bin/chromedriver");
         let chromium = binary("CHROMIUM", "/usr/bin/chromium");
         for bin in [&driver_bin, &chromium] {
@@ -57,6 +63,7 @@ impl Browser {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {driver_bin}"))?;
+        crate::install_tls();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
         let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
@@ -78,12 +85,14 @@ impl Browser {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": chromium,
+                "prefs": { "intl.accept_languages": accept_language },
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
                     "--disable-dev-shm-usage", "--window-size=1280,900",
                     format!("--user-data-dir={}", profile.display()),
+                    format!("--lang={}", accept_language.split(',').next().unwrap_or("de-DE")),
                 ]
             }
         }}});

@@ -158,6 +158,16 @@ pub fn finish(response: Response, ctx: Option<&RequestContext>, json: bool) -> R
         return response;
     }
     let explicit = response.extensions().get::<ErrorCode>().map(|c| c.0);
+    // A handler that rendered its own page or JSON for an error status (a form shown again
+    // with its message) keeps it.
+    let rendered = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/html") || t.starts_with("application/json"));
+    if explicit.is_none() && rendered {
+        return response;
+    }
     // axum's extractor rejections and the body limit come with their own plain-text bodies;
     // they are replaced too, so nobody sees framework text.
     let code = explicit.unwrap_or(match status {

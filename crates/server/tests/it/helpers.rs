@@ -1,0 +1,166 @@
+//! `spawn_app()` and the `TestApp` handle every test drives.
+
+use std::collections::BTreeMap;
+
+use rand::Rng as _;
+use reqwest::redirect::Policy;
+use sqlx::Connection as _;
+use wabridge::accounts::{Role, TenantId, UserId, password, store};
+use wabridge::app::Application;
+use wabridge::clock::Clock;
+use wabridge::config::Settings;
+use wabridge::crypto::Keyring;
+use wabridge::store::Db;
+
+/// Password of every user the tests create.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running server with its database.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The database the server uses.
+    pub db: Db,
+    /// The server's clock.
+    pub clock: Clock,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _dir: Option<TempDir>,
+}
+
+/// A folder removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 6];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Which backend this run tests.
+pub fn backend() -> String {
+    std::env::var("WABRIDGE_TEST_DB").unwrap_or_else(|_| "sqlite".to_owned())
+}
+
+/// A fresh, empty database URL on the backend under test (and the folder to clean up).
+pub async fn fresh_database_url() -> (String, Option<TempDir>) {
+    match backend().as_str() {
+        "postgres" => {
+            let admin = std::env::var("WABRIDGE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+            let name = format!("wabridge_test_{}", random_suffix());
+            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required for WABRIDGE_TEST_DB=postgres: {e}"));
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+            let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
+            (format!("{base}/{name}"), None)
+        }
+        "sqlite" => {
+            let dir = std::env::temp_dir().join(format!("wabridge-test-{}", random_suffix()));
+            std::fs::create_dir_all(&dir).unwrap();
+            (format!("sqlite:{}", dir.join("wabridge.db").display()), Some(TempDir(dir)))
+        }
+        other => panic!("WABRIDGE_TEST_DB must be sqlite or postgres, not {other}"),
+    }
+}
+
+/// Settings for a test server; `extra` overrides.
+pub fn test_settings(database_url: &str, extra: &[(&str, &str)]) -> Settings {
+    let mut env = BTreeMap::new();
+    env.insert("DATABASE_URL".to_owned(), database_url.to_owned());
+    env.insert("WABRIDGE_LISTEN".to_owned(), "127.0.0.1:0".to_owned());
+    env.insert("META_APP_ID".to_owned(), "100000000000001".to_owned());
+    env.insert("META_APP_SECRET".to_owned(), "test-app-secret".to_owned());
+    env.insert("META_CONFIG_ID".to_owned(), "200000000000001".to_owned());
+    env.insert("META_VERIFY_TOKEN".to_owned(), "test-verify-token".to_owned());
+    env.insert("WABRIDGE_ENCRYPTION_KEY".to_owned(), Keyring::generate_key());
+    env.insert("WABRIDGE_LOG".to_owned(), "warn".to_owned());
+    for (k, v) in extra {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    Settings::from_sources(&env, None).expect("test settings are complete")
+}
+
+/// Starts a server on a fresh database of the backend under test.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts a server with extra settings.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let (url, dir) = fresh_database_url().await;
+    let settings = test_settings(&url, extra);
+    let db = Db::open(&url).await.expect("database opens");
+    db.migrate().await.expect("migrations apply");
+    let clock = Clock::default();
+    let app = Application::with_db(settings, db.clone(), clock.clone()).await.expect("server binds");
+    let addr = app.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    TestApp { base: format!("http://{addr}"), db, clock, _stop: stop, _dir: dir }
+}
+
+/// A browser-like HTTP client: keeps cookies, does not follow redirects.
+pub fn client() -> reqwest::Client {
+    wabridge_testkit::install_tls();
+    reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().unwrap()
+}
+
+/// The value of the first hidden `_csrf` field in a page.
+pub fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"_csrf\" value=\"").expect("page has a CSRF field") + 20;
+    html[at..at + 64].to_owned()
+}
+
+/// Text of the element with this id (crude, for assertions on server-rendered pages).
+pub fn element_text(html: &str, id: &str) -> Option<String> {
+    let at = html.find(&format!("id=\"{id}\""))?;
+    let start = at + html[at..].find('>')? + 1;
+    let end = start + html[start..].find('<')?;
+    Some(html[start..end].trim().to_owned())
+}
+
+impl TestApp {
+    /// Full URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Creates a tenant.
+    pub async fn tenant(&self, name: &str) -> TenantId {
+        store::create_tenant(&self.db, name, self.clock.now_ms()).await.unwrap()
+    }
+
+    /// Creates a user with [`PASSWORD`].
+    pub async fn user(&self, tenant: Option<TenantId>, email: &str, role: Role) -> UserId {
+        let hash = password::hash(PASSWORD.to_owned()).await.unwrap();
+        store::create_user(&self.db, tenant, email, &format!("User {email}"), &hash, role, self.clock.now_ms()).await.unwrap()
+    }
+
+    /// Signs in with a new client; returns it (with the session cookie) and the CSRF token.
+    pub async fn signed_in(&self, email: &str) -> (reqwest::Client, String) {
+        let c = client();
+        let resp = self.sign_in(&c, email, PASSWORD).await;
+        assert_eq!(resp.status(), 303, "sign-in of {email} failed");
+        let page = c.get(self.url("/")).send().await.unwrap();
+        let next = page.headers()["location"].to_str().unwrap().to_owned();
+        let html = c.get(self.url(&next)).send().await.unwrap().text().await.unwrap();
+        (c, csrf_of(&html))
+    }
+
+    /// Posts the sign-in form as a browser would (fetching the form first for its token).
+    pub async fn sign_in(&self, c: &reqwest::Client, email: &str, password: &str) -> reqwest::Response {
+        let form = c.get(self.url("/sign-in")).send().await.unwrap().text().await.unwrap();
+        let csrf = csrf_of(&form);
+        c.post(self.url("/sign-in"))
+            .form(&[("_csrf", csrf.as_str()), ("email", email), ("password", password), ("next", "")])
+            .send()
+            .await
+            .unwrap()
+    }
+}

@@ -1,0 +1,13 @@
+//! The server's integration tests: one binary, the real router on a free port, a fresh
+//! database per test. `WABRIDGE_TEST_DB=postgres` runs the same tests on PostgreSQL
+//! (`WABRIDGE_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`).
+
+mod accounts;
+mod browser;
+mod config;
+mod errors;
+mod helpers;
+mod isolation;
+mod ops;
+mod storage;
+mod support;

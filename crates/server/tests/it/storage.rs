@@ -1,0 +1,108 @@
+//! The storage scenario, run on whichever backend `WABRIDGE_TEST_DB` names (the test script
+//! runs it on both).
+
+use wabridge::accounts::store::{self, CreateUserError};
+use wabridge::accounts::{Role, TenantId};
+use wabridge::store::{Db, Engine};
+use wabridge::{with_pool, with_tx};
+
+use crate::helpers::{backend, fresh_database_url};
+
+async fn fresh_db() -> (Db, Option<crate::helpers::TempDir>) {
+    let (url, dir) = fresh_database_url().await;
+    let db = Db::open(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    (db, dir)
+}
+
+#[tokio::test]
+async fn the_backend_under_test_is_the_one_asked_for() {
+    let (db, _dir) = fresh_db().await;
+    let expected = if backend() == "postgres" { Engine::Postgres } else { Engine::Sqlite };
+    assert_eq!(db.engine(), expected);
+    // Migrating twice is harmless.
+    db.migrate().await.unwrap();
+}
+
+#[tokio::test]
+async fn users_tenants_and_sessions_round_trip() {
+    let (db, _dir) = fresh_db().await;
+    let t = store::create_tenant(&db, "Salon", 1).await.unwrap();
+    let u = store::create_user(&db, Some(t), "a@salon.test", "A", "hash", Role::Owner, 1).await.unwrap();
+    assert!(matches!(
+        store::create_user(&db, Some(t), "a@salon.test", "A2", "hash", Role::Agent, 1).await,
+        Err(CreateUserError::Duplicate)
+    ));
+    assert!(matches!(store::create_user(&db, None, "b@salon.test", "B", "h", Role::Owner, 1).await, Err(CreateUserError::BadTenant)));
+    assert!(matches!(store::create_user(&db, Some(t), "c@salon.test", "C", "h", Role::Support, 1).await, Err(CreateUserError::BadTenant)));
+    assert!(matches!(
+        store::create_user(&db, Some(TenantId(987_654)), "d@salon.test", "D", "h", Role::Agent, 1).await,
+        Err(CreateUserError::BadTenant)
+    ));
+    assert_eq!(store::credentials(&db, "a@salon.test").await.unwrap(), Some((u, "hash".to_owned())));
+
+    store::create_session(&db, "live", u, "csrf1", 100, 200).await.unwrap();
+    store::create_session(&db, "old", u, "csrf2", 10, 50).await.unwrap();
+    let s = store::session_user(&db, "live", 150).await.unwrap().unwrap();
+    assert_eq!((s.id, s.tenant_id, s.role, s.csrf_token.as_str()), (u, Some(t), Role::Owner, "csrf1"));
+    assert!(store::session_user(&db, "live", 200).await.unwrap().is_none(), "expired at its end");
+    assert!(store::session_user(&db, "old", 40).await.unwrap().is_some());
+    store::delete_session(&db, "live", 150).await.unwrap();
+    assert!(store::session_user(&db, "live", 150).await.unwrap().is_none());
+    // The sweep removed the expired one too.
+    assert!(store::session_user(&db, "old", 40).await.unwrap().is_none());
+
+    store::set_locale(&db, u, "en").await.unwrap();
+    store::create_session(&db, "again", u, "csrf3", 100, 300).await.unwrap();
+    assert_eq!(store::session_user(&db, "again", 150).await.unwrap().unwrap().locale.as_deref(), Some("en"));
+
+    store::record_failure(&db, "a@salon.test", "10.0.0.1", 100).await.unwrap();
+    store::record_failure(&db, "x@salon.test", "10.0.0.1", 100).await.unwrap();
+    assert_eq!(store::recent_failures(&db, "a@salon.test", "10.0.0.1", 50).await.unwrap(), (1, 2));
+    assert_eq!(store::recent_failures(&db, "a@salon.test", "10.0.0.1", 100).await.unwrap(), (0, 0));
+    store::clear_failures(&db, "a@salon.test", 0).await.unwrap();
+    assert_eq!(store::recent_failures(&db, "a@salon.test", "10.0.0.1", 50).await.unwrap(), (0, 1));
+}
+
+#[tokio::test]
+async fn an_uncommitted_transaction_changes_nothing() {
+    let (db, _dir) = fresh_db().await;
+    {
+        let mut tx = db.begin().await.unwrap();
+        with_tx!(&mut tx, |c| sqlx::query("INSERT INTO tenants (name, created_at) VALUES ($1, $2)")
+            .bind("ghost")
+            .bind(1_i64)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
+        .unwrap();
+        // dropped without commit
+    }
+    let n = with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM tenants").fetch_one(p).await).unwrap();
+    assert_eq!(n, 0);
+    let mut tx = db.begin().await.unwrap();
+    with_tx!(&mut tx, |c| sqlx::query("INSERT INTO tenants (name, created_at) VALUES ($1, $2)")
+        .bind("real")
+        .bind(1_i64)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+    .unwrap();
+    tx.commit().await.unwrap();
+    let n = with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM tenants").fetch_one(p).await).unwrap();
+    assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn concurrent_writers_all_land() {
+    let (db, _dir) = fresh_db().await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move { store::create_tenant(&db, &format!("T{i}"), i).await }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(store::all_tenants(&db).await.unwrap().len(), 40);
+}
