@@ -608,7 +608,7 @@ impl std::error::Error for GraphError {}
 pub enum ApiError {
     /// Meta answered with an error body or an error status.
     #[error(transparent)]
-    Graph(#[from] GraphError),
+    Graph(Box<GraphError>),
     /// The request never reached Meta (DNS, connect, TLS, connect timeout): safe to repeat.
     #[error("request not sent: {0}")]
     NotSent(String),
@@ -633,6 +633,12 @@ pub enum ApiError {
     /// The request could not be built (e.g. an id that is not a path segment).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+}
+
+impl From<GraphError> for ApiError {
+    fn from(e: GraphError) -> Self {
+        Self::Graph(Box::new(e))
+    }
 }
 
 impl ApiError {

@@ -597,10 +597,11 @@ fn decode<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, ApiError> 
         reason: format!("not JSON: {e}"),
     })?;
     // Meta (and peers' mocks) sometimes send an error object with a 2xx status.
-    if let Some(error) = crate::json::object(&value, "error") {
-        if value.get("data").is_none() && value.get("success").is_none() {
-            return Err(GraphError::from_object(status, error).into());
-        }
+    if let Some(error) = crate::json::object(&value, "error")
+        && value.get("data").is_none()
+        && value.get("success").is_none()
+    {
+        return Err(GraphError::from_object(status, error).into());
     }
     serde_json::from_value(value).map_err(|e| ApiError::UnexpectedResponse {
         status,

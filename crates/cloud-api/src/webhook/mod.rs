@@ -185,6 +185,7 @@ pub struct Change {
 
 /// The typed `value` of a change, by field.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // built once per change and matched by reference
 pub enum ChangeValue {
     /// `messages`.
     Messages(MessagesValue),
@@ -319,10 +320,10 @@ impl<'a> ChangeRef<'a> {
     /// The WABA id: `waba_info.waba_id` for `account_update` events that carry it (where
     /// `entry.id` is the partner's business), `entry.id` otherwise.
     pub fn waba_id(&self) -> Option<&'a str> {
-        if let ChangeValue::Account(a) = &self.change.value {
-            if let Some(id) = a.waba_info.as_ref().and_then(|w| w.waba_id.as_deref()) {
-                return Some(id);
-            }
+        if let ChangeValue::Account(a) = &self.change.value
+            && let Some(id) = a.waba_info.as_ref().and_then(|w| w.waba_id.as_deref())
+        {
+            return Some(id);
         }
         self.entry.id.as_deref()
     }

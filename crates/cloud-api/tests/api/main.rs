@@ -1,0 +1,10 @@
+//! The cloud-api integration tests, one binary (each file in `tests/` would link its own).
+
+mod client;
+mod errors;
+mod fuzz_corpus;
+mod graph_responses;
+mod helpers;
+mod props;
+mod signature;
+mod webhooks;
