@@ -485,6 +485,7 @@ impl GraphClient {
     // ---- Messages ----
 
     /// Sends a message. A timeout yields [`ApiError::OutcomeUnknown`]: Meta may have sent it.
+    /// A success without a message id is [`ApiError::UnexpectedResponse`] (outcome unknown too).
     pub async fn send_message(
         &self,
         token: &SecretString,
@@ -493,7 +494,15 @@ impl GraphClient {
     ) -> Result<SendResponse, ApiError> {
         let url = self.url(&[phone_number_id, "messages"])?;
         let req = self.request(Method::POST, url, token).json(message);
-        self.execute("messages", req).await
+        let response: SendResponse = self.execute("messages", req).await?;
+        if response.message_id().is_none() {
+            // Without a wamid the statuses cannot be matched; the outbox must reconcile.
+            return Err(ApiError::UnexpectedResponse {
+                status: 200,
+                reason: "send answer has no message id".into(),
+            });
+        }
+        Ok(response)
     }
 
     /// Marks the customer's message (and earlier ones) read, optionally showing "typing…".

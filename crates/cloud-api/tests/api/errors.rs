@@ -105,20 +105,36 @@ fn unknown_codes_are_permanent_with_metas_text() {
     assert_eq!(e.class(), ErrorClass::Permanent);
     assert_eq!(e.key(), "meta_error.unknown");
     let de = e.explain(Lang::De);
-    assert!(de.starts_with(explain(424242, Lang::De)) && de.contains("A brand-new failure"), "{de}");
+    assert!(
+        de.starts_with(explain(424242, Lang::De)) && de.contains("A brand-new failure"),
+        "{de}"
+    );
     let en = e.explain(Lang::En);
-    assert!(en.contains("unknown error") && en.contains("A brand-new failure"), "{en}");
+    assert!(
+        en.contains("unknown error") && en.contains("A brand-new failure"),
+        "{en}"
+    );
 }
 
 #[test]
 fn codeless_errors_are_classified_by_status() {
-    let by_status = |s: u16| GraphError { http_status: s, ..GraphError::default() }.class();
+    let by_status = |s: u16| {
+        GraphError {
+            http_status: s,
+            ..GraphError::default()
+        }
+        .class()
+    };
     assert_eq!(by_status(500), ErrorClass::Retry);
     assert_eq!(by_status(503), ErrorClass::Retry);
     assert_eq!(by_status(429), ErrorClass::Throttled);
     assert_eq!(by_status(401), ErrorClass::Reauthenticate);
     assert_eq!(by_status(400), ErrorClass::Permanent);
-    let transient = GraphError { http_status: 400, is_transient: Some(true), ..GraphError::default() };
+    let transient = GraphError {
+        http_status: 400,
+        is_transient: Some(true),
+        ..GraphError::default()
+    };
     assert_eq!(transient.class(), ErrorClass::Retry);
     assert!(ErrorClass::Retry.is_retryable() && ErrorClass::Throttled.is_retryable());
     assert!(!ErrorClass::WindowClosed.is_retryable());
@@ -132,7 +148,13 @@ fn display_carries_code_subcode_text_and_trace() {
         br#"{"error":{"message":"Error validating access token","type":"OAuthException","code":190,"error_subcode":463,"fbtrace_id":"Abc"}}"#,
     );
     let s = e.to_string();
-    assert!(s.contains("HTTP 401") && s.contains("code 190") && s.contains("subcode 463") && s.contains("Abc"), "{s}");
+    assert!(
+        s.contains("HTTP 401")
+            && s.contains("code 190")
+            && s.contains("subcode 463")
+            && s.contains("Abc"),
+        "{s}"
+    );
     assert_eq!(e.class(), ErrorClass::Reauthenticate);
     // Bodies that are not JSON keep a snippet of their text.
     let e = GraphError::from_body(502, b"<html>Bad Gateway</html>");

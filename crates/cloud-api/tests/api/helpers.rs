@@ -13,7 +13,10 @@ use wabridge_cloud_api::{GraphClient, GraphConfig, WebhookBody, parse_webhook};
 
 /// The conformance corpus copied into the repository.
 pub fn conformance_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/conformance"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/conformance"
+    ))
 }
 
 /// All `*.json` files under `dir`, sorted, recursively.
@@ -77,7 +80,10 @@ impl Recorded {
     }
 
     pub fn query_value(&self, key: &str) -> Option<String> {
-        self.query_pairs().into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.query_pairs()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 }
 
@@ -104,7 +110,9 @@ pub struct MockGraph {
 
 async fn record(State(state): State<Arc<Mutex<MockState>>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 64 * 1024 * 1024).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, 64 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
     let reply = {
         let mut s = state.lock().unwrap();
         s.requests.push(Recorded {
@@ -134,7 +142,9 @@ async fn record(State(state): State<Arc<Mutex<MockState>>>, req: Request) -> Res
 impl MockGraph {
     pub async fn start() -> Self {
         let state = Arc::new(Mutex::new(MockState::default()));
-        let app = axum::Router::new().fallback(record).with_state(state.clone());
+        let app = axum::Router::new()
+            .fallback(record)
+            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {

@@ -1,4 +1,5 @@
 //! The cloud-api integration tests, one binary (each file in `tests/` would link its own).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
 mod client;
 mod errors;

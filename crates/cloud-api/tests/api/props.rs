@@ -9,7 +9,9 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
         Just(serde_json::Value::Null),
         any::<bool>().prop_map(serde_json::Value::from),
         any::<i64>().prop_map(serde_json::Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(serde_json::Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(serde_json::Value::from),
         prop_oneof![
             Just("messages".to_owned()),
             Just("text".to_owned()),
@@ -20,11 +22,33 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
         .prop_map(serde_json::Value::from),
     ];
     let keys = prop_oneof![
-        Just("object"), Just("entry"), Just("id"), Just("time"), Just("changes"), Just("field"),
-        Just("value"), Just("messages"), Just("statuses"), Just("contacts"), Just("metadata"),
-        Just("type"), Just("text"), Just("timestamp"), Just("from"), Just("errors"), Just("event"),
-        Just("waba_info"), Just("interactive"), Just("system"), Just("edit"), Just("message"),
-        Just("message_echoes"), Just("history"), Just("threads"), Just("pricing"), Just("x"),
+        Just("object"),
+        Just("entry"),
+        Just("id"),
+        Just("time"),
+        Just("changes"),
+        Just("field"),
+        Just("value"),
+        Just("messages"),
+        Just("statuses"),
+        Just("contacts"),
+        Just("metadata"),
+        Just("type"),
+        Just("text"),
+        Just("timestamp"),
+        Just("from"),
+        Just("errors"),
+        Just("event"),
+        Just("waba_info"),
+        Just("interactive"),
+        Just("system"),
+        Just("edit"),
+        Just("message"),
+        Just("message_echoes"),
+        Just("history"),
+        Just("threads"),
+        Just("pricing"),
+        Just("x"),
     ];
     leaf.prop_recursive(6, 96, 8, move |inner| {
         prop_oneof![

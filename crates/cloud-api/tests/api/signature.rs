@@ -36,7 +36,10 @@ fn any_flipped_byte_fails() {
     }
     let mut longer = body.clone();
     longer.push(b'\n');
-    assert_eq!(verify_signature(&secret(), Some(HEADER), &longer), Err(SignatureError::Mismatch));
+    assert_eq!(
+        verify_signature(&secret(), Some(HEADER), &longer),
+        Err(SignatureError::Mismatch)
+    );
     assert_eq!(
         verify_signature(&secret(), Some(HEADER), &body[..body.len() - 1]),
         Err(SignatureError::Mismatch)
@@ -52,12 +55,19 @@ fn any_flipped_byte_fails() {
 fn wrong_secret_or_digest_fails() {
     let body = read("webhooks/pywa/signed_text_message_raw_body.json");
     let other = SecretString::from("1222e786b144d0e85b9f365372d93677");
-    assert_eq!(verify_signature(&other, Some(HEADER), &body), Err(SignatureError::Mismatch));
+    assert_eq!(
+        verify_signature(&other, Some(HEADER), &body),
+        Err(SignatureError::Mismatch)
+    );
     for i in "sha256=".len()..HEADER.len() {
         let mut h = HEADER.as_bytes().to_vec();
         h[i] = if h[i] == b'0' { b'1' } else { b'0' };
         let h = String::from_utf8(h).unwrap();
-        assert_eq!(verify_signature(&secret(), Some(&h), &body), Err(SignatureError::Mismatch), "{h}");
+        assert_eq!(
+            verify_signature(&secret(), Some(&h), &body),
+            Err(SignatureError::Mismatch),
+            "{h}"
+        );
     }
 }
 
@@ -91,15 +101,38 @@ fn verification_handshake() {
         challenge: c.map(Into::into),
     };
     assert_eq!(
-        q(Some("subscribe"), Some("my-verify-token"), Some("1158201444")).challenge_response(&token),
+        q(
+            Some("subscribe"),
+            Some("my-verify-token"),
+            Some("1158201444")
+        )
+        .challenge_response(&token),
         Some("1158201444")
     );
-    assert_eq!(q(Some("subscribe"), Some("wrong"), Some("1")).challenge_response(&token), None);
-    assert_eq!(q(Some("subscribe"), Some("my-verify-token-"), Some("1")).challenge_response(&token), None);
-    assert_eq!(q(Some("unsubscribe"), Some("my-verify-token"), Some("1")).challenge_response(&token), None);
-    assert_eq!(q(None, Some("my-verify-token"), Some("1")).challenge_response(&token), None);
-    assert_eq!(q(Some("subscribe"), None, Some("1")).challenge_response(&token), None);
-    assert_eq!(q(Some("subscribe"), Some("my-verify-token"), None).challenge_response(&token), None);
+    assert_eq!(
+        q(Some("subscribe"), Some("wrong"), Some("1")).challenge_response(&token),
+        None
+    );
+    assert_eq!(
+        q(Some("subscribe"), Some("my-verify-token-"), Some("1")).challenge_response(&token),
+        None
+    );
+    assert_eq!(
+        q(Some("unsubscribe"), Some("my-verify-token"), Some("1")).challenge_response(&token),
+        None
+    );
+    assert_eq!(
+        q(None, Some("my-verify-token"), Some("1")).challenge_response(&token),
+        None
+    );
+    assert_eq!(
+        q(Some("subscribe"), None, Some("1")).challenge_response(&token),
+        None
+    );
+    assert_eq!(
+        q(Some("subscribe"), Some("my-verify-token"), None).challenge_response(&token),
+        None
+    );
 
     // The query deserialises from Meta's dotted names.
     let parsed: VerificationQuery = serde_json::from_value(serde_json::json!({
