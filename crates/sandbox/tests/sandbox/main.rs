@@ -1,0 +1,10 @@
+//! The sandbox's integration tests: every rule through its HTTP surface.
+
+mod browser;
+mod graph;
+mod messaging;
+mod resilience;
+mod reviews;
+mod signup;
+mod support;
+mod webhooks;

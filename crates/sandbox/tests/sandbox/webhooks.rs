@@ -1,0 +1,299 @@
+//! Webhooks: handshake first, signatures, retries, batching, duplicates, order, and bodies in
+//! Meta's shape that the cloud-api types understand.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use wabridge_cloud_api::webhook::{ChangeValue, Interactive, MessageContent, StatusKind};
+use wabridge_cloud_api::{parse_webhook, verify_signature};
+use wabridge_sandbox::{CustomerMessage, WebhookPatch};
+
+use crate::support::{SECRET, spawn, spawn_with};
+
+const CUSTOMER: &str = "4915112345678";
+
+#[tokio::test]
+async fn the_handshake_comes_first_and_every_post_is_signed() {
+    let s = spawn().await;
+    let t = s.tenant().await;
+    s.control.customer_text(&t.phone_number_id, CUSTOMER, "Grüße 👋", None).await.unwrap();
+    s.changes().await;
+    let handshakes = s.hook.handshakes.lock().unwrap().clone();
+    assert_eq!(handshakes.len(), 1);
+    assert_eq!(handshakes[0]["hub.mode"], "subscribe");
+    assert_eq!(handshakes[0]["hub.verify_token"], "sandbox-verify-token");
+    assert!(!handshakes[0]["hub.challenge"].is_empty());
+    let deliveries = s.control.deliveries().await.unwrap();
+    assert_eq!(deliveries[0].kind, "handshake");
+    assert_eq!(deliveries[1].kind, "post");
+
+    let posts = s.hook.posts.lock().unwrap().clone();
+    assert_eq!(posts.len(), 1);
+    let secret = SecretString::from(SECRET.to_string());
+    verify_signature(&secret, posts[0].signature.as_deref(), &posts[0].body).unwrap();
+    // Non-ASCII is escaped as Meta does, so the signature covers ASCII bytes only.
+    assert!(posts[0].body.is_ascii());
+    assert!(String::from_utf8_lossy(&posts[0].body).contains("\\u00fc"));
+    let mut tampered = posts[0].body.clone();
+    tampered[10] ^= 1;
+    assert!(verify_signature(&secret, posts[0].signature.as_deref(), &tampered).is_err());
+}
+
+#[tokio::test]
+async fn a_wrong_verify_token_stops_delivery_until_the_handshake_succeeds() {
+    let s = spawn().await;
+    *s.hook.verify_token.lock().unwrap() = "something-else".into();
+    let t = s.tenant().await;
+    s.control.customer_text(&t.phone_number_id, CUSTOMER, "hi", None).await.unwrap();
+    let flushed = s.control.flush(Duration::from_millis(300)).await.unwrap();
+    assert!(!flushed.idle);
+    assert!(s.hook.posts.lock().unwrap().is_empty());
+    assert!(s.hook.handshakes.lock().unwrap().len() >= 2, "the handshake is retried");
+    *s.hook.verify_token.lock().unwrap() = "sandbox-verify-token".into();
+    s.changes().await;
+    assert_eq!(s.hook.posts.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_retried_with_the_same_body_and_dropped_when_the_schedule_ends() {
+    let s = spawn().await;
+    let t = s.tenant().await;
+    s.hook.fail_posts.store(2, Ordering::SeqCst);
+    s.control.customer_text(&t.phone_number_id, CUSTOMER, "hi", None).await.unwrap();
+    s.changes().await;
+    let posts = s.hook.posts.lock().unwrap().clone();
+    assert_eq!(posts.len(), 3);
+    assert!(posts.windows(2).all(|w| w[0].body == w[1].body));
+    let attempts: Vec<u32> = s.control.deliveries().await.unwrap().iter().filter(|d| d.kind == "post").map(|d| d.attempt).collect();
+    assert_eq!(attempts, [1, 2, 3]);
+
+    // A receiver that never recovers: 1 attempt + 5 retries, then the body is dropped.
+    s.hook.fail_posts.store(usize::MAX / 2, Ordering::SeqCst);
+    s.control.customer_text(&t.phone_number_id, CUSTOMER, "again", None).await.unwrap();
+    let flushed = s.control.flush(Duration::from_secs(5)).await.unwrap();
+    assert!(flushed.idle, "{flushed:?}");
+    let deliveries = s.control.deliveries().await.unwrap();
+    assert_eq!(deliveries.last().unwrap().kind, "dropped");
+    assert_eq!(s.hook.posts.lock().unwrap().len(), 3 + 6);
+}
+
+#[tokio::test]
+async fn changes_queued_together_are_batched_in_one_body() {
+    let s = spawn_with(|c| c.webhooks.batch_window = Duration::from_millis(200)).await;
+    let t = s.tenant().await;
+    for i in 0..3 {
+        s.control.customer_text(&t.phone_number_id, &format!("49151000000{i}"), "hi", None).await.unwrap();
+    }
+    let changes = s.changes().await;
+    assert_eq!(changes.len(), 3);
+    let posts = s.hook.posts.lock().unwrap().clone();
+    assert_eq!(posts.len(), 1, "one body with three changes");
+    let body = posts[0].json();
+    assert_eq!(body["entry"].as_array().unwrap().len(), 1);
+    assert_eq!(body["entry"][0]["changes"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn duplicates_and_out_of_order_delivery_on_request() {
+    let s = spawn().await;
+    let t = s.tenant().await;
+    s.control.webhooks(&WebhookPatch { duplicate: Some(true), ..WebhookPatch::default() }).await.unwrap();
+    s.control.customer_text(&t.phone_number_id, CUSTOMER, "hi", None).await.unwrap();
+    s.changes().await;
+    let posts = s.hook.posts.lock().unwrap().clone();
+    assert_eq!(posts.len(), 2);
+    assert_eq!(posts[0].body, posts[1].body);
+
+    s.hook.posts.lock().unwrap().clear();
+    s.control.webhooks(&WebhookPatch { duplicate: Some(false), reorder: Some(true), ..WebhookPatch::default() }).await.unwrap();
+    s.control.settings(&wabridge_sandbox::SettingsPatch { delivered_after_ms: Some(-1), ..Default::default() }).await.unwrap();
+    // Hold the sender with a failing receiver so that several statuses queue up together.
+    let (_, body) = s.send_text(&t, CUSTOMER, "Hallo").await;
+    let wamid = body["messages"][0]["id"].as_str().unwrap().to_string();
+    s.control.flush(Duration::from_secs(2)).await.unwrap();
+    s.hook.posts.lock().unwrap().clear();
+    s.hook.fail_posts.store(0, Ordering::SeqCst);
+    s.control.webhooks(&WebhookPatch { url: Some(String::new()), ..WebhookPatch::default() }).await.unwrap();
+    s.control.set_status(&wamid, "delivered", None).await.unwrap();
+    s.control.set_status(&wamid, "read", None).await.unwrap();
+    let url = s.hook_url.clone();
+    s.control.webhooks(&WebhookPatch { url: Some(url), ..WebhookPatch::default() }).await.unwrap();
+    s.changes().await;
+    let order: Vec<String> = s
+        .hook
+        .posts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| p.json()["entry"][0]["changes"][0]["value"]["statuses"][0]["status"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(order, ["read", "delivered"]);
+}
+
+fn inbound(pnid: &str, kind: &str, content: Value) -> CustomerMessage {
+    CustomerMessage { phone_number_id: pnid.into(), from: CUSTOMER.into(), name: Some("Anna".into()), r#type: kind.into(), content: Some(content), ..Default::default() }
+}
+
+#[tokio::test]
+async fn every_inbound_type_parses_with_the_cloud_api_types() {
+    let s = spawn().await;
+    let t = s.tenant().await;
+    let p = &t.phone_number_id;
+    let cases = vec![
+        inbound(p, "text", json!({"body": "Hallo"})),
+        inbound(p, "image", json!({"caption": "Foto"})),
+        inbound(p, "audio", json!({"voice": true})),
+        inbound(p, "video", json!({})),
+        inbound(p, "document", json!({"filename": "a.pdf"})),
+        inbound(p, "sticker", json!({})),
+        inbound(p, "location", json!({"latitude": 52.52, "longitude": 13.4, "name": "Berlin"})),
+        inbound(p, "contacts", json!([{"name": {"formatted_name": "Max Muster"}, "phones": [{"phone": "+49 151", "type": "CELL"}]}])),
+        inbound(p, "interactive", json!({"type": "button_reply", "button_reply": {"id": "yes", "title": "Ja"}})),
+        inbound(p, "interactive", json!({"type": "list_reply", "list_reply": {"id": "slot", "title": "09:00", "description": "x"}})),
+        inbound(p, "button", json!({"payload": "CANCEL", "text": "Absagen"})),
+        inbound(p, "reaction", json!({"message_id": "wamid.x", "emoji": "👍"})),
+        inbound(p, "request_welcome", json!({})),
+        inbound(p, "unsupported", json!({"type": "poll"})),
+    ];
+    for c in &cases {
+        s.control.customer_writes(c).await.unwrap();
+    }
+    s.changes().await;
+    let posts = s.hook.posts.lock().unwrap().clone();
+    let mut seen = Vec::new();
+    for post in &posts {
+        let body = parse_webhook(&post.body).unwrap();
+        assert_eq!(body.object.as_deref(), Some("whatsapp_business_account"));
+        let raw = post.json();
+        for change in body.changes() {
+            let ChangeValue::Messages(value) = &change.change.value else { panic!("not messages") };
+            assert_eq!(value.metadata.as_ref().unwrap().phone_number_id.as_deref(), Some(p.as_str()));
+            for m in &value.messages {
+                assert_eq!(m.from.as_deref(), Some(CUSTOMER));
+                assert!(m.from_user_id.as_deref().unwrap().starts_with("DE."));
+                assert!(m.timestamp.is_some());
+                let contact = value.contact_for(m).unwrap();
+                assert_eq!(contact.wa_id.as_deref(), Some(CUSTOMER));
+                seen.push(match &m.content {
+                    MessageContent::Text { body } => format!("text:{body}"),
+                    MessageContent::Image(media) => format!("image:{}", media.caption.clone().unwrap_or_default()),
+                    MessageContent::Audio(media) => format!("audio:{:?}", media.voice),
+                    MessageContent::Video(_) => "video".into(),
+                    MessageContent::Document(media) => format!("document:{}", media.filename.clone().unwrap_or_default()),
+                    MessageContent::Sticker(_) => "sticker".into(),
+                    MessageContent::Location(l) => format!("location:{}", l.name.clone().unwrap_or_default()),
+                    MessageContent::Contacts(c) => format!("contacts:{}", c.len()),
+                    MessageContent::Interactive(Interactive::ButtonReply { id, .. }) => format!("button_reply:{}", id.clone().unwrap_or_default()),
+                    MessageContent::Interactive(Interactive::ListReply { id, .. }) => format!("list_reply:{}", id.clone().unwrap_or_default()),
+                    MessageContent::Button { payload, .. } => format!("button:{}", payload.clone().unwrap_or_default()),
+                    MessageContent::Reaction { emoji, .. } => format!("reaction:{}", emoji.clone().unwrap_or_default()),
+                    MessageContent::RequestWelcome => "request_welcome".into(),
+                    MessageContent::Unsupported { .. } => "unsupported".into(),
+                    other => format!("other:{other:?}"),
+                });
+            }
+        }
+        // Meta's value formats: ids and timestamps as strings.
+        let m = &raw["entry"][0]["changes"][0]["value"]["messages"][0];
+        assert!(m["timestamp"].is_string() && m["id"].is_string() && raw["entry"][0]["id"].is_string());
+        assert!(raw["entry"][0].get("time").is_none(), "messages entries carry no time");
+    }
+    assert_eq!(
+        seen,
+        [
+            "text:Hallo", "image:Foto", "audio:Some(true)", "video", "document:a.pdf", "sticker", "location:Berlin", "contacts:1",
+            "button_reply:yes", "list_reply:slot", "button:CANCEL", "reaction:👍", "request_welcome", "unsupported"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn inbound_media_can_be_fetched_with_the_token() {
+    let s = spawn().await;
+    let t = s.tenant().await;
+    s.control.customer_writes(&inbound(&t.phone_number_id, "image", json!({"caption": "x"}))).await.unwrap();
+    let changes = s.changes().await;
+    let id = changes[0].1["messages"][0]["image"]["id"].as_str().unwrap().to_string();
+    let (_, info) = s.get(&id, &t.access_token).await;
+    assert_eq!(info["mime_type"], "image/jpeg");
+    let r = s.http.get(info["url"].as_str().unwrap()).bearer_auth(&t.access_token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn a_username_user_comes_without_phone_number_until_the_business_wrote_to_it() {
+    let s = spawn().await;
+    let t = s.tenant().await;
+    let mut m = inbound(&t.phone_number_id, "text", json!({"body": "hi"}));
+    m.username = Some("@anna".into());
+    m.hide_phone = Some(true);
+    let receipt = s.control.customer_writes(&m).await.unwrap();
+    let changes = s.changes().await;
+    let value = &changes[0].1;
+    assert!(value["messages"][0].get("from").is_none());
+    assert_eq!(value["messages"][0]["from_user_id"], receipt.user_id);
+    assert!(value["contacts"][0].get("wa_id").is_none());
+    assert_eq!(value["contacts"][0]["user_id"], receipt.user_id);
+    assert_eq!(value["contacts"][0]["profile"]["username"], "@anna");
+    let body = parse_webhook(&s.hook.posts.lock().unwrap()[0].body).unwrap();
+    let ChangeValue::Messages(v) = &body.entries[0].changes[0].value else { panic!() };
+    assert_eq!(v.messages[0].customer_key(), Some(receipt.user_id.as_str()));
+}
+
+#[tokio::test]
+async fn statuses_parse_with_the_cloud_api_types() {
+    let s = spawn().await;
+    let t = s.tenant().await;
+    s.control.customer_text(&t.phone_number_id, CUSTOMER, "hi", None).await.unwrap();
+    let (_, body) = s.send_text(&t, CUSTOMER, "Hallo").await;
+    let wamid = body["messages"][0]["id"].as_str().unwrap().to_string();
+    s.control.set_status(&wamid, "read", None).await.unwrap();
+    s.changes().await;
+    let mut kinds = Vec::new();
+    for post in s.hook.posts.lock().unwrap().iter() {
+        for change in parse_webhook(&post.body).unwrap().changes() {
+            if let ChangeValue::Messages(v) = &change.change.value {
+                for st in &v.statuses {
+                    assert_eq!(st.id.as_deref(), Some(wamid.as_str()));
+                    if st.status == Some(StatusKind::Sent) {
+                        let p = st.pricing.as_ref().unwrap();
+                        assert_eq!(p.pricing_model.as_deref(), Some("PMP"));
+                        assert_eq!(p.category.as_deref(), Some("service"));
+                    }
+                    kinds.push(st.status.clone().unwrap());
+                }
+            }
+        }
+    }
+    assert_eq!(kinds, [StatusKind::Sent, StatusKind::Delivered, StatusKind::Read]);
+}
+
+#[tokio::test]
+async fn the_same_seed_makes_the_same_world_and_a_state_file_survives_a_restart() {
+    let dir = std::env::temp_dir().join(format!("wabridge-sandbox-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = dir.join("sandbox.json");
+    let a = spawn_with(|c| c.state_file = Some(file.clone())).await;
+    let ta = a.tenant().await;
+    a.control.customer_text(&ta.phone_number_id, CUSTOMER, "hi", None).await.unwrap();
+    let b = spawn().await;
+    let tb = b.tenant().await;
+    assert_eq!((ta.waba_id.clone(), ta.phone_number_id.clone(), ta.access_token.clone()), (tb.waba_id, tb.phone_number_id, tb.access_token));
+    let control_url = a.sandbox.control_url();
+    a.sandbox.shutdown().await;
+    assert!(file.exists());
+    let _ = control_url;
+
+    let c = spawn_with(|c| c.state_file = Some(file.clone())).await;
+    let (status, n) = c.get(&format!("{}?fields=status", ta.phone_number_id), &ta.access_token).await;
+    assert_eq!((status, n["status"].as_str()), (200, Some("CONNECTED")));
+    // The window opened before the restart is still open, and new ids do not repeat old ones.
+    let (status, body) = c.send_text(&ta, CUSTOMER, "nach dem Neustart").await;
+    assert_eq!(status, 200, "{body}");
+    let t2 = c.tenant().await;
+    assert_ne!(t2.waba_id, ta.waba_id);
+    c.sandbox.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
