@@ -8,7 +8,15 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
+use tokio::sync::watch;
+
 use crate::clock::Clock;
+use crate::ingest::Registry;
+use crate::ingest::journal::Journal;
+use crate::ingest::processor::Processor;
+use crate::live::LiveHub;
+use crate::store::Engine;
+use crate::web::metrics::Metrics;
 use crate::config::Settings;
 use crate::store::Db;
 use crate::web::{self, AppState};
@@ -17,6 +25,7 @@ use crate::web::{self, AppState};
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    stop: watch::Sender<bool>,
 }
 
 impl Application {
@@ -29,10 +38,25 @@ impl Application {
 
     /// Binds with an already opened (and migrated) database and a given clock.
     pub async fn with_db(settings: Settings, db: Db, clock: Clock) -> anyhow::Result<Application> {
+        Application::with_registry(settings, db, clock, Registry::standard()).await
+    }
+
+    /// Like [`Application::with_db`], with the given webhook subscriptions (tests add failing
+    /// handlers to see retries).
+    pub async fn with_registry(settings: Settings, db: Db, clock: Clock, registry: Registry) -> anyhow::Result<Application> {
         let listener = TcpListener::bind(settings.listen).await.with_context(|| format!("cannot listen on {}", settings.listen))?;
         let product = Arc::from(settings.product_name.as_str());
-        let state = AppState { db, settings: Arc::new(settings), metrics: Arc::default(), clock, product };
-        Ok(Application { listener, state })
+        let (stop, shutdown) = watch::channel(false);
+        let journal = Journal::start(db.clone(), clock.clone());
+        let live = LiveHub::default();
+        let metrics: Arc<Metrics> = Arc::default();
+        let processor = Processor::new(db.clone(), clock.clone(), registry, live.clone(), metrics.clone());
+        tokio::spawn(processor.run(journal.committed.clone(), shutdown.clone()));
+        if db.engine() == Engine::Postgres {
+            tokio::spawn(crate::live::run_pg_listener(db.clone(), live.clone(), journal.committed.clone(), shutdown.clone()));
+        }
+        let state = AppState { db, settings: Arc::new(settings), metrics, clock, product, journal, live, shutdown };
+        Ok(Application { listener, state, stop })
     }
 
     /// The bound address.
@@ -48,6 +72,13 @@ impl Application {
     /// Serves until `shutdown` completes, then finishes in-flight requests.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let router = web::router(self.state.clone());
+        let stop = self.stop;
+        let shutdown = async move {
+            shutdown.await;
+            // Live streams and workers end first, so that open streams do not hold the
+            // graceful shutdown forever.
+            let _ = stop.send(true);
+        };
         axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await?;

@@ -39,6 +39,8 @@ pub struct RequestContext {
     pub sandbox: bool,
     /// Current path, for sign-in redirects and the language switch.
     pub path: String,
+    /// Unread notifications, for tenant members.
+    pub unread: Option<i64>,
 }
 
 /// Reads a cookie from request headers.
@@ -110,7 +112,12 @@ pub async fn load_context(State(app): State<AppState>, request: Request, next: N
             (token.clone(), Some(token))
         }
     };
+    let unread = match &user {
+        Some(u) if u.role != Role::Support && parts.method == Method::GET => crate::notifications::unread_count(&app.db, u.id).await.ok(),
+        _ => None,
+    };
     let ctx = RequestContext {
+        unread,
         user,
         lang,
         csrf: csrf.clone(),

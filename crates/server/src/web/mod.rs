@@ -34,6 +34,12 @@ pub struct AppState {
     pub clock: Clock,
     /// Product name, shared by every page.
     pub product: Arc<str>,
+    /// The webhook journal.
+    pub journal: crate::ingest::journal::Journal,
+    /// Live event fan-out.
+    pub live: crate::live::LiveHub,
+    /// Turns true when the server shuts down (live streams end).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// What every page template needs: language, user, CSRF token, product name.
@@ -51,6 +57,8 @@ pub struct PageCtx {
     pub sandbox: bool,
     /// Current path.
     pub path: String,
+    /// Unread notifications of a tenant member (live updates start from it).
+    pub unread: Option<i64>,
 }
 
 impl PageCtx {
@@ -64,6 +72,7 @@ impl PageCtx {
                 product: c.product.clone(),
                 sandbox: c.sandbox,
                 path: c.path.clone(),
+                unread: c.unread,
             },
             None => PageCtx {
                 lang: Lang::default(),
@@ -72,6 +81,7 @@ impl PageCtx {
                 product: Arc::from("wabridge"),
                 sandbox: false,
                 path: "/".to_owned(),
+                unread: None,
             },
         }
     }
@@ -165,10 +175,14 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::integrations::routes())
         .merge(crate::onboarding::routes())
         .merge(crate::support::routes())
+        .merge(crate::notifications::routes())
+        .merge(crate::live::routes())
         .route_layer(middleware::from_fn(metrics::tag_route))
         .fallback(|| async { error::AppError::NotFound })
         .layer(middleware::from_fn(error::render_errors))
         .layer(middleware::from_fn_with_state(state.clone(), context::load_context))
+        // Meta's webhooks carry no session: they skip the session and CSRF layers.
+        .merge(crate::ingest::endpoint::routes().route_layer(middleware::from_fn(metrics::tag_route)))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record))
         .layer(middleware::from_fn(move |r, n| security_headers(csp.clone(), r, n)))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -1,0 +1,116 @@
+//! The durable journal of webhook bodies, with group commit: concurrent requests queue their
+//! bodies, one writer commits them together (SQLite `synchronous=FULL` for that commit — a
+//! real fsync), and every request is answered only after its body is on disk.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::store::{Db, PoolRef};
+
+/// Most bodies one commit takes.
+const MAX_BATCH: usize = 512;
+
+struct Pending {
+    body: Bytes,
+    ack: oneshot::Sender<Result<(), ()>>,
+}
+
+/// Handle for appending bodies; cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    queue: mpsc::Sender<Pending>,
+    /// Woken after every commit (the processor waits on it).
+    pub committed: Arc<Notify>,
+}
+
+/// The body could not be made durable (the caller answers 503 so that Meta retries).
+#[derive(Debug, thiserror::Error)]
+#[error("the webhook journal is unavailable")]
+pub struct JournalUnavailable;
+
+impl Journal {
+    /// Starts the writer task.
+    pub fn start(db: Db, clock: Clock) -> Journal {
+        let (queue, rx) = mpsc::channel(8192);
+        let committed = Arc::new(Notify::new());
+        tokio::spawn(writer(db, clock, rx, committed.clone()));
+        Journal { queue, committed }
+    }
+
+    /// Appends a body; returns once it is committed durably.
+    pub async fn append(&self, body: Bytes) -> Result<(), JournalUnavailable> {
+        let (ack, done) = oneshot::channel();
+        self.queue.send(Pending { body, ack }).await.map_err(|_| JournalUnavailable)?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(JournalUnavailable),
+        }
+    }
+}
+
+async fn writer(db: Db, clock: Clock, mut rx: mpsc::Receiver<Pending>, committed: Arc<Notify>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let result = write_batch(&db, clock.now_ms(), &batch).await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, bodies = batch.len(), "journal commit failed");
+        }
+        for p in batch.drain(..) {
+            let _ = p.ack.send(result.as_ref().map(|_| ()).map_err(|_| ()));
+        }
+        if result.is_ok() {
+            committed.notify_waiters();
+            committed.notify_one();
+        }
+    }
+}
+
+async fn write_batch(db: &Db, now: i64, batch: &[Pending]) -> Result<(), sqlx::Error> {
+    match db.write() {
+        PoolRef::Sqlite(pool) => {
+            let mut conn = pool.acquire().await?;
+            // FULL makes this commit fsync the WAL: the acknowledgement promises durability.
+            sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+            let result = async {
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                for p in batch {
+                    let inserted = sqlx::query("INSERT INTO webhook_journal (received_at, body) VALUES ($1, $2)")
+                        .bind(now)
+                        .bind(p.body.as_ref())
+                        .execute(&mut *conn)
+                        .await;
+                    if let Err(e) = inserted {
+                        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                        return Err(e);
+                    }
+                }
+                sqlx::query("COMMIT").execute(&mut *conn).await.map(drop)
+            }
+            .await;
+            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+            result
+        }
+        PoolRef::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            let bodies: Vec<&[u8]> = batch.iter().map(|p| p.body.as_ref()).collect();
+            sqlx::query("INSERT INTO webhook_journal (received_at, body) SELECT $1, b FROM UNNEST($2::bytea[]) AS t(b)")
+                .bind(now)
+                .bind(&bodies)
+                .execute(&mut *tx)
+                .await?;
+            // Wakes the processors of every instance.
+            sqlx::query("SELECT pg_notify('wabridge_journal', '')").execute(&mut *tx).await?;
+            tx.commit().await
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Ingestion: the webhook road from Meta to the features.
+//!
+//! `POST /webhooks/whatsapp` checks the signature on the raw bytes, hands the body to the
+//! [`journal::Journal`] (group commit, fsync) and answers 200 only once it is durable. The
+//! [`processor`] then reads the journal in order, routes each change to its tenant and hands it
+//! to every handler subscribed to its `field` — each inside its own savepoint, so one failing
+//! handler is retried on its own without undoing the others or blocking other tenants.
+
+pub mod endpoint;
+pub mod journal;
+pub mod processor;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use wabridge_cloud_api::webhook::ChangeRef;
+
+use crate::accounts::TenantId;
+use crate::live::NewEvent;
+use crate::store::Tx;
+
+/// One change of a journaled body, with the tenant it belongs to.
+pub struct RoutedChange<'a> {
+    /// Journal entry id.
+    pub journal_id: i64,
+    /// Position of the change in the body (entries flattened).
+    pub change_index: i64,
+    /// The tenant owning the number or WABA.
+    pub tenant: TenantId,
+    /// The change and its entry.
+    pub change: ChangeRef<'a>,
+    /// When the body was received (Unix ms).
+    pub received_at: i64,
+    /// When it is applied (Unix ms).
+    pub now: i64,
+}
+
+/// What a handler asks for besides its own rows: live events to publish after commit.
+#[derive(Default)]
+pub struct Effects {
+    /// Events to store and publish.
+    pub events: Vec<NewEvent>,
+}
+
+/// The future a handler returns.
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+
+/// A feature's reaction to one change. It must be idempotent: Meta delivers at least once,
+/// and a retried handler sees the change again.
+pub trait ChangeHandler: Send + Sync + 'static {
+    /// Stable name (stored with retries).
+    fn name(&self) -> &'static str;
+    /// Applies the change inside the processor's transaction.
+    fn apply<'a>(&'a self, tx: &'a mut Tx, change: &'a RoutedChange<'a>, effects: &'a mut Effects) -> HandlerFuture<'a>;
+}
+
+/// Which handlers subscribed to which webhook `field`.
+#[derive(Clone, Default)]
+pub struct Registry {
+    by_field: HashMap<String, Vec<Arc<dyn ChangeHandler>>>,
+}
+
+impl Registry {
+    /// Subscribes `handler` to `field` (e.g. `messages`).
+    pub fn subscribe(mut self, field: &str, handler: Arc<dyn ChangeHandler>) -> Registry {
+        self.by_field.entry(field.to_owned()).or_default().push(handler);
+        self
+    }
+
+    /// The handlers of a field.
+    pub fn handlers(&self, field: &str) -> &[Arc<dyn ChangeHandler>] {
+        self.by_field.get(field).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// A handler by name (for retries).
+    pub fn by_name(&self, field: &str, name: &str) -> Option<Arc<dyn ChangeHandler>> {
+        self.handlers(field).iter().find(|h| h.name() == name).cloned()
+    }
+
+    /// The features' subscriptions.
+    pub fn standard() -> Registry {
+        Registry::default().subscribe("messages", Arc::new(crate::notifications::InboundMessageNotifier))
+    }
+}

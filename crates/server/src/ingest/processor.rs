@@ -1,0 +1,327 @@
+//! The processor: applies journaled webhook bodies, once each, in journal order.
+//!
+//! A batch is claimed and applied in one transaction together with the mark that it was
+//! processed, so a crash either applies a body completely or not at all; handlers are
+//! idempotent on Meta's ids besides, because Meta itself delivers at least once. On PostgreSQL
+//! several instances claim disjoint batches (`FOR UPDATE SKIP LOCKED`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use wabridge_cloud_api::parse_webhook;
+use wabridge_cloud_api::webhook::{ChangeRef, WebhookField};
+
+use super::{ChangeHandler, Effects, Registry, RoutedChange};
+use crate::accounts::TenantId;
+use crate::clock::Clock;
+use crate::live::{self, LiveHub};
+use crate::store::{Db, Tx};
+use crate::web::metrics::Metrics;
+use crate::with_tx;
+
+/// Journal entries applied per transaction.
+const BATCH: i64 = 100;
+/// Longest wait between retries of a failing handler.
+const MAX_BACKOFF_MS: i64 = 3_600_000;
+/// Raw JSON kept for support per unhandled change.
+const MAX_RAW: usize = 256 * 1024;
+
+/// Applies the journal; one per process.
+#[derive(Clone)]
+pub struct Processor {
+    db: Db,
+    clock: Clock,
+    registry: Registry,
+    live: LiveHub,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(sqlx::FromRow)]
+struct JournalRow {
+    id: i64,
+    received_at: i64,
+    body: Vec<u8>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RetryRow {
+    journal_id: i64,
+    change_index: i64,
+    handler: String,
+    attempts: i64,
+}
+
+impl Processor {
+    /// A processor over this database with these subscriptions.
+    pub fn new(db: Db, clock: Clock, registry: Registry, live: LiveHub, metrics: Arc<Metrics>) -> Processor {
+        Processor { db, clock, registry, live, metrics }
+    }
+
+    /// Runs until shutdown: drains the journal whenever a commit wakes it (and every second
+    /// as a safety net), then retries handlers that are due.
+    pub async fn run(self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            loop {
+                match self.process_batch().await {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = format!("{e:#}"), "webhook processing failed; will retry");
+                        break;
+                    }
+                }
+            }
+            if let Err(e) = self.retry_due().await {
+                tracing::error!(error = format!("{e:#}"), "handler retries failed");
+            }
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Applies one batch of pending journal entries; returns how many.
+    pub async fn process_batch(&self) -> anyhow::Result<usize> {
+        let mut tx = self.db.begin().await?;
+        let rows = match &mut tx {
+            Tx::Sqlite(t) => sqlx::query_as::<_, JournalRow>(
+                "SELECT id, received_at, body FROM webhook_journal WHERE processed_at IS NULL ORDER BY id LIMIT $1",
+            )
+            .bind(BATCH)
+            .fetch_all(&mut **t)
+            .await?,
+            Tx::Postgres(t) => sqlx::query_as::<_, JournalRow>(
+                "SELECT id, received_at, body FROM webhook_journal WHERE processed_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(BATCH)
+            .fetch_all(&mut **t)
+            .await?,
+        };
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let now = self.clock.now_ms();
+        let mut effects = Effects::default();
+        let mut changes = 0u64;
+        for row in &rows {
+            changes += self.process_body(&mut tx, row, now, &mut effects).await?;
+            with_tx!(&mut tx, |c| sqlx::query("UPDATE webhook_journal SET processed_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(row.id)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
+        let stored = live::store_events(&mut tx, &effects.events, now).await?;
+        tx.commit().await?;
+        self.live.published(&self.db, stored);
+        self.metrics.add("wabridge_webhook_bodies_processed_total", rows.len() as u64);
+        self.metrics.add("wabridge_webhook_changes_processed_total", changes);
+        Ok(rows.len())
+    }
+
+    async fn process_body(&self, tx: &mut Tx, row: &JournalRow, now: i64, effects: &mut Effects) -> anyhow::Result<u64> {
+        let body = match parse_webhook(&row.body) {
+            Ok(b) => b,
+            Err(_) => {
+                let raw = String::from_utf8_lossy(&row.body);
+                unhandled(tx, row.id, -1, None, "not_json", None, &raw, now).await?;
+                return Ok(0);
+            }
+        };
+        let mut count = 0;
+        for (index, change) in body.changes().enumerate() {
+            let index = i64::try_from(index).unwrap_or(i64::MAX);
+            count += 1;
+            let field = change.field().as_str().to_owned();
+            let tenant = route(tx, &change).await?;
+            let handlers = self.registry.handlers(&field);
+            let raw = || change.change.raw_value.to_string();
+            let Some(tenant) = tenant else {
+                let reason = if matches!(change.field(), WebhookField::Messages) { "unknown_number" } else { "unknown_waba" };
+                unhandled(tx, row.id, index, Some(&field), reason, None, &raw(), now).await?;
+                continue;
+            };
+            if handlers.is_empty() {
+                unhandled(tx, row.id, index, Some(&field), "no_handler", Some(tenant), &raw(), now).await?;
+                continue;
+            }
+            let routed = RoutedChange { journal_id: row.id, change_index: index, tenant, change, received_at: row.received_at, now };
+            for handler in handlers {
+                if let Err(e) = apply_in_savepoint(tx, handler.as_ref(), &routed, effects).await {
+                    self.metrics.add("wabridge_webhook_handler_failures_total", 1);
+                    tracing::warn!(handler = handler.name(), journal_id = row.id, error = format!("{e:#}"), "handler failed; will retry");
+                    schedule_retry(tx, &routed, handler.name(), 0, &format!("{e:#}"), now).await?;
+                }
+            }
+        }
+        if count == 0 {
+            unhandled(tx, row.id, -1, None, "no_changes", None, &String::from_utf8_lossy(&row.body), now).await?;
+        }
+        Ok(count)
+    }
+
+    /// Retries handlers whose backoff has passed; returns how many succeeded.
+    pub async fn retry_due(&self) -> anyhow::Result<usize> {
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin().await?;
+        let due = match &mut tx {
+            Tx::Sqlite(t) => sqlx::query_as::<_, RetryRow>(
+                "SELECT journal_id, change_index, handler, attempts FROM handler_retries WHERE next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 50",
+            )
+            .bind(now)
+            .fetch_all(&mut **t)
+            .await?,
+            Tx::Postgres(t) => sqlx::query_as::<_, RetryRow>(
+                "SELECT journal_id, change_index, handler, attempts FROM handler_retries WHERE next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 50 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(now)
+            .fetch_all(&mut **t)
+            .await?,
+        };
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut effects = Effects::default();
+        let mut succeeded = 0;
+        for retry in due {
+            let body = with_tx!(&mut tx, |c| sqlx::query_scalar::<_, Vec<u8>>("SELECT body FROM webhook_journal WHERE id = $1")
+                .bind(retry.journal_id)
+                .fetch_optional(c)
+                .await)?;
+            let parsed = body.as_deref().and_then(|b| parse_webhook(b).ok());
+            let change = parsed.as_ref().and_then(|b| b.changes().nth(usize::try_from(retry.change_index).unwrap_or(usize::MAX)));
+            let Some(change) = change else {
+                forget_retry(&mut tx, retry.journal_id, retry.change_index, &retry.handler).await?;
+                continue;
+            };
+            let field = change.field().as_str().to_owned();
+            let (Some(handler), Some(tenant)) = (self.registry.by_name(&field, &retry.handler), route(&mut tx, &change).await?) else {
+                forget_retry(&mut tx, retry.journal_id, retry.change_index, &retry.handler).await?;
+                continue;
+            };
+            let received_at = now;
+            let routed = RoutedChange { journal_id: retry.journal_id, change_index: retry.change_index, tenant, change, received_at, now };
+            match apply_in_savepoint(&mut tx, handler.as_ref(), &routed, &mut effects).await {
+                Ok(()) => {
+                    forget_retry(&mut tx, retry.journal_id, retry.change_index, &retry.handler).await?;
+                    succeeded += 1;
+                }
+                Err(e) => schedule_retry(&mut tx, &routed, handler.name(), retry.attempts, &format!("{e:#}"), now).await?,
+            }
+        }
+        let stored = live::store_events(&mut tx, &effects.events, now).await?;
+        tx.commit().await?;
+        self.live.published(&self.db, stored);
+        Ok(succeeded)
+    }
+}
+
+/// The tenant that owns a change: by `metadata.phone_number_id` for message-like fields, by
+/// WABA (`entry.id`, or `waba_info.waba_id` for partner events) for the rest.
+pub async fn route(tx: &mut Tx, change: &ChangeRef<'_>) -> Result<Option<TenantId>, sqlx::Error> {
+    if let Some(number) = change.phone_number_id() {
+        let tenant = with_tx!(tx, |c| sqlx::query_scalar::<_, TenantId>("SELECT tenant_id FROM phone_numbers WHERE phone_number_id = $1")
+            .bind(number)
+            .fetch_optional(c)
+            .await)?;
+        if tenant.is_some() || matches!(change.field(), WebhookField::Messages) {
+            return Ok(tenant);
+        }
+    }
+    match change.waba_id() {
+        Some(waba) => with_tx!(tx, |c| sqlx::query_scalar::<_, TenantId>("SELECT tenant_id FROM whatsapp_accounts WHERE waba_id = $1")
+            .bind(waba)
+            .fetch_optional(c)
+            .await),
+        None => Ok(None),
+    }
+}
+
+async fn exec(tx: &mut Tx, sql: &'static str) -> Result<(), sqlx::Error> {
+    with_tx!(tx, |c| sqlx::query(sql).execute(c).await.map(drop))
+}
+
+/// Runs a handler inside a savepoint: its writes and events count only if it succeeds.
+async fn apply_in_savepoint(tx: &mut Tx, handler: &dyn ChangeHandler, change: &RoutedChange<'_>, effects: &mut Effects) -> anyhow::Result<()> {
+    exec(tx, "SAVEPOINT handler").await?;
+    let mut own = Effects::default();
+    match handler.apply(tx, change, &mut own).await {
+        Ok(()) => {
+            exec(tx, "RELEASE SAVEPOINT handler").await?;
+            effects.events.append(&mut own.events);
+            Ok(())
+        }
+        Err(e) => {
+            exec(tx, "ROLLBACK TO SAVEPOINT handler").await?;
+            exec(tx, "RELEASE SAVEPOINT handler").await?;
+            Err(e)
+        }
+    }
+}
+
+async fn schedule_retry(tx: &mut Tx, change: &RoutedChange<'_>, handler: &str, attempts: i64, error: &str, now: i64) -> Result<(), sqlx::Error> {
+    let attempts = attempts + 1;
+    let backoff = (1_000_i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
+    let error: String = error.chars().take(2000).collect();
+    with_tx!(tx, |c| sqlx::query(
+        "INSERT INTO handler_retries (journal_id, change_index, handler, tenant_id, attempts, next_attempt_at, last_error)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (journal_id, change_index, handler) DO UPDATE SET
+             attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error"
+    )
+    .bind(change.journal_id)
+    .bind(change.change_index)
+    .bind(handler)
+    .bind(change.tenant)
+    .bind(attempts)
+    .bind(now + backoff)
+    .bind(error)
+    .execute(c)
+    .await
+    .map(drop))
+}
+
+async fn forget_retry(tx: &mut Tx, journal_id: i64, change_index: i64, handler: &str) -> Result<(), sqlx::Error> {
+    with_tx!(tx, |c| sqlx::query("DELETE FROM handler_retries WHERE journal_id = $1 AND change_index = $2 AND handler = $3")
+        .bind(journal_id)
+        .bind(change_index)
+        .bind(handler)
+        .execute(c)
+        .await
+        .map(drop))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn unhandled(
+    tx: &mut Tx,
+    journal_id: i64,
+    change_index: i64,
+    field: Option<&str>,
+    reason: &str,
+    tenant: Option<TenantId>,
+    raw: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let raw: String = if raw.len() > MAX_RAW { raw.chars().take(MAX_RAW).collect() } else { raw.to_owned() };
+    with_tx!(tx, |c| sqlx::query(
+        "INSERT INTO webhook_unhandled (journal_id, change_index, field, reason, tenant_id, raw, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
+    )
+    .bind(journal_id)
+    .bind(change_index)
+    .bind(field)
+    .bind(reason)
+    .bind(tenant)
+    .bind(raw)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(drop))
+}

@@ -1,0 +1,271 @@
+//! Live events: per-tenant streams to browsers over server-sent events.
+//!
+//! Events are rows in `live_events`, written in the transaction that caused them, so a
+//! reconnecting browser replays what it missed (`Last-Event-ID`). Delivery to open streams
+//! goes through a per-tenant broadcast channel — a slow browser only lags itself, and gets a
+//! `resync` event instead of blocking anyone. On PostgreSQL every instance learns of new
+//! events through `LISTEN/NOTIFY`, so a browser connected to one instance sees what another
+//! processed.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::stream::{self, StreamExt};
+use tokio::sync::{broadcast, watch};
+
+use crate::accounts::{TenantId, UserId};
+use crate::store::{Db, Tx};
+use crate::web::AppState;
+use crate::web::context::TenantMember;
+use crate::web::error::AppResult;
+use crate::web::i18n::Lang;
+use crate::{with_pool, with_tx};
+
+/// Events a reconnecting browser may replay at most.
+const REPLAY_LIMIT: i64 = 500;
+
+/// An event a handler wants published after its transaction commits.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    /// Tenant whose users see it.
+    pub tenant: TenantId,
+    /// One user, or every user of the tenant.
+    pub user: Option<UserId>,
+    /// Kind (`notification`, …).
+    pub kind: String,
+    /// JSON payload.
+    pub payload: serde_json::Value,
+}
+
+/// A stored event.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct StoredEvent {
+    /// Id (SSE `id`).
+    pub id: i64,
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// Target user, if only one.
+    pub user_id: Option<UserId>,
+    /// Kind.
+    pub kind: String,
+    /// JSON payload text.
+    pub payload: String,
+}
+
+/// In-process fan-out of events to open streams, one channel per tenant.
+#[derive(Clone, Default)]
+pub struct LiveHub {
+    channels: Arc<Mutex<HashMap<TenantId, broadcast::Sender<Arc<StoredEvent>>>>>,
+    lagged: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl LiveHub {
+    /// Subscribes to a tenant's events.
+    pub fn subscribe(&self, tenant: TenantId) -> broadcast::Receiver<Arc<StoredEvent>> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        channels.entry(tenant).or_insert_with(|| broadcast::channel(1024).0).subscribe()
+    }
+
+    /// Delivers events to this process's open streams.
+    pub fn publish(&self, events: Vec<StoredEvent>) {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        for event in events {
+            if let Some(sender) = channels.get(&event.tenant_id) {
+                if sender.send(Arc::new(event.clone())).is_err() {
+                    // Nobody listens any more: drop the channel.
+                    channels.remove(&event.tenant_id);
+                }
+            }
+        }
+    }
+
+    /// After a commit: SQLite publishes here; on PostgreSQL the NOTIFY sent in the
+    /// transaction reaches every instance's listener, this one included.
+    pub fn published(&self, db: &Db, events: Vec<StoredEvent>) {
+        if db.engine() == crate::store::Engine::Sqlite && !events.is_empty() {
+            self.publish(events);
+        }
+    }
+
+    /// How many times a stream fell behind (it then resynchronised).
+    pub fn lag_count(&self) -> u64 {
+        self.lagged.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Stores events in the caller's transaction (and, on PostgreSQL, announces them to every
+/// instance when it commits).
+pub async fn store_events(tx: &mut Tx, events: &[NewEvent], now: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let mut stored = Vec::with_capacity(events.len());
+    for e in events {
+        let payload = e.payload.to_string();
+        let id = with_tx!(tx, |c| sqlx::query_scalar::<_, i64>(
+            "INSERT INTO live_events (tenant_id, user_id, kind, payload, at) VALUES ($1, $2, $3, $4, $5) RETURNING id"
+        )
+        .bind(e.tenant)
+        .bind(e.user)
+        .bind(&e.kind)
+        .bind(&payload)
+        .bind(now)
+        .fetch_one(c)
+        .await)?;
+        stored.push(StoredEvent { id, tenant_id: e.tenant, user_id: e.user, kind: e.kind.clone(), payload });
+    }
+    if let Tx::Postgres(t) = tx {
+        // NOTIFY payloads are limited to 8000 bytes: announce ids in chunks.
+        for chunk in stored.chunks(500) {
+            let ids = chunk.iter().map(|e| e.id.to_string()).collect::<Vec<_>>().join(",");
+            sqlx::query("SELECT pg_notify('wabridge_live', $1)").bind(ids).execute(&mut **t).await?;
+        }
+    }
+    Ok(stored)
+}
+
+/// Publishes an event outside the webhook road (a feature's own action).
+pub async fn emit(db: &Db, hub: &LiveHub, events: &[NewEvent], now: i64) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let stored = store_events(&mut tx, events, now).await?;
+    tx.commit().await?;
+    hub.published(db, stored);
+    Ok(())
+}
+
+async fn events_by_ids(db: &Db, ids: &[i64]) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(e) = with_pool!(db.read(), |p| sqlx::query_as::<_, StoredEvent>(
+            "SELECT id, tenant_id, user_id, kind, payload FROM live_events WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await)?
+        {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+/// Events of a tenant after `after`, for a reconnecting browser.
+pub async fn events_since(db: &Db, tenant: TenantId, after: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    with_pool!(db.read(), |p| sqlx::query_as::<_, StoredEvent>(
+        "SELECT id, tenant_id, user_id, kind, payload FROM live_events WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+    )
+    .bind(tenant)
+    .bind(after)
+    .bind(REPLAY_LIMIT)
+    .fetch_all(p)
+    .await)
+}
+
+/// On PostgreSQL: listens for other instances' (and our own) events and publishes them here.
+pub async fn run_pg_listener(db: Db, hub: LiveHub, journal_wake: Arc<tokio::sync::Notify>, mut shutdown: watch::Receiver<bool>) {
+    let crate::store::PoolRef::Postgres(pool) = db.write() else { return };
+    let pool = pool.clone();
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for live events; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen_all(["wabridge_live", "wabridge_journal"]).await {
+            tracing::warn!(error = %e, "LISTEN failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                n = listener.recv() => match n {
+                    Ok(n) if n.channel() == "wabridge_journal" => journal_wake.notify_one(),
+                    Ok(n) => {
+                        let ids: Vec<i64> = n.payload().split(',').filter_map(|s| s.parse().ok()).collect();
+                        match events_by_ids(&db, &ids).await {
+                            Ok(events) => hub.publish(events),
+                            Err(e) => tracing::warn!(error = %e, "cannot load announced events"),
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "live listener lost its connection; reconnecting");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Routes of this feature.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/events", get(get_events))
+}
+
+fn to_sse(event: &StoredEvent, lang: Lang) -> Event {
+    let payload: serde_json::Value = serde_json::from_str(&event.payload).unwrap_or(serde_json::Value::Null);
+    let data = crate::notifications::localize(&event.kind, payload, lang);
+    Event::default().id(event.id.to_string()).event(event.kind.clone()).data(data.to_string())
+}
+
+async fn get_events(State(app): State<AppState>, member: TenantMember, headers: HeaderMap) -> AppResult<Response> {
+    let tenant = member.tenant;
+    let user = member.user.id;
+    let lang = member.ctx.lang;
+    // Subscribe before reading the backlog, so nothing falls between the two.
+    let rx = app.live.subscribe(tenant);
+    let last_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
+    let backlog = match last_id {
+        Some(after) => events_since(&app.db, tenant, after).await?,
+        None => Vec::new(),
+    };
+    // Ids, not an ordering: on PostgreSQL, instances commit events out of id order.
+    let replayed: std::collections::HashSet<i64> = backlog.iter().map(|e| e.id).collect();
+    let mine = move |e: &StoredEvent| e.user_id.is_none() || e.user_id == Some(user);
+    let replay = stream::iter(backlog.into_iter().filter(mine).map(move |e| Ok::<_, Infallible>(to_sse(&e, lang))));
+    let hub = app.live.clone();
+    let replayed = Arc::new(replayed);
+    let live = stream::unfold(rx, move |mut rx| {
+        let hub = hub.clone();
+        let replayed = replayed.clone();
+        async move {
+            loop {
+                match rx.recv().await {
+                    Ok(e) => {
+                        // Events replayed from the backlog may arrive again on the channel.
+                        if replayed.contains(&e.id) || !mine(&e) {
+                            continue;
+                        }
+                        return Some((Ok(to_sse(&e, lang)), rx));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        hub.lagged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        // The page refetches its counts; missed toasts stay in the list.
+                        return Some((Ok(Event::default().event("resync").data("{}")), rx));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        }
+    });
+    let mut shutdown = app.shutdown.clone();
+    let stopped = async move {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    let stream = replay.chain(live).take_until(Box::pin(stopped));
+    let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
+    Ok(([("x-accel-buffering", "no")], sse).into_response())
+}

@@ -1,0 +1,275 @@
+//! Notifications: stored per user (read / unread), pushed live as a toast bottom-right, with
+//! an unread count in the header and a list of recent ones. The first producer: a customer's
+//! message to one of the tenant's numbers.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use wabridge_cloud_api::webhook::{Message, MessageContent, MessagesValue};
+
+use crate::accounts::{TenantId, UserId};
+use crate::ingest::{ChangeHandler, Effects, HandlerFuture, RoutedChange};
+use crate::live::NewEvent;
+use crate::store::{Db, Tx};
+use crate::web::context::TenantMember;
+use crate::web::error::{AppError, AppResult};
+use crate::web::i18n::Lang;
+use crate::web::{AppState, PageCtx, render};
+use crate::{with_pool, with_tx};
+
+/// Longest preview kept (the first line of a message).
+const PREVIEW_CHARS: usize = 140;
+/// Prefix of a stored preview that names a message type instead of quoting text.
+const TYPE_PREFIX: &str = "@type:";
+
+/// Turns a customer message into a notification for every user of the tenant.
+pub struct InboundMessageNotifier;
+
+impl ChangeHandler for InboundMessageNotifier {
+    fn name(&self) -> &'static str {
+        "notifications"
+    }
+
+    fn apply<'a>(&'a self, tx: &'a mut Tx, change: &'a RoutedChange<'a>, effects: &'a mut Effects) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            let Some(value) = change.change.messages_value() else { return Ok(()) };
+            if value.messages.is_empty() {
+                return Ok(());
+            }
+            let users = with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, UserId>("SELECT id FROM users WHERE tenant_id = $1 ORDER BY id")
+                .bind(change.tenant)
+                .fetch_all(c)
+                .await)?;
+            for (i, message) in value.messages.iter().enumerate() {
+                if matches!(message.content, MessageContent::System(_)) {
+                    continue;
+                }
+                let dedupe = match &message.id {
+                    Some(id) => format!("msg:{id}"),
+                    None => format!("journal:{}:{}:{i}", change.journal_id, change.change_index),
+                };
+                let actor = actor_of(value, message);
+                let preview = preview_of(&message.content);
+                let link = "/notifications".to_owned();
+                for user in &users {
+                    let id = with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, i64>(
+                        "INSERT INTO notifications (tenant_id, user_id, kind, dedupe_key, actor, preview, link, created_at)
+                         VALUES ($1, $2, 'inbound_message', $3, $4, $5, $6, $7)
+                         ON CONFLICT (user_id, dedupe_key) DO NOTHING RETURNING id"
+                    )
+                    .bind(change.tenant)
+                    .bind(user)
+                    .bind(&dedupe)
+                    .bind(&actor)
+                    .bind(&preview)
+                    .bind(&link)
+                    .bind(change.now)
+                    .fetch_optional(c)
+                    .await)?;
+                    if let Some(id) = id {
+                        effects.events.push(NewEvent {
+                            tenant: change.tenant,
+                            user: Some(*user),
+                            kind: "notification".to_owned(),
+                            payload: json!({"id": id, "kind": "inbound_message", "actor": actor, "preview": preview, "link": link}),
+                        });
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+fn actor_of(value: &MessagesValue, message: &Message) -> String {
+    let contact = value.contact_for(message);
+    contact
+        .and_then(|c| c.name.clone().filter(|n| !n.trim().is_empty()))
+        .or_else(|| contact.and_then(|c| c.username.clone()).map(|u| format!("@{u}")))
+        .or_else(|| message.from.clone().filter(|f| !f.is_empty()).map(|f| format!("+{}", f.trim_start_matches('+'))))
+        .or_else(|| message.from_user_id.clone())
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+fn first_line(text: &str) -> String {
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default().trim();
+    let mut out: String = line.chars().take(PREVIEW_CHARS).collect();
+    if line.chars().count() > PREVIEW_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+fn preview_of(content: &MessageContent) -> String {
+    let kind = match content {
+        MessageContent::Text { body } => return first_line(body),
+        MessageContent::Image(m) | MessageContent::Video(m) | MessageContent::Document(m) => {
+            if let Some(caption) = m.caption.as_deref().filter(|c| !c.trim().is_empty()) {
+                return first_line(caption);
+            }
+            match content {
+                MessageContent::Image(_) => "image",
+                MessageContent::Video(_) => "video",
+                _ => "document",
+            }
+        }
+        MessageContent::Audio(_) => "audio",
+        MessageContent::Sticker(_) => "sticker",
+        MessageContent::Location(_) => "location",
+        MessageContent::Contacts(_) => "contacts",
+        MessageContent::Button { text: Some(t), .. } => return first_line(t),
+        MessageContent::Reaction { emoji: Some(e), .. } if !e.is_empty() => return e.clone(),
+        MessageContent::Reaction { .. } => "reaction",
+        MessageContent::Interactive(_) | MessageContent::Button { .. } => "reply",
+        MessageContent::Order(_) => "order",
+        _ => "other",
+    };
+    format!("{TYPE_PREFIX}{kind}")
+}
+
+/// A stored preview in the reader's language.
+pub fn localize_preview(preview: &str, lang: Lang) -> String {
+    match preview.strip_prefix(TYPE_PREFIX) {
+        Some(kind) => lang.t(&format!("message_type.{kind}")).to_owned(),
+        None => preview.to_owned(),
+    }
+}
+
+/// Adds the reader's words to a live event's payload (title and preview of a notification).
+pub fn localize(kind: &str, mut payload: serde_json::Value, lang: Lang) -> serde_json::Value {
+    if kind == "notification" {
+        let actor = payload["actor"].as_str().unwrap_or_default().to_owned();
+        let preview = localize_preview(payload["preview"].as_str().unwrap_or_default(), lang);
+        let kind = payload["kind"].as_str().unwrap_or("inbound_message").to_owned();
+        payload["title"] = json!(lang.tf(&format!("notifications.title.{kind}"), "name", &actor));
+        payload["preview"] = json!(preview);
+        payload["open"] = json!(format!("/notifications/{}", payload["id"]));
+    }
+    payload
+}
+
+/// A notification as listed.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct NotificationRow {
+    /// Id.
+    pub id: i64,
+    /// Kind.
+    pub kind: String,
+    /// Who caused it.
+    pub actor: String,
+    /// Stored preview.
+    pub preview: String,
+    /// Where it leads.
+    pub link: String,
+    /// Created, Unix ms.
+    pub created_at: i64,
+    /// Read, Unix ms.
+    pub read_at: Option<i64>,
+}
+
+/// Unread notifications of a user.
+pub async fn unread_count(db: &Db, user: UserId) -> Result<i64, sqlx::Error> {
+    with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL")
+        .bind(user)
+        .fetch_one(p)
+        .await)
+}
+
+/// A user's most recent notifications.
+pub async fn recent(db: &Db, user: UserId, limit: i64) -> Result<Vec<NotificationRow>, sqlx::Error> {
+    with_pool!(db.read(), |p| sqlx::query_as::<_, NotificationRow>(
+        "SELECT id, kind, actor, preview, link, created_at, read_at FROM notifications WHERE user_id = $1 ORDER BY id DESC LIMIT $2"
+    )
+    .bind(user)
+    .bind(limit)
+    .fetch_all(p)
+    .await)
+}
+
+/// Every notification of a tenant with this dedupe key (tests and support).
+pub async fn count_for_key(db: &Db, tenant: TenantId, dedupe_key: &str) -> Result<i64, sqlx::Error> {
+    with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM notifications WHERE tenant_id = $1 AND dedupe_key = $2")
+        .bind(tenant)
+        .bind(dedupe_key)
+        .fetch_one(p)
+        .await)
+}
+
+/// Routes of this feature.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/notifications", get(get_list))
+        .route("/notifications/unread", get(get_unread))
+        .route("/notifications/read", post(post_read_all))
+        .route("/notifications/{id}", get(get_open))
+}
+
+struct Line {
+    id: i64,
+    title: String,
+    preview: String,
+    when: String,
+    unread: bool,
+}
+
+#[derive(askama::Template)]
+#[template(path = "notifications.html")]
+struct ListPage {
+    p: PageCtx,
+    lines: Vec<Line>,
+}
+
+/// Formats Unix ms as `YYYY-MM-DD HH:MM` UTC.
+pub fn format_time(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| t.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC")).ok())
+        .unwrap_or_default()
+}
+
+async fn get_list(State(app): State<AppState>, member: TenantMember) -> AppResult<Response> {
+    let lang = member.ctx.lang;
+    let lines = recent(&app.db, member.user.id, 100)
+        .await?
+        .into_iter()
+        .map(|n| Line {
+            id: n.id,
+            title: lang.tf(&format!("notifications.title.{}", n.kind), "name", &n.actor),
+            preview: localize_preview(&n.preview, lang),
+            when: format_time(n.created_at),
+            unread: n.read_at.is_none(),
+        })
+        .collect();
+    render(&ListPage { lines, p: member.ctx.into() })
+}
+
+async fn get_unread(State(app): State<AppState>, member: TenantMember) -> AppResult<Response> {
+    let n = unread_count(&app.db, member.user.id).await?;
+    Ok(axum::Json(json!({"unread": n})).into_response())
+}
+
+async fn post_read_all(State(app): State<AppState>, member: TenantMember) -> AppResult<Response> {
+    with_pool!(app.db.write(), |p| sqlx::query("UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL")
+        .bind(app.clock.now_ms())
+        .bind(member.user.id)
+        .execute(p)
+        .await
+        .map(drop))?;
+    Ok(Redirect::to("/notifications").into_response())
+}
+
+async fn get_open(State(app): State<AppState>, member: TenantMember, Path(id): Path<i64>) -> AppResult<Response> {
+    // The user id in the WHERE clause keeps other users' notifications out of reach.
+    let link = with_pool!(app.db.write(), |p| sqlx::query_scalar::<_, String>(
+        "UPDATE notifications SET read_at = COALESCE(read_at, $1) WHERE id = $2 AND user_id = $3 RETURNING link"
+    )
+    .bind(app.clock.now_ms())
+    .bind(id)
+    .bind(member.user.id)
+    .fetch_optional(p)
+    .await)?
+    .ok_or(AppError::NotFound)?;
+    Ok(Redirect::to(&link).into_response())
+}
