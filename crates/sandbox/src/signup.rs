@@ -48,7 +48,15 @@ pub fn sdk_js(shared: &Shared, locale: &str) -> impl IntoResponse + use<> {
     let body = include_str!("assets/sdk.js")
         .replace("{{BASE}}", &shared.base_url)
         .replace("{{LOCALE}}", &locale);
-    ([("content-type", "application/javascript; charset=utf-8"), ("cache-control", "no-store")], body)
+    (
+        [
+            ("content-type", "application/javascript; charset=utf-8"),
+            ("cache-control", "no-store"),
+            // Meta's snippet loads the SDK with crossorigin="anonymous": CORS must allow it.
+            ("access-control-allow-origin", "*"),
+        ],
+        body,
+    )
 }
 
 async fn dialog(State(shared): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
