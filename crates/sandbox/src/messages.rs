@@ -370,7 +370,8 @@ pub fn customer_writes(
         if let (Some(obj), Some((mime, sha))) = (object.as_object_mut(), mime) {
             obj.insert("id".into(), json!(media_id));
             obj.entry("mime_type").or_insert(json!(mime));
-            obj.insert("sha256".into(), json!(sha));
+            // Webhooks carry the hash base64-encoded (e.g. `"sha256": "4654+8g="`).
+            obj.insert("sha256".into(), json!(base64(&hex::decode(&sha).unwrap_or_default())));
             if kind == "audio" {
                 obj.entry("voice").or_insert(json!(false));
             }
@@ -471,7 +472,6 @@ fn inbound_media(world: &mut World, pnid: &str, kind: &str, object: &Value) -> S
     });
     let bytes = format!("sandbox {kind} media").into_bytes();
     use sha2::Digest;
-    // Meta gives `sha256` base64-encoded in webhooks; hex keeps the sandbox dependency-free.
     let sha = hex::encode(sha2::Sha256::digest(&bytes));
     let id = world.ids.object_id();
     let now = world.now_ms();
@@ -480,4 +480,22 @@ fn inbound_media(world: &mut World, pnid: &str, kind: &str, object: &Value) -> S
         crate::world::Media { id: id.clone(), phone_number_id: pnid.to_string(), mime_type: mime, sha256: sha, hex: hex::encode(bytes), created_ms: now },
     );
     id
+}
+
+/// Standard base64 with padding, for the `sha256` of inbound media.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

@@ -215,7 +215,11 @@ async fn inbound_media_can_be_fetched_with_the_token() {
     let t = s.tenant().await;
     s.control.customer_writes(&inbound(&t.phone_number_id, "image", json!({"caption": "x"}))).await.unwrap();
     let changes = s.changes().await;
-    let id = changes[0].1["messages"][0]["image"]["id"].as_str().unwrap().to_string();
+    let image = &changes[0].1["messages"][0]["image"];
+    let id = image["id"].as_str().unwrap().to_string();
+    let sha = image["sha256"].as_str().unwrap();
+    assert!(sha.len() == 44 && sha.ends_with('='), "base64 like Meta's: {sha}");
+    assert_eq!(image["mime_type"], "image/jpeg");
     let (_, info) = s.get(&id, &t.access_token).await;
     assert_eq!(info["mime_type"], "image/jpeg");
     let r = s.http.get(info["url"].as_str().unwrap()).bearer_auth(&t.access_token).send().await.unwrap();
@@ -296,4 +300,13 @@ async fn the_same_seed_makes_the_same_world_and_a_state_file_survives_a_restart(
     assert_ne!(t2.waba_id, ta.waba_id);
     c.sandbox.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_customer_page_speaks_german_and_english() {
+    let s = spawn().await;
+    let de = s.http.get(s.sandbox.control_url()).send().await.unwrap().text().await.unwrap();
+    assert!(de.contains("lang=\"de\"") && de.contains("Als Kunde schreiben"));
+    let en = s.http.get(format!("{}/customers?lang=en", s.sandbox.control_url())).send().await.unwrap().text().await.unwrap();
+    assert!(en.contains("lang=\"en\"") && en.contains("Write as a customer"));
 }
