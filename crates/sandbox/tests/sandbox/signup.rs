@@ -210,3 +210,31 @@ async fn a_wrong_config_id_or_app_id_is_refused_by_the_popup() {
     let js = sdk.text().await.unwrap();
     assert!(js.contains(&format!("var BASE = \"{base}\"")) && js.contains("var LOCALE = \"de_DE\""));
 }
+
+#[tokio::test]
+async fn the_cloud_api_client_works_against_the_sandbox_unchanged() {
+    use secrecy::SecretString;
+    use wabridge_cloud_api::{AppCredentials, GraphClient, GraphConfig, Pin};
+
+    let s = spawn().await;
+    let out = signup_own_number(&s).await;
+    let code = SecretString::from(out["auth_response"]["authResponse"]["code"].as_str().unwrap().to_string());
+    let waba_id = out["message"]["data"]["waba_id"].as_str().unwrap().to_string();
+    let pnid = out["message"]["data"]["phone_number_id"].as_str().unwrap().to_string();
+    let client = GraphClient::new(GraphConfig::new(s.sandbox.base_url(), "v26.0")).unwrap();
+    let app = AppCredentials { app_id: "1000000000000001".into(), app_secret: SecretString::from("sandbox-app-secret".to_string()) };
+    let token = client.exchange_code(&app, &code).await.unwrap().access_token;
+    let info = client.debug_token(&app, &token).await.unwrap();
+    assert_eq!(info.is_valid, Some(true));
+    let waba = client.waba(&token, &waba_id).await.unwrap();
+    assert_eq!(waba.id.as_deref(), Some(waba_id.as_str()));
+    assert_eq!(waba.account_review_status.as_deref(), Some("APPROVED"));
+    client.subscribe_app(&token, &waba_id).await.unwrap();
+    client.register(&token, &pnid, &Pin::parse("123456").unwrap(), None).await.unwrap();
+    let numbers = client.all_phone_numbers(&token, &waba_id).await.unwrap();
+    assert_eq!(numbers.len(), 1);
+    assert_eq!(numbers[0].status.as_deref(), Some("CONNECTED"));
+    assert_eq!(numbers[0].code_verification_status.as_deref(), Some("VERIFIED"));
+    let err = client.register(&token, &pnid, &Pin::parse("654321").unwrap(), None).await.unwrap_err();
+    assert!(format!("{err:?}").contains("133005"), "{err:?}");
+}
