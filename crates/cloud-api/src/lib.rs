@@ -4,6 +4,8 @@
 //! Everything in wabridge speaks to Meta through this crate; it has no database and no web
 //! server.
 
+#![warn(missing_docs)]
+
 mod json;
 
 pub mod client;
