@@ -61,6 +61,23 @@ impl MessagesValue {
     }
 }
 
+impl MessagesValue {
+    /// The contact entry describing the recipient of a status (BSUID first, then phone).
+    pub fn contact_for_status(&self, status: &Status) -> Option<&Contact> {
+        let by_user = status.recipient_user_id.as_deref().and_then(|uid| {
+            self.contacts
+                .iter()
+                .find(|c| c.user_id.as_deref() == Some(uid))
+        });
+        by_user.or_else(|| {
+            status
+                .recipient_id
+                .as_deref()
+                .and_then(|r| self.contacts.iter().find(|c| c.wa_id.as_deref() == Some(r)))
+        })
+    }
+}
+
 /// The business phone number a change belongs to (`value.metadata`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Metadata {
