@@ -56,7 +56,12 @@ pub(crate) fn float(v: &Value, key: &str) -> Option<f64> {
 }
 
 pub(crate) fn boolean(v: &Value, key: &str) -> Option<bool> {
-    match get(v, key)? {
+    get(v, key).and_then(as_bool)
+}
+
+/// A boolean, or `"true"`/`"false"`, or 0/1.
+pub(crate) fn as_bool(v: &Value) -> Option<bool> {
+    match v {
         Value::Bool(b) => Some(*b),
         Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
         Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
@@ -96,8 +101,7 @@ pub(crate) mod de {
     }
 
     pub(crate) fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-        let v = Value::deserialize(d)?;
-        Ok(super::boolean(&serde_json::json!({ "v": v }), "v"))
+        Ok(super::as_bool(&Value::deserialize(d)?))
     }
 
     pub(crate) fn string_or_default<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
