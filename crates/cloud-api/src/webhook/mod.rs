@@ -215,8 +215,8 @@ pub enum ChangeValue {
     SmbAppStateSync(SmbAppStateSync),
     /// `history`.
     History(HistoryValue),
-    /// A field this crate does not model, with its value as received.
-    Unknown(Value),
+    /// A field this crate does not model; its value as received is [`Change::raw_value`].
+    Unknown,
 }
 
 impl Change {
@@ -261,7 +261,7 @@ impl Change {
                 ChangeValue::SmbAppStateSync(business::parse_state_sync(&raw_value))
             }
             WebhookField::History => ChangeValue::History(business::parse_history(&raw_value)),
-            _ => ChangeValue::Unknown(raw_value.clone()),
+            _ => ChangeValue::Unknown,
         };
         Self {
             field,
