@@ -19,6 +19,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/support", get(get_tenants))
         .route("/support/tenants/{tenant_id}", get(get_tenant))
+        .route("/support/webhooks", get(get_webhooks))
 }
 
 /// Records that a support user read `what` (of one tenant, or of all when `tenant` is `None`).
@@ -88,4 +89,64 @@ async fn get_tenant(State(app): State<AppState>, staff: SupportStaff, Path(tenan
     let users = accounts::tenant_users(&app.db, tenant.id).await?;
     let numbers = onboarding::store::numbers(&app.db, tenant.id).await?;
     render(&TenantPage { tenant, users, numbers, p: staff.ctx.into() })
+}
+
+/// A change nobody could apply, as support sees it.
+#[derive(sqlx::FromRow)]
+struct UnhandledRow {
+    journal_id: i64,
+    change_index: i64,
+    field: Option<String>,
+    reason: String,
+    tenant_id: Option<i64>,
+    raw: String,
+    at: i64,
+}
+
+/// A handler waiting to be retried.
+#[derive(sqlx::FromRow)]
+struct RetryRow {
+    journal_id: i64,
+    change_index: i64,
+    handler: String,
+    tenant_id: Option<i64>,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_error: String,
+}
+
+#[derive(askama::Template)]
+#[template(path = "support_webhooks.html")]
+struct WebhooksPage {
+    p: PageCtx,
+    unhandled: Vec<(UnhandledRow, String)>,
+    retries: Vec<(RetryRow, String)>,
+    pending: i64,
+}
+
+fn pretty(raw: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(raw)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| raw.to_owned())
+}
+
+async fn get_webhooks(State(app): State<AppState>, staff: SupportStaff) -> AppResult<Response> {
+    log_read(&app.db, staff.user.id, None, "webhooks", app.clock.now_ms()).await?;
+    let unhandled = with_pool!(app.db.read(), |p| sqlx::query_as::<_, UnhandledRow>(
+        "SELECT journal_id, change_index, field, reason, tenant_id, raw, at FROM webhook_unhandled ORDER BY id DESC LIMIT 200"
+    )
+    .fetch_all(p)
+    .await)?;
+    let retries = with_pool!(app.db.read(), |p| sqlx::query_as::<_, RetryRow>(
+        "SELECT journal_id, change_index, handler, tenant_id, attempts, next_attempt_at, last_error FROM handler_retries ORDER BY next_attempt_at LIMIT 200"
+    )
+    .fetch_all(p)
+    .await)?;
+    let pending = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL")
+        .fetch_one(p)
+        .await)?;
+    let unhandled = unhandled.into_iter().map(|u| { let when = crate::notifications::format_time(u.at); (UnhandledRow { raw: pretty(&u.raw), ..u }, when) }).collect();
+    let retries = retries.into_iter().map(|r| { let when = crate::notifications::format_time(r.next_attempt_at); (r, when) }).collect();
+    render(&WebhooksPage { unhandled, retries, pending, p: staff.ctx.into() })
 }

@@ -91,12 +91,34 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts a server with extra settings.
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    spawn(extra, wabridge::ingest::Registry::standard()).await
+}
+
+/// Starts a server with these webhook subscriptions.
+pub async fn spawn_app_with_registry(registry: wabridge::ingest::Registry) -> TestApp {
+    spawn(&[], registry).await
+}
+
+/// Polls `check` until it holds (10 s at most): for effects of background work.
+pub async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn spawn(extra: &[(&str, &str)], registry: wabridge::ingest::Registry) -> TestApp {
     let (url, dir) = fresh_database_url().await;
     let settings = test_settings(&url, extra);
     let db = Db::open(&url).await.expect("database opens");
     db.migrate().await.expect("migrations apply");
     let clock = Clock::default();
-    let app = Application::with_db(settings, db.clone(), clock.clone()).await.expect("server binds");
+    let app = Application::with_registry(settings, db.clone(), clock.clone(), registry).await.expect("server binds");
     let addr = app.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {

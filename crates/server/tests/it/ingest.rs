@@ -1,0 +1,316 @@
+//! The webhook road: signatures, the journal, routing, idempotent processing, retries, the
+//! support view of what nobody handled, and live events.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use wabridge::accounts::{Role, TenantId};
+use wabridge::ingest::{ChangeHandler, Effects, HandlerFuture, Registry, RoutedChange};
+use wabridge::notifications::count_for_key;
+use wabridge::onboarding::store::{Attachment, attach};
+use wabridge::store::Tx;
+use wabridge::{with_pool, with_tx};
+
+use crate::helpers::{TestApp, client, eventually, spawn_app, spawn_app_with_registry};
+
+pub const APP_SECRET: &str = "test-app-secret";
+
+/// A signed POST of `body` to the webhook endpoint.
+pub async fn post_signed(app: &TestApp, body: &[u8]) -> reqwest::Response {
+    let signature = wabridge_cloud_api::sign(&SecretString::from(APP_SECRET), body);
+    client()
+        .post(app.url("/webhooks/whatsapp"))
+        .header("X-Hub-Signature-256", signature)
+        .header("Content-Type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A `messages` body in Meta's shape with one text message per `(wamid, text)`.
+pub fn text_body(phone_number_id: &str, from: &str, name: &str, messages: &[(&str, &str)]) -> Vec<u8> {
+    let msgs: Vec<Value> = messages
+        .iter()
+        .map(|(id, text)| json!({"from": from, "id": id, "timestamp": "1764000000", "type": "text", "text": {"body": text}}))
+        .collect();
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA-1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "4930123456", "phone_number_id": phone_number_id},
+        "contacts": [{"profile": {"name": name}, "wa_id": from}],
+        "messages": msgs
+    }}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+/// A tenant with an owner and an agent and a connected number `PN-<tenant>`.
+pub async fn tenant_with_number(app: &TestApp, name: &str) -> (TenantId, String) {
+    let t = app.tenant(name).await;
+    let slug = name.to_lowercase().replace(' ', "");
+    app.user(Some(t), &format!("owner@{slug}.test"), Role::Owner).await;
+    app.user(Some(t), &format!("agent@{slug}.test"), Role::Agent).await;
+    let number = format!("PN-{}", t.0);
+    attach(
+        &app.db,
+        t,
+        &Attachment {
+            waba_id: &format!("WABA-{}", t.0),
+            business_id: None,
+            phone_number_id: &number,
+            display_phone_number: Some("+49 30 123456"),
+            token_ciphertext: None,
+            status: "connected",
+        },
+        app.clock.now_ms(),
+    )
+    .await
+    .unwrap();
+    (t, number)
+}
+
+async fn count(app: &TestApp, sql: &'static str) -> i64 {
+    with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await).unwrap()
+}
+
+#[tokio::test]
+async fn unsigned_and_wrongly_signed_bodies_are_refused_and_not_kept() {
+    let app = spawn_app().await;
+    let body = text_body("PN-1", "491701234567", "Anna", &[("wamid.A", "Hallo")]);
+    let c = client();
+    let resp = c.post(app.url("/webhooks/whatsapp")).body(body.clone()).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let wrong = wabridge_cloud_api::sign(&SecretString::from("another secret"), &body);
+    let resp = c.post(app.url("/webhooks/whatsapp")).header("X-Hub-Signature-256", wrong).body(body.clone()).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = c.post(app.url("/webhooks/whatsapp")).header("X-Hub-Signature-256", "sha256=zz").body(body).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM webhook_journal").await, 0);
+    let metrics = c.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("wabridge_webhook_signature_rejected_total 3"), "{metrics}");
+}
+
+#[tokio::test]
+async fn the_verification_handshake_echoes_the_challenge_only_for_our_token() {
+    let app = spawn_app().await;
+    let c = client();
+    let ok = c
+        .get(app.url("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=test-verify-token&hub.challenge=1158201444"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.unwrap(), "1158201444");
+    let bad = c.get(app.url("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=guess&hub.challenge=1")).send().await.unwrap();
+    assert_eq!(bad.status(), 403);
+}
+
+#[tokio::test]
+async fn every_conformance_body_is_accepted_and_kept() {
+    let app = spawn_app().await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/conformance/webhooks");
+    let mut files = Vec::new();
+    for peer in std::fs::read_dir(&root).unwrap() {
+        for f in std::fs::read_dir(peer.unwrap().path()).unwrap() {
+            files.push(f.unwrap().path());
+        }
+    }
+    assert!(files.len() > 100, "conformance corpus missing at {}", root.display());
+    for f in &files {
+        let body = std::fs::read(f).unwrap();
+        let resp = post_signed(&app, &body).await;
+        assert_eq!(resp.status(), 200, "{}", f.display());
+    }
+    let kept = count(&app, "SELECT COUNT(*) FROM webhook_journal").await;
+    assert_eq!(kept, files.len() as i64);
+    // None of them names one of our numbers: each is processed and kept for support.
+    eventually("every body processed", || async { count(&app, "SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL").await == 0 }).await;
+    assert!(count(&app, "SELECT COUNT(*) FROM webhook_unhandled").await >= files.len() as i64 - 5);
+}
+
+#[tokio::test]
+async fn a_customer_message_notifies_every_user_of_the_tenant_once() {
+    let app = spawn_app().await;
+    let (t, number) = tenant_with_number(&app, "Salon A").await;
+    let (other, _) = tenant_with_number(&app, "Salon B").await;
+    let body = text_body(&number, "491701234567", "Anna Schmidt", &[("wamid.ONE", "Hallo!\nIch hätte gern einen Termin.")]);
+    assert_eq!(post_signed(&app, &body).await.status(), 200);
+    // Meta delivers at least once: the same body again changes nothing.
+    assert_eq!(post_signed(&app, &body).await.status(), 200);
+    eventually("processed", || async { count(&app, "SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL").await == 0 }).await;
+    assert_eq!(count_for_key(&app.db, t, "msg:wamid.ONE").await.unwrap(), 2, "owner and agent");
+    assert_eq!(count_for_key(&app.db, other, "msg:wamid.ONE").await.unwrap(), 0);
+
+    let (c, _) = app.signed_in("owner@salona.test").await;
+    let html = c.get(app.url("/notifications")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Neue WhatsApp-Nachricht von Anna Schmidt"));
+    assert!(html.contains("Hallo!") && !html.contains("Ich hätte gern"), "first line only");
+    assert_eq!(crate::helpers::element_text(&html, "unread-count").as_deref(), Some("1"));
+    let (cb, _) = app.signed_in("owner@salonb.test").await;
+    let html = cb.get(app.url("/notifications")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("id=\"no-notifications\""), "the other tenant sees nothing");
+    // Opening another user's notification by id is not possible.
+    let theirs = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT id FROM notifications ORDER BY id LIMIT 1").fetch_one(p).await).unwrap();
+    assert_eq!(cb.get(app.url(&format!("/notifications/{theirs}"))).send().await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn a_batched_body_is_applied_completely() {
+    let app = spawn_app().await;
+    let (t, number) = tenant_with_number(&app, "Salon A").await;
+    let (t2, number2) = tenant_with_number(&app, "Salon B").await;
+    let one: Value = serde_json::from_slice(&text_body(&number, "4911", "A", &[("wamid.1", "a"), ("wamid.2", "b"), ("wamid.3", "c")])).unwrap();
+    let two: Value = serde_json::from_slice(&text_body(&number2, "4922", "B", &[("wamid.4", "d")])).unwrap();
+    let status = json!({"field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {"phone_number_id": number},
+        "statuses": [{"id": "wamid.OUT", "status": "delivered", "timestamp": "1764000001", "recipient_id": "4911"}]}});
+    let mut entries = one["entry"].as_array().unwrap().clone();
+    entries[0]["changes"].as_array_mut().unwrap().push(status);
+    entries.push(two["entry"][0].clone());
+    let body = json!({"object": "whatsapp_business_account", "entry": entries}).to_string();
+    assert_eq!(post_signed(&app, body.as_bytes()).await.status(), 200);
+    eventually("processed", || async { count(&app, "SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL").await == 0 }).await;
+    for id in ["wamid.1", "wamid.2", "wamid.3"] {
+        assert_eq!(count_for_key(&app.db, t, &format!("msg:{id}")).await.unwrap(), 2, "{id}");
+    }
+    assert_eq!(count_for_key(&app.db, t2, "msg:wamid.4").await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn bodies_nobody_can_apply_stay_visible_to_support_with_their_json() {
+    let app = spawn_app().await;
+    app.user(None, "support@op.test", Role::Support).await;
+    let body = text_body("PN-UNKNOWN", "4933", "Zoe", &[("wamid.Z", "hello from nowhere")]);
+    assert_eq!(post_signed(&app, &body).await.status(), 200);
+    assert_eq!(post_signed(&app, b"this is not json").await.status(), 200);
+    let odd = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA-X", "changes": [{"field": "brand_new_field", "value": {"x": 1}}]}]});
+    assert_eq!(post_signed(&app, odd.to_string().as_bytes()).await.status(), 200);
+    eventually("three kept", || async { count(&app, "SELECT COUNT(*) FROM webhook_unhandled").await == 3 }).await;
+    let (c, _) = app.signed_in("support@op.test").await;
+    let html = c.get(app.url("/support/webhooks")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("PN-UNKNOWN") && html.contains("hello from nowhere"), "raw JSON shown");
+    assert!(html.contains("this is not json"));
+    assert!(html.contains("brand_new_field"));
+    assert!(wabridge::support::count_reads(&app.db, None).await.unwrap() >= 1);
+}
+
+/// Fails its first `failures` calls, then records that it ran.
+struct Flaky {
+    failures: usize,
+    calls: Arc<AtomicUsize>,
+}
+
+impl ChangeHandler for Flaky {
+    fn name(&self) -> &'static str {
+        "flaky"
+    }
+
+    fn apply<'a>(&'a self, tx: &'a mut Tx, change: &'a RoutedChange<'a>, _: &'a mut Effects) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            // A write that must be rolled back with the failure.
+            with_tx!(&mut *tx, |c| sqlx::query("INSERT INTO tenants (name, created_at) VALUES ('flaky-was-here', $1)")
+                .bind(change.now)
+                .execute(c)
+                .await
+                .map(drop))?;
+            if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
+                anyhow::bail!("flaky handler fails on purpose");
+            }
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_failing_handler_is_retried_alone_and_does_not_hold_back_the_others() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let registry = Registry::standard().subscribe("messages", Arc::new(Flaky { failures: 2, calls: calls.clone() }));
+    let app = spawn_app_with_registry(registry).await;
+    let (t, number) = tenant_with_number(&app, "Salon A").await;
+    let body = text_body(&number, "4944", "Kim", &[("wamid.K", "hi")]);
+    assert_eq!(post_signed(&app, &body).await.status(), 200);
+    // The notifier applied at once although the flaky handler failed.
+    eventually("notified", || async { count_for_key(&app.db, t, "msg:wamid.K").await.unwrap() == 2 }).await;
+    eventually("retry scheduled", || async { count(&app, "SELECT COUNT(*) FROM handler_retries").await == 1 }).await;
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM tenants WHERE name = 'flaky-was-here'").await, 0, "its write was rolled back");
+    // Backoff: due after a second, then two seconds.
+    for _ in 0..2 {
+        app.clock.advance(10_000);
+        eventually("retried", || async { calls.load(Ordering::SeqCst) >= 2 }).await;
+    }
+    eventually("retries done", || async { count(&app, "SELECT COUNT(*) FROM handler_retries").await == 0 }).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM tenants WHERE name = 'flaky-was-here'").await, 1, "applied exactly once");
+    assert_eq!(count_for_key(&app.db, t, "msg:wamid.K").await.unwrap(), 2, "the notifier was not applied again");
+}
+
+/// Reads SSE events from a response until `n` events of `kind` arrived (or times out).
+pub async fn read_events(resp: reqwest::Response, kind: &str, n: usize) -> Vec<(String, Value)> {
+    use futures_util::StreamExt as _;
+    let mut stream = resp.bytes_stream();
+    let mut buffer = String::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while out.len() < n {
+        let chunk = tokio::time::timeout_at(deadline, stream.next()).await.expect("events arrive in time").expect("stream open").unwrap();
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            let mut id = String::new();
+            let mut event = String::new();
+            let mut data = String::new();
+            for line in frame.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim());
+                }
+            }
+            if event == kind {
+                out.push((id, serde_json::from_str(&data).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn live_events_reach_the_stream_and_a_reconnect_replays_what_it_missed() {
+    let app = spawn_app().await;
+    let (_, number) = tenant_with_number(&app, "Salon A").await;
+    let (c, _) = app.signed_in("owner@salona.test").await;
+    let stream = c.get(app.url("/events")).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(stream.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let reader = tokio::spawn(read_events(stream, "notification", 1));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    post_signed(&app, &text_body(&number, "4955", "Lena", &[("wamid.L1", "Guten Tag")])).await;
+    let events = reader.await.unwrap();
+    assert_eq!(events[0].1["title"], "Neue WhatsApp-Nachricht von Lena");
+    assert_eq!(events[0].1["preview"], "Guten Tag");
+    let last_id = events[0].0.clone();
+
+    // Two more messages while disconnected; the reconnect with Last-Event-ID gets both.
+    post_signed(&app, &text_body(&number, "4955", "Lena", &[("wamid.L2", "Zweite")])).await;
+    post_signed(&app, &text_body(&number, "4955", "Lena", &[("wamid.L3", "Dritte")])).await;
+    eventually("processed", || async { count(&app, "SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL").await == 0 }).await;
+    let again = c.get(app.url("/events")).header("Last-Event-ID", last_id).send().await.unwrap();
+    let replayed = read_events(again, "notification", 2).await;
+    assert_eq!(replayed[0].1["preview"], "Zweite");
+    assert_eq!(replayed[1].1["preview"], "Dritte");
+
+    // Other tenants' users and support staff get no stream of this tenant.
+    let (cb, _) = {
+        let (t2, _) = tenant_with_number(&app, "Salon B").await;
+        let _ = t2;
+        app.signed_in("owner@salonb.test").await
+    };
+    let theirs = cb.get(app.url("/events")).header("Last-Event-ID", "0").send().await.unwrap();
+    post_signed(&app, &text_body(&number, "4955", "Lena", &[("wamid.L4", "Vierte")])).await;
+    let outcome = tokio::time::timeout(Duration::from_millis(800), read_events(theirs, "notification", 1)).await;
+    assert!(outcome.is_err(), "another tenant's stream stays silent");
+}
