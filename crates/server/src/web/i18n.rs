@@ -1,4 +1,4 @@
-//! UI strings in German (default) and English, from `locales/*.toml`, compiled in.
+//! UI strings in German (default) and English, from `locales/<lang>/<feature>.toml`, compiled in.
 //!
 //! The language is passed explicitly with every lookup (never a process-wide "current
 //! locale"), because concurrent requests speak different languages.
@@ -87,10 +87,10 @@ pub struct Catalog {
     pub en: HashMap<String, String>,
 }
 
-/// The German source text of the translation file.
-pub const DE_SOURCE: &str = include_str!("../../locales/de.toml");
-/// The English source text of the translation file.
-pub const EN_SOURCE: &str = include_str!("../../locales/en.toml");
+/// The German strings: every `locales/de/*.toml`, joined by the build script.
+pub const DE_SOURCE: &str = include_str!(concat!(env!("OUT_DIR"), "/locales_de.toml"));
+/// The English strings: every `locales/en/*.toml`, joined by the build script.
+pub const EN_SOURCE: &str = include_str!(concat!(env!("OUT_DIR"), "/locales_en.toml"));
 
 /// Parses one translation file into key → text.
 pub fn parse_catalog(source: &str) -> Result<HashMap<String, String>, String> {
