@@ -1,5 +1,6 @@
 //! The command line: `serve`, `demo`, `migrate`, `admin …`.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead as _, IsTerminal as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use wabridge_sandbox::{Sandbox, SandboxConfig};
 
 use crate::accounts::{self, Role, TenantId, password, store as accounts_store};
 use crate::app::{Application, shutdown_signal};
@@ -52,8 +54,38 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Run the sandbox (a local stand-in for Meta) alone.
+    Sandbox(SandboxArgs),
     /// List every setting with its default.
     Settings,
+}
+
+#[derive(clap::Args)]
+struct SandboxArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    listen: SocketAddr,
+    /// Where to send webhooks (the app's /webhooks/whatsapp).
+    #[arg(long)]
+    webhook_url: Option<String>,
+    /// App secret webhooks are signed with (default: sandbox-app-secret).
+    #[arg(long, env = "META_APP_SECRET")]
+    app_secret: Option<String>,
+    /// Verify token for the webhook handshake (default: sandbox-verify-token).
+    #[arg(long, env = "META_VERIFY_TOKEN")]
+    verify_token: Option<String>,
+    /// App id (default: 1000000000000001).
+    #[arg(long)]
+    app_id: Option<String>,
+    /// Embedded Signup configuration id (default: 2000000000000002).
+    #[arg(long)]
+    config_id: Option<String>,
+    /// File the sandbox keeps its state in.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Decide reviews at once and retry webhooks within milliseconds (for tests).
+    #[arg(long)]
+    fast: bool,
 }
 
 #[derive(Subcommand)]
@@ -148,6 +180,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until(shutdown_signal()).await
         }
         Command::Demo { listen, data } => run_demo(listen, data).await,
+        Command::Sandbox(args) => run_sandbox(args).await,
         Command::Migrate { config } => {
             let db = open_migrated(&database_url(config.as_deref())?).await?;
             db.close().await;
@@ -170,19 +203,77 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn run_demo(listen: SocketAddr, data: PathBuf) -> anyhow::Result<()> {
-    let settings = crate::demo::settings(listen, &data, &Default::default())?;
+    std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
+    let mut sandbox_config = SandboxConfig::demo(None, Some(data.join("sandbox.json")));
+    if let Ok(secret) = std::env::var("META_APP_SECRET") {
+        sandbox_config.app_secret = secret;
+    }
+    if let Ok(token) = std::env::var("META_VERIFY_TOKEN") {
+        sandbox_config.verify_token = token;
+    }
+    let sandbox = Sandbox::start(sandbox_config.clone()).await?;
+    let meta = BTreeMap::from([
+        ("META_APP_ID", sandbox_config.app_id.clone()),
+        ("META_APP_SECRET", sandbox_config.app_secret.clone()),
+        ("META_CONFIG_ID", sandbox_config.config_id.clone()),
+        ("META_VERIFY_TOKEN", sandbox_config.verify_token.clone()),
+        ("META_GRAPH_URL", sandbox.base_url()),
+        ("META_SDK_URL", sandbox.sdk_url()),
+        ("META_SIGNUP_ORIGINS", sandbox.origin()),
+    ]);
+    let mut settings = crate::demo::settings(listen, &data, &meta)?;
+    settings.sandbox_url = Some(sandbox.control_url());
     init_logging(&settings.log, &settings.log_format);
     let db = open_migrated(&settings.database_url).await?;
     let clock = Clock::default();
     crate::demo::seed(&db, clock.now_ms()).await?;
     let app = Application::with_db(settings, db, clock).await?;
     let addr = app.local_addr();
+    sandbox.set_webhook_url(Some(format!("http://{addr}/webhooks/whatsapp")));
     println!("wabridge demo: http://{addr}/");
+    println!("  Meta is played by the built-in sandbox: {}", sandbox.base_url());
+    println!("  play the customers at {}", sandbox.control_url());
     println!("  tenant \"{}\": {} (owner)", crate::demo::DEMO_TENANT, crate::demo::DEMO_OWNER);
     println!("  support staff: {}", crate::demo::DEMO_SUPPORT);
     println!("  password for both: {}", crate::demo::DEMO_PASSWORD);
     println!("  data: {}", data.display());
-    app.run_until(shutdown_signal()).await
+    let served = app.run_until(shutdown_signal()).await;
+    sandbox.shutdown().await;
+    served
+}
+
+async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
+    init_logging(&std::env::var("WABRIDGE_LOG").unwrap_or_else(|_| "info".to_owned()), "auto");
+    let mut config = SandboxConfig::demo(args.webhook_url, args.state);
+    config.listen = args.listen;
+    if let Some(secret) = args.app_secret {
+        config.app_secret = secret;
+    }
+    if let Some(token) = args.verify_token {
+        config.verify_token = token;
+    }
+    if let Some(id) = args.app_id {
+        config.app_id = id;
+    }
+    if let Some(id) = args.config_id {
+        config.config_id = id;
+    }
+    if args.fast {
+        let tests = SandboxConfig::for_tests(None);
+        config.delays = tests.delays;
+        config.webhooks = tests.webhooks;
+        config.statuses = tests.statuses;
+    }
+    let sandbox = Sandbox::start(config.clone()).await?;
+    println!("wabridge sandbox: {}", sandbox.base_url());
+    println!("  META_GRAPH_URL={}", sandbox.base_url());
+    println!("  META_SDK_URL={}", sandbox.sdk_url());
+    println!("  META_SIGNUP_ORIGINS={}", sandbox.origin());
+    println!("  META_APP_ID={} META_CONFIG_ID={}", config.app_id, config.config_id);
+    println!("  control API and customer page: {}", sandbox.control_url());
+    shutdown_signal().await;
+    sandbox.shutdown().await;
+    Ok(())
 }
 
 fn read_new_password() -> anyhow::Result<String> {

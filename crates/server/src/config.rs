@@ -92,8 +92,8 @@ pub struct Settings {
     pub session_hours: i64,
     /// Failed sign-ins per address and 15 minutes.
     pub sign_in_limit: i64,
-    /// True when the Graph API is the built-in sandbox (the UI says so).
-    pub sandbox: bool,
+    /// The built-in sandbox's customer page, when Meta is the sandbox (the UI says so).
+    pub sandbox_url: Option<String>,
 }
 
 /// Everything wrong with a configuration, reported together.
@@ -221,7 +221,7 @@ impl Settings {
                 log_format,
                 session_hours,
                 sign_in_limit,
-                sandbox: false,
+                sandbox_url: None,
             }),
             _ => Err(ConfigError(problems)),
         }

@@ -49,8 +49,9 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     }
 }
 
-/// The demo's settings: fixed demo values, with the few environment variables the demo
-/// honours (`META_APP_SECRET`, `META_VERIFY_TOKEN`, logging, product name) on top.
+/// The demo's settings: the sandbox's app and endpoints (`meta`, which already honours
+/// `META_APP_SECRET` and `META_VERIFY_TOKEN`), with logging and product name from the
+/// environment on top.
 pub fn settings(listen: SocketAddr, data_dir: &Path, meta: &BTreeMap<&str, String>) -> anyhow::Result<Settings> {
     let mut values: BTreeMap<String, String> = BTreeMap::new();
     let db = data_dir.join("wabridge.db");
@@ -58,15 +59,11 @@ pub fn settings(listen: SocketAddr, data_dir: &Path, meta: &BTreeMap<&str, Strin
     values.insert("WABRIDGE_LISTEN".into(), listen.to_string());
     values.insert("WABRIDGE_DATA_DIR".into(), data_dir.display().to_string());
     values.insert("WABRIDGE_ENCRYPTION_KEY".into(), demo_key(data_dir)?);
-    values.insert("META_APP_ID".into(), "100000000000001".into());
-    values.insert("META_CONFIG_ID".into(), "200000000000001".into());
-    values.insert("META_APP_SECRET".into(), "demo-app-secret".into());
-    values.insert("META_VERIFY_TOKEN".into(), "demo-verify-token".into());
     values.insert("WABRIDGE_PUBLIC_URL".into(), format!("http://{listen}"));
     for (k, v) in meta {
         values.insert((*k).to_owned(), v.clone());
     }
-    for name in ["META_APP_SECRET", "META_VERIFY_TOKEN", "WABRIDGE_LOG", "WABRIDGE_LOG_FORMAT", "WABRIDGE_PRODUCT_NAME"] {
+    for name in ["WABRIDGE_LOG", "WABRIDGE_LOG_FORMAT", "WABRIDGE_PRODUCT_NAME"] {
         if let Ok(v) = std::env::var(name) {
             values.insert(name.to_owned(), v);
         }

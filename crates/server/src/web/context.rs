@@ -35,8 +35,8 @@ pub struct RequestContext {
     pub csrf: String,
     /// Product name for the UI.
     pub product: std::sync::Arc<str>,
-    /// Whether Meta is the sandbox.
-    pub sandbox: bool,
+    /// The sandbox's customer page, when Meta is the built-in sandbox.
+    pub sandbox: Option<std::sync::Arc<str>>,
     /// Current path, for sign-in redirects and the language switch.
     pub path: String,
     /// Unread notifications, for tenant members.
@@ -122,7 +122,7 @@ pub async fn load_context(State(app): State<AppState>, request: Request, next: N
         lang,
         csrf: csrf.clone(),
         product: app.product.clone(),
-        sandbox: app.settings.sandbox,
+        sandbox: app.settings.sandbox_url.as_deref().map(std::sync::Arc::from),
         path: parts.uri.path().to_owned(),
     };
     parts.extensions.insert(ctx.clone());

@@ -53,8 +53,8 @@ pub struct PageCtx {
     pub csrf: String,
     /// Product name.
     pub product: Arc<str>,
-    /// Whether the sandbox banner shows.
-    pub sandbox: bool,
+    /// The sandbox's customer page (the banner shows when set).
+    pub sandbox: Option<Arc<str>>,
     /// Current path.
     pub path: String,
     /// Unread notifications of a tenant member (live updates start from it).
@@ -70,7 +70,7 @@ impl PageCtx {
                 user: c.user.clone(),
                 csrf: c.csrf.clone(),
                 product: c.product.clone(),
-                sandbox: c.sandbox,
+                sandbox: c.sandbox.clone(),
                 path: c.path.clone(),
                 unread: c.unread,
             },
@@ -79,7 +79,7 @@ impl PageCtx {
                 user: None,
                 csrf: String::new(),
                 product: Arc::from("wabridge"),
-                sandbox: false,
+                sandbox: None,
                 path: "/".to_owned(),
                 unread: None,
             },
