@@ -8,7 +8,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
+use std::time::Duration;
+
 use tokio::sync::watch;
+use wabridge_cloud_api::{GraphClient, GraphConfig};
+
+use crate::outbox::worker::OutboxWorker;
 
 use crate::clock::Clock;
 use crate::ingest::Registry;
@@ -55,7 +60,23 @@ impl Application {
         if db.engine() == Engine::Postgres {
             tokio::spawn(crate::live::run_pg_listener(db.clone(), live.clone(), journal.committed.clone(), shutdown.clone()));
         }
-        let state = AppState { db, settings: Arc::new(settings), metrics, clock, product, journal, live, shutdown };
+        let mut graph_config = GraphConfig::new(settings.meta.graph_url.clone(), settings.meta.graph_version.clone());
+        graph_config.timeout = Duration::from_secs(settings.graph_timeout_secs);
+        let graph = GraphClient::new(graph_config)?;
+        let outbox_wake = Arc::new(tokio::sync::Notify::new());
+        let worker = OutboxWorker {
+            db: db.clone(),
+            clock: clock.clone(),
+            graph: graph.clone(),
+            keyring: settings.keyring.clone(),
+            live: live.clone(),
+            metrics: metrics.clone(),
+            throughput: settings.number_throughput,
+        };
+        for _ in 0..settings.outbox_workers {
+            tokio::spawn(worker.clone().run(outbox_wake.clone(), shutdown.clone()));
+        }
+        let state = AppState { db, settings: Arc::new(settings), metrics, clock, product, journal, live, shutdown, graph, outbox_wake };
         Ok(Application { listener, state, stop })
     }
 

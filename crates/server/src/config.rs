@@ -41,6 +41,9 @@ pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec { name: "WABRIDGE_LOG", default: Some("info"), help: "log filter (tracing EnvFilter syntax)" },
     SettingSpec { name: "WABRIDGE_LOG_FORMAT", default: Some("auto"), help: "auto (JSON unless on a terminal), json or text" },
     SettingSpec { name: "WABRIDGE_SESSION_HOURS", default: Some("336"), help: "how long a sign-in lasts" },
+    SettingSpec { name: "WABRIDGE_GRAPH_TIMEOUT_SECS", default: Some("30"), help: "timeout of a Graph API call; a send that times out is marked unknown, never repeated blindly" },
+    SettingSpec { name: "WABRIDGE_NUMBER_THROUGHPUT", default: Some("80"), help: "messages per second per business number (Meta's default 80, up to 1000)" },
+    SettingSpec { name: "WABRIDGE_OUTBOX_WORKERS", default: Some("4"), help: "outbox workers per instance" },
     SettingSpec { name: "WABRIDGE_SIGN_IN_LIMIT", default: Some("5"), help: "failed sign-ins per e-mail address in 15 minutes before further attempts are refused" },
 ];
 
@@ -92,6 +95,12 @@ pub struct Settings {
     pub session_hours: i64,
     /// Failed sign-ins per address and 15 minutes.
     pub sign_in_limit: i64,
+    /// Graph API call timeout in seconds.
+    pub graph_timeout_secs: u64,
+    /// Messages per second per number.
+    pub number_throughput: u32,
+    /// Outbox workers per instance.
+    pub outbox_workers: usize,
     /// The built-in sandbox's customer page, when Meta is the sandbox (the UI says so).
     pub sandbox_url: Option<String>,
 }
@@ -180,6 +189,9 @@ impl Settings {
         let log_format = get("WABRIDGE_LOG_FORMAT");
         let session_hours = get("WABRIDGE_SESSION_HOURS");
         let sign_in_limit = get("WABRIDGE_SIGN_IN_LIMIT");
+        let graph_timeout = get("WABRIDGE_GRAPH_TIMEOUT_SECS");
+        let throughput = get("WABRIDGE_NUMBER_THROUGHPUT");
+        let workers = get("WABRIDGE_OUTBOX_WORKERS");
 
         let listen = listen.parse::<SocketAddr>().map_err(|_| problems.push(format!("WABRIDGE_LISTEN is not an address: {listen:?}"))).ok();
         let keyring = if key.is_empty() {
@@ -195,6 +207,18 @@ impl Settings {
         if sign_in_limit.is_none() {
             problems.push("WABRIDGE_SIGN_IN_LIMIT must be a positive number".to_owned());
         }
+        let graph_timeout_secs = graph_timeout.parse::<u64>().ok().filter(|t| *t > 0).unwrap_or_else(|| {
+            problems.push("WABRIDGE_GRAPH_TIMEOUT_SECS must be a positive number".to_owned());
+            30
+        });
+        let number_throughput = throughput.parse::<u32>().ok().filter(|t| (1..=1000).contains(t)).unwrap_or_else(|| {
+            problems.push("WABRIDGE_NUMBER_THROUGHPUT must be between 1 and 1000".to_owned());
+            80
+        });
+        let outbox_workers = workers.parse::<usize>().ok().filter(|t| (1..=64).contains(t)).unwrap_or_else(|| {
+            problems.push("WABRIDGE_OUTBOX_WORKERS must be between 1 and 64".to_owned());
+            4
+        });
         if !["auto", "json", "text"].contains(&log_format.as_str()) {
             problems.push("WABRIDGE_LOG_FORMAT must be auto, json or text".to_owned());
         }
@@ -221,6 +245,9 @@ impl Settings {
                 log_format,
                 session_hours,
                 sign_in_limit,
+                graph_timeout_secs,
+                number_throughput,
+                outbox_workers,
                 sandbox_url: None,
             }),
             _ => Err(ConfigError(problems)),

@@ -39,7 +39,29 @@
     setTimeout(() => el.remove(), 12000);
   }
 
+  // Conversation page: refresh the messages when one of them changes (new, ticks).
+  const messages = document.getElementById("messages");
+  const list = document.getElementById("conversation-list");
+  let refreshing = null;
+  function refresh(conversation) {
+    if (messages && String(conversation) === messages.dataset.conversation) {
+      if (refreshing) return;
+      refreshing = fetch("/inbox/" + conversation + "/messages", { headers: { Accept: "text/html" } })
+        .then((r) => (r.ok ? r.text() : null))
+        .then((html) => { if (html !== null) messages.innerHTML = html; })
+        .catch(() => {})
+        .finally(() => { refreshing = null; });
+    } else if (list) {
+      window.location.reload();
+    }
+  }
+
   const source = new EventSource(url);
+  source.addEventListener("message", (e) => {
+    let m;
+    try { m = JSON.parse(e.data); } catch (_) { return; }
+    refresh(m.conversation);
+  });
   source.addEventListener("notification", (e) => {
     let n;
     try { n = JSON.parse(e.data); } catch (_) { return; }
@@ -52,4 +74,24 @@
       .then((j) => setCount(j.unread))
       .catch(() => {});
   });
+})();
+
+// The 24-hour window's countdown, on every element that carries its closing time.
+(function () {
+  function tick() {
+    const now = Date.now();
+    document.querySelectorAll("[data-closes-at]").forEach((el) => {
+      const left = Number(el.dataset.closesAt) - now;
+      const out = el.querySelector(".countdown");
+      if (!out) return;
+      if (left <= 0) {
+        if (document.getElementById("composer")) window.location.reload();
+        return;
+      }
+      const minutes = Math.floor(left / 60000);
+      out.textContent = Math.floor(minutes / 60) + " h " + String(minutes % 60).padStart(2, "0") + " min";
+    });
+  }
+  tick();
+  setInterval(tick, 30000);
 })();

@@ -81,6 +81,8 @@ impl Registry {
 
     /// The features' subscriptions.
     pub fn standard() -> Registry {
-        Registry::default().subscribe("messages", Arc::new(crate::notifications::InboundMessageNotifier))
+        Registry::default()
+            .subscribe("messages", Arc::new(crate::inbox::handler::InboxHandler))
+            .subscribe("messages", Arc::new(crate::notifications::InboundMessageNotifier))
     }
 }

@@ -52,7 +52,10 @@ impl ChangeHandler for InboundMessageNotifier {
                 };
                 let actor = actor_of(value, message);
                 let preview = preview_of(&message.content);
-                let link = "/notifications".to_owned();
+                let link = match &message.id {
+                    Some(id) => format!("/inbox/by-wamid/{}", url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()),
+                    None => "/inbox".to_owned(),
+                };
                 for user in &users {
                     let id = with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, i64>(
                         "INSERT INTO notifications (tenant_id, user_id, kind, dedupe_key, actor, preview, link, created_at)

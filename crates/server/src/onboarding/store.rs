@@ -112,3 +112,26 @@ pub async fn attach(db: &Db, tenant: TenantId, a: &Attachment<'_>, now: i64) -> 
     tx.commit().await?;
     Ok(())
 }
+
+/// The authenticated-encryption context a WABA's business token is sealed under.
+pub fn token_context(waba_id: &str) -> String {
+    format!("waba-token:{waba_id}")
+}
+
+/// The business token that may act for a tenant's number, opened from its sealed form.
+pub async fn number_token(db: &Db, keyring: &crate::crypto::Keyring, tenant: TenantId, phone_number_id: &str) -> Result<Option<secrecy::SecretString>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        waba_id: String,
+        token_ciphertext: Option<Vec<u8>>,
+    }
+    let row = with_pool!(db.read(), |p| sqlx::query_as::<_, Row>(
+        "SELECT a.waba_id, a.token_ciphertext FROM phone_numbers n JOIN whatsapp_accounts a ON a.id = n.account_id
+         WHERE n.phone_number_id = $1 AND n.tenant_id = $2"
+    )
+    .bind(phone_number_id)
+    .bind(tenant)
+    .fetch_optional(p)
+    .await)?;
+    Ok(row.and_then(|r| keyring.open_str(&r.token_ciphertext?, &token_context(&r.waba_id)).ok()))
+}

@@ -40,6 +40,10 @@ pub struct AppState {
     pub live: crate::live::LiveHub,
     /// Turns true when the server shuts down (live streams end).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Meta's Graph API (or the sandbox).
+    pub graph: wabridge_cloud_api::GraphClient,
+    /// Wakes the outbox workers after something was enqueued.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 /// What every page template needs: language, user, CSRF token, product name.
@@ -177,6 +181,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::support::routes())
         .merge(crate::notifications::routes())
         .merge(crate::live::routes())
+        .merge(crate::inbox::routes())
         .route_layer(middleware::from_fn(metrics::tag_route))
         .fallback(|| async { error::AppError::NotFound })
         .layer(middleware::from_fn(error::render_errors))

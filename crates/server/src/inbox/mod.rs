@@ -1,0 +1,474 @@
+//! The inbox: conversations with customers, every inbound message type, replies inside the
+//! 24-hour window (see [`window`]), sent through the one outbox.
+
+pub mod handler;
+pub mod store;
+pub mod view;
+pub mod window;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Form;
+use serde::Deserialize;
+use wabridge_cloud_api::client::message::{OutboundContent, ReactionBody};
+use wabridge_cloud_api::{OutboundMessage, Recipient};
+
+pub use store::{OutcomeUpdate, record_outcome};
+
+use crate::accounts::TenantId;
+use crate::live::{self, NewEvent};
+use crate::outbox::{self, EnqueueError, NewSend, Operation, OutboxId};
+use crate::store::Db;
+use crate::web::context::TenantMember;
+use crate::web::error::{AppError, AppResult};
+use crate::web::{AppState, PageCtx, render};
+use crate::{with_pool, with_tx};
+use window::CustomerServiceWindow;
+
+/// Longest text WhatsApp takes.
+pub const MAX_TEXT: usize = 4096;
+/// Conversations per page of the list.
+const PAGE: i64 = 30;
+/// Messages shown in a conversation.
+const SHOWN: i64 = 200;
+
+/// Routes of this feature.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/inbox", get(get_list))
+        .route("/inbox/{id}", get(get_conversation))
+        .route("/inbox/{id}/messages", get(get_messages))
+        .route("/inbox/{id}/reply", post(post_reply))
+        .route("/inbox/{id}/react", post(post_react))
+        .route("/inbox/media/{message_id}", get(get_media))
+        .route("/inbox/by-wamid/{wamid}", get(get_by_wamid))
+}
+
+/// Why a free-form send was refused before reaching Meta.
+#[derive(Debug, thiserror::Error)]
+pub enum SendRefusal {
+    /// The 24-hour window is closed: only a template may be sent.
+    #[error("the customer service window is closed")]
+    WindowClosed,
+    /// The number cannot send (not connected, no token).
+    #[error("the number is not connected")]
+    NotConnected,
+    /// Empty or longer than WhatsApp allows.
+    #[error("the text is empty or too long")]
+    BadText,
+    /// No such conversation for this tenant.
+    #[error("no such conversation")]
+    NotFound,
+    /// Database failure.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl From<SendRefusal> for AppError {
+    fn from(e: SendRefusal) -> Self {
+        match e {
+            SendRefusal::WindowClosed => AppError::BadRequest("window_closed"),
+            SendRefusal::NotConnected => AppError::BadRequest("not_connected"),
+            SendRefusal::BadText => AppError::BadRequest("bad_text"),
+            SendRefusal::NotFound => AppError::NotFound,
+            SendRefusal::Db(e) => AppError::from(e),
+        }
+    }
+}
+
+/// The recipient of a conversation's customer: the phone when known, else the BSUID.
+fn recipient(c: &store::ConversationRow) -> Option<Recipient> {
+    c.phone.clone().map(Recipient::Phone).or_else(|| c.bsuid.clone().map(Recipient::UserId))
+}
+
+/// A sent message as the caller learns it.
+#[derive(Clone, Copy, Debug)]
+pub struct Sent {
+    /// Outbox id.
+    pub outbox: OutboxId,
+    /// Message id in the conversation.
+    pub message: i64,
+    /// False when an idempotency key returned an earlier send.
+    pub created: bool,
+}
+
+/// Records an outbound message in a conversation and the outbox, in one transaction.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_send(
+    app: &AppState,
+    tenant: TenantId,
+    conversation: &store::ConversationRow,
+    message: OutboundMessage,
+    kind: &str,
+    body: &str,
+    category: Option<&str>,
+    idempotency_key: Option<String>,
+) -> Result<Sent, SendRefusal> {
+    let now = app.clock.now_ms();
+    let payload = serde_json::to_value(&message).unwrap_or_default();
+    let reply_to = message.context.as_ref().map(|c| c.message_id.clone());
+    let mut tx = app.db.begin().await?;
+    let send = NewSend {
+        tenant,
+        phone_number_id: conversation.phone_number_id.clone(),
+        conversation_id: Some(conversation.id),
+        operation: Operation::Send { message: Box::new(message) },
+        category: category.map(str::to_owned),
+        idempotency_key,
+    };
+    let enqueued = match outbox::enqueue(&mut tx, &send, now).await {
+        Ok(e) => e,
+        Err(EnqueueError::NotConnected) => return Err(SendRefusal::NotConnected),
+        Err(EnqueueError::Db(e)) => return Err(SendRefusal::Db(e)),
+    };
+    if !enqueued.created {
+        let message = with_tx!(&mut tx, |c| sqlx::query_scalar::<_, i64>("SELECT id FROM messages WHERE outbox_id = $1")
+            .bind(enqueued.id)
+            .fetch_optional(c)
+            .await)?
+        .unwrap_or(0);
+        return Ok(Sent { outbox: enqueued.id, message, created: false });
+    }
+    let preview = handler::preview_text(&payload);
+    let message_id = store::insert_message(
+        &mut tx,
+        &store::NewMessage {
+            tenant,
+            conversation_id: conversation.id,
+            direction: "out",
+            wamid: None,
+            kind,
+            body,
+            payload: &payload,
+            reply_to: reply_to.as_deref(),
+            outbox_id: Some(enqueued.id),
+            status: "queued",
+            meta_at: now,
+        },
+        now,
+    )
+    .await?
+    .unwrap_or(0);
+    if kind != "reaction" {
+        store::touch_conversation(&mut tx, conversation.id, now, &preview, false, false).await?;
+    }
+    let stored = live::store_events(&mut tx, &[store::status_event(tenant, conversation.id, message_id)], now).await?;
+    tx.commit().await?;
+    app.live.published(&app.db, stored);
+    app.outbox_wake.notify_one();
+    Ok(Sent { outbox: enqueued.id, message: message_id, created: true })
+}
+
+/// Sends free-form text in a conversation — only inside the customer service window.
+pub async fn send_text(
+    app: &AppState,
+    tenant: TenantId,
+    conversation_id: i64,
+    text: &str,
+    reply_to: Option<&str>,
+    idempotency_key: Option<String>,
+) -> Result<Sent, SendRefusal> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > MAX_TEXT {
+        return Err(SendRefusal::BadText);
+    }
+    let conversation = store::conversation(&app.db, tenant, conversation_id).await?.ok_or(SendRefusal::NotFound)?;
+    if !CustomerServiceWindow::at(conversation.last_customer_message_at, app.clock.now_ms()).is_open() {
+        return Err(SendRefusal::WindowClosed);
+    }
+    let to = recipient(&conversation).ok_or(SendRefusal::NotFound)?;
+    let mut message = OutboundMessage::text(to, text);
+    if let Some(wamid) = reply_to.filter(|w| !w.is_empty()) {
+        message = message.reply_to(wamid);
+    }
+    record_send(app, tenant, &conversation, message, "text", text, Some("service"), idempotency_key).await
+}
+
+struct ConversationLine {
+    row: store::ConversationRow,
+    title: String,
+    window_open: bool,
+    remaining: String,
+    closes_at: i64,
+    preview: String,
+}
+
+fn title_of(c: &store::ConversationRow) -> String {
+    c.name
+        .clone()
+        .or_else(|| c.username.as_ref().map(|u| format!("@{u}")))
+        .or_else(|| c.phone.as_ref().map(|p| format!("+{p}")))
+        .or_else(|| c.bsuid.clone())
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+fn line(row: store::ConversationRow, now: i64, lang: crate::web::i18n::Lang) -> ConversationLine {
+    let w = CustomerServiceWindow::at(row.last_customer_message_at, now);
+    ConversationLine {
+        title: title_of(&row),
+        window_open: w.is_open(),
+        remaining: window::format_remaining(w.remaining_ms(now)),
+        closes_at: match w {
+            CustomerServiceWindow::Open { closes_at } => closes_at,
+            CustomerServiceWindow::Closed { .. } => 0,
+        },
+        preview: crate::notifications::localize_preview(&row.last_preview, lang),
+        row,
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "inbox_list.html")]
+struct ListPage {
+    p: PageCtx,
+    lines: Vec<ConversationLine>,
+    q: String,
+    next_before: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    q: Option<String>,
+    before: Option<i64>,
+}
+
+async fn get_list(State(app): State<AppState>, member: TenantMember, Query(q): Query<ListQuery>) -> AppResult<Response> {
+    let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(|s| s.chars().take(100).collect::<String>());
+    let rows = store::conversations(&app.db, member.tenant, search.as_deref(), q.before, PAGE + 1).await?;
+    let now = app.clock.now_ms();
+    let more = rows.len() as i64 > PAGE;
+    let lines: Vec<_> = rows.into_iter().take(PAGE as usize).map(|r| line(r, now, member.ctx.lang)).collect();
+    let next_before = if more { lines.last().map(|l| l.row.last_message_at) } else { None };
+    render(&ListPage { lines, q: search.unwrap_or_default(), next_before, p: member.ctx.into() })
+}
+
+#[derive(askama::Template)]
+#[template(path = "inbox_conversation.html")]
+struct ConversationPage {
+    p: PageCtx,
+    c: ConversationLine,
+    messages: Vec<view::MessageView>,
+    reply_to: Option<view::MessageView>,
+    notice: Option<&'static str>,
+}
+
+#[derive(askama::Template)]
+#[template(path = "inbox_messages.html")]
+struct MessagesPartial {
+    p: PageCtx,
+    messages: Vec<view::MessageView>,
+    c: ConversationLine,
+}
+
+#[derive(Deserialize)]
+struct ConversationQuery {
+    reply_to: Option<String>,
+    notice: Option<String>,
+}
+
+async fn load(app: &AppState, tenant: TenantId, id: i64, lang: crate::web::i18n::Lang) -> AppResult<(ConversationLine, Vec<view::MessageView>)> {
+    let row = store::conversation(&app.db, tenant, id).await?.ok_or(AppError::NotFound)?;
+    let rows = store::messages(&app.db, tenant, id, SHOWN).await?;
+    let now = app.clock.now_ms();
+    Ok((line(row, now, lang), view::build(&rows, lang)))
+}
+
+async fn get_conversation(State(app): State<AppState>, member: TenantMember, Path(id): Path<i64>, Query(q): Query<ConversationQuery>) -> AppResult<Response> {
+    let (c, messages) = load(&app, member.tenant, id, member.ctx.lang).await?;
+    if c.row.unread > 0 {
+        mark_read(&app, member.tenant, &c.row).await?;
+    }
+    let reply_to = q.reply_to.as_deref().and_then(|w| messages.iter().find(|m| m.wamid.as_deref() == Some(w)).cloned());
+    let notice = match q.notice.as_deref() {
+        Some("window_closed") => Some("inbox.window_closed_refused"),
+        Some("bad_text") => Some("error.bad_text"),
+        Some("not_connected") => Some("error.not_connected"),
+        _ => None,
+    };
+    render(&ConversationPage { c, messages, reply_to, notice, p: member.ctx.into() })
+}
+
+async fn get_messages(State(app): State<AppState>, member: TenantMember, Path(id): Path<i64>) -> AppResult<Response> {
+    let (c, messages) = load(&app, member.tenant, id, member.ctx.lang).await?;
+    render(&MessagesPartial { c, messages, p: member.ctx.into() })
+}
+
+/// Resets the unread count and tells Meta (blue ticks) that the customer's last message was
+/// read — through the outbox, like every call that sends something.
+async fn mark_read(app: &AppState, tenant: TenantId, c: &store::ConversationRow) -> Result<(), sqlx::Error> {
+    let now = app.clock.now_ms();
+    let last_inbound = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, String>(
+        "SELECT wamid FROM messages WHERE conversation_id = $1 AND tenant_id = $2 AND direction = 'in' AND wamid NOT LIKE 'wabridge:%' ORDER BY meta_at DESC, id DESC LIMIT 1"
+    )
+    .bind(c.id)
+    .bind(tenant)
+    .fetch_optional(p)
+    .await)?;
+    let mut tx = app.db.begin().await?;
+    with_tx!(&mut tx, |x| sqlx::query("UPDATE conversations SET unread = 0 WHERE id = $1 AND tenant_id = $2").bind(c.id).bind(tenant).execute(x).await.map(drop))?;
+    if let Some(wamid) = last_inbound {
+        let send = NewSend {
+            tenant,
+            phone_number_id: c.phone_number_id.clone(),
+            conversation_id: Some(c.id),
+            operation: Operation::MarkRead { wamid },
+            category: None,
+            idempotency_key: None,
+        };
+        // A number that cannot send cannot mark read either; the unread count still resets.
+        match outbox::enqueue(&mut tx, &send, now).await {
+            Ok(_) | Err(EnqueueError::NotConnected) => {}
+            Err(EnqueueError::Db(e)) => return Err(e),
+        }
+    }
+    let stored = live::store_events(
+        &mut tx,
+        &[NewEvent { tenant, user: None, kind: "conversation".to_owned(), payload: serde_json::json!({"conversation": c.id}) }],
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    app.live.published(&app.db, stored);
+    app.outbox_wake.notify_one();
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct ReplyForm {
+    text: String,
+    reply_to: Option<String>,
+}
+
+async fn post_reply(State(app): State<AppState>, member: TenantMember, Path(id): Path<i64>, Form(form): Form<ReplyForm>) -> AppResult<Response> {
+    match send_text(&app, member.tenant, id, &form.text, form.reply_to.as_deref(), None).await {
+        Ok(_) => Ok(Redirect::to(&format!("/inbox/{id}")).into_response()),
+        Err(e @ (SendRefusal::WindowClosed | SendRefusal::BadText | SendRefusal::NotConnected)) => {
+            let code = AppError::from(e).code();
+            Ok(Redirect::to(&format!("/inbox/{id}?notice={code}")).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ReactForm {
+    wamid: String,
+    emoji: String,
+}
+
+async fn post_react(State(app): State<AppState>, member: TenantMember, Path(id): Path<i64>, Form(form): Form<ReactForm>) -> AppResult<Response> {
+    let emoji = form.emoji.trim();
+    if emoji.is_empty() || emoji.chars().count() > 8 || form.wamid.len() > 256 {
+        return Err(AppError::BadRequest("bad_request"));
+    }
+    let conversation = store::conversation(&app.db, member.tenant, id).await?.ok_or(AppError::NotFound)?;
+    if !CustomerServiceWindow::at(conversation.last_customer_message_at, app.clock.now_ms()).is_open() {
+        return Ok(Redirect::to(&format!("/inbox/{id}?notice=window_closed")).into_response());
+    }
+    // Only messages of this conversation can be reacted to.
+    if store::conversation_of_wamid(&app.db, member.tenant, &form.wamid).await? != Some(id) {
+        return Err(AppError::NotFound);
+    }
+    let to = recipient(&conversation).ok_or(AppError::NotFound)?;
+    let message = OutboundMessage::new(to, OutboundContent::Reaction { reaction: ReactionBody { message_id: form.wamid.clone(), emoji: emoji.to_owned() } });
+    record_send(&app, member.tenant, &conversation, message, "reaction", emoji, Some("service"), None).await?;
+    Ok(Redirect::to(&format!("/inbox/{id}")).into_response())
+}
+
+async fn get_by_wamid(State(app): State<AppState>, member: TenantMember, Path(wamid): Path<String>) -> AppResult<Response> {
+    let id = store::conversation_of_wamid(&app.db, member.tenant, &wamid).await?.ok_or(AppError::NotFound)?;
+    Ok(Redirect::to(&format!("/inbox/{id}")).into_response())
+}
+
+#[derive(sqlx::FromRow)]
+struct MediaMessage {
+    payload: String,
+    kind: String,
+    phone_number_id: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredMedia {
+    mime_type: Option<String>,
+    filename: Option<String>,
+    bytes: Option<Vec<u8>>,
+}
+
+/// Serves a message's media to the tenant's users: from the database, or fetched once from
+/// Meta with the number's token and kept (Meta's download URLs expire within minutes).
+async fn get_media(State(app): State<AppState>, member: TenantMember, Path(message_id): Path<i64>) -> AppResult<Response> {
+    let m = with_pool!(app.db.read(), |p| sqlx::query_as::<_, MediaMessage>(
+        "SELECT m.payload, m.kind, c.phone_number_id FROM messages m JOIN conversations c ON c.id = m.conversation_id
+         WHERE m.id = $1 AND m.tenant_id = $2"
+    )
+    .bind(message_id)
+    .bind(member.tenant)
+    .fetch_optional(p)
+    .await)?
+    .ok_or(AppError::NotFound)?;
+    let payload: serde_json::Value = serde_json::from_str(&m.payload).unwrap_or_default();
+    let media = &payload[m.kind.as_str()];
+    let media_id = media["id"].as_str().ok_or(AppError::NotFound)?.to_owned();
+    let stored = with_pool!(app.db.read(), |p| sqlx::query_as::<_, StoredMedia>(
+        "SELECT mime_type, filename, bytes FROM media WHERE tenant_id = $1 AND meta_media_id = $2"
+    )
+    .bind(member.tenant)
+    .bind(&media_id)
+    .fetch_optional(p)
+    .await)?;
+    let stored = match stored {
+        Some(s) if s.bytes.is_some() => s,
+        _ => fetch_media(&app, member.tenant, &m.phone_number_id, &media_id, media).await?,
+    };
+    let mime = stored.mime_type.unwrap_or_else(|| "application/octet-stream".to_owned());
+    let disposition = match stored.filename {
+        Some(f) => format!("attachment; filename=\"{}\"", f.replace(['"', '\\', '\r', '\n'], "_")),
+        None if mime.starts_with("image/") || mime.starts_with("video/") || mime.starts_with("audio/") => "inline".to_owned(),
+        None => "attachment".to_owned(),
+    };
+    Ok((
+        [(header::CONTENT_TYPE, mime), (header::CONTENT_DISPOSITION, disposition), (header::CACHE_CONTROL, "private, max-age=86400".to_owned())],
+        stored.bytes.unwrap_or_default(),
+    )
+        .into_response())
+}
+
+async fn fetch_media(app: &AppState, tenant: TenantId, number: &str, media_id: &str, media: &serde_json::Value) -> AppResult<StoredMedia> {
+    let token = crate::onboarding::store::number_token(&app.db, &app.settings.keyring, tenant, number)
+        .await?
+        .ok_or(AppError::Unavailable("no token for this number".to_owned()))?;
+    let info = app.graph.media_info(&token, media_id).await.map_err(|e| AppError::Unavailable(e.to_string()))?;
+    let url = info.url.clone().ok_or(AppError::Unavailable("Meta gave no download URL".to_owned()))?;
+    let bytes = app.graph.download_media(&token, &url).await.map_err(|e| AppError::Unavailable(e.to_string()))?;
+    let mime = info.mime_type.clone().or_else(|| media["mime_type"].as_str().map(str::to_owned));
+    let filename = media["filename"].as_str().map(str::to_owned);
+    with_pool!(app.db.write(), |p| sqlx::query(
+        "INSERT INTO media (tenant_id, phone_number_id, meta_media_id, mime_type, filename, bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (tenant_id, meta_media_id) DO UPDATE SET bytes = excluded.bytes, mime_type = excluded.mime_type"
+    )
+    .bind(tenant)
+    .bind(number)
+    .bind(media_id)
+    .bind(&mime)
+    .bind(&filename)
+    .bind(bytes.as_ref())
+    .bind(app.clock.now_ms())
+    .execute(p)
+    .await
+    .map(drop))?;
+    Ok(StoredMedia { mime_type: mime, filename, bytes: Some(bytes.to_vec()) })
+}
+
+/// A customer's conversation id with a number, for the host API and templates (created when
+/// the business writes first).
+pub async fn open_conversation(db: &Db, tenant: TenantId, phone_number_id: &str, phone: &str, now: i64) -> Result<i64, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let customer = store::upsert_customer(&mut tx, tenant, None, Some(phone), None, None, now).await?;
+    let Some(customer) = customer else { return Err(sqlx::Error::RowNotFound) };
+    let id = store::conversation_for(&mut tx, tenant, phone_number_id, customer, now).await?;
+    tx.commit().await?;
+    Ok(id)
+}
