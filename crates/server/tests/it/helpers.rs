@@ -186,3 +186,78 @@ impl TestApp {
             .unwrap()
     }
 }
+
+/// A server wired to a sandbox (the sandbox plays Meta), with a tenant whose number the
+/// sandbox created and which is attached, token sealed, as onboarding would.
+pub struct SandboxApp {
+    /// The server.
+    pub app: TestApp,
+    /// The sandbox.
+    pub sandbox: wabridge_sandbox::Sandbox,
+    /// The tenant.
+    #[allow(dead_code)]
+    pub tenant: TenantId,
+    /// The sandbox's fixture: WABA, number, token.
+    pub fixture: wabridge_sandbox::TenantFixture,
+}
+
+/// Starts a sandbox and a server pointed at it; the tenant "Salon Sandbox" has an owner
+/// `owner@sandbox.test`, an agent `agent@sandbox.test` and a connected number.
+pub async fn spawn_app_with_sandbox(extra: &[(&str, &str)]) -> SandboxApp {
+    use wabridge_sandbox::{Sandbox, SandboxConfig, TenantRequest};
+    wabridge_testkit::install_tls();
+    let config = SandboxConfig::for_tests(None);
+    let sandbox = Sandbox::start(config.clone()).await.expect("sandbox starts");
+    let (url, dir) = fresh_database_url().await;
+    let base = sandbox.base_url();
+    let sdk = sandbox.sdk_url();
+    let origin = sandbox.origin();
+    let mut settings_extra: Vec<(&str, &str)> = vec![
+        ("META_APP_ID", config.app_id.as_str()),
+        ("META_APP_SECRET", config.app_secret.as_str()),
+        ("META_CONFIG_ID", config.config_id.as_str()),
+        ("META_VERIFY_TOKEN", config.verify_token.as_str()),
+        ("META_GRAPH_URL", base.as_str()),
+        ("META_SDK_URL", sdk.as_str()),
+        ("META_SIGNUP_ORIGINS", origin.as_str()),
+    ];
+    settings_extra.extend_from_slice(extra);
+    let settings = test_settings(&url, &settings_extra);
+    let keyring = settings.keyring.clone();
+    let db = Db::open(&url).await.expect("database opens");
+    db.migrate().await.expect("migrations apply");
+    let clock = Clock::default();
+    let server = Application::with_db(settings, db.clone(), clock.clone()).await.expect("server binds");
+    let addr = server.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let app = TestApp { base: format!("http://{addr}"), db, clock, _stop: stop, _dir: dir };
+    sandbox.set_webhook_url(Some(app.url("/webhooks/whatsapp")));
+    let fixture = sandbox
+        .control()
+        .create_tenant(&TenantRequest { business_name: Some("Salon Sandbox".into()), registered_with_pin: Some("246810".into()), ..Default::default() })
+        .await
+        .expect("sandbox tenant");
+    let tenant = app.tenant("Salon Sandbox").await;
+    app.user(Some(tenant), "owner@sandbox.test", Role::Owner).await;
+    app.user(Some(tenant), "agent@sandbox.test", Role::Agent).await;
+    let sealed = keyring.seal(fixture.access_token.as_bytes(), &wabridge::onboarding::store::token_context(&fixture.waba_id));
+    wabridge::onboarding::store::attach(
+        &app.db,
+        tenant,
+        &wabridge::onboarding::store::Attachment {
+            waba_id: &fixture.waba_id,
+            business_id: Some(&fixture.business_id),
+            phone_number_id: &fixture.phone_number_id,
+            display_phone_number: Some(&fixture.number),
+            token_ciphertext: Some(sealed),
+            status: "connected",
+        },
+        app.clock.now_ms(),
+    )
+    .await
+    .expect("number attached");
+    SandboxApp { app, sandbox, tenant, fixture }
+}

@@ -7,6 +7,7 @@ mod browser;
 mod config;
 mod errors;
 mod helpers;
+mod inbox;
 mod ingest;
 mod isolation;
 mod ops;

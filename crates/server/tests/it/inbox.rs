@@ -1,0 +1,274 @@
+//! The inbox against the sandbox: conversations, the 24-hour window, replies through the
+//! outbox, statuses, retries and unknown outcomes, media, isolation.
+
+use std::time::Duration;
+
+use serde_json::json;
+use wabridge::accounts::Role;
+use wabridge::with_pool;
+use wabridge_sandbox::{CustomerMessage, Fault};
+
+use crate::helpers::{SandboxApp, element_text, eventually, spawn_app_with_sandbox};
+
+const CUSTOMER: &str = "4915112345678";
+
+async fn count(s: &SandboxApp, sql: &'static str) -> i64 {
+    with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await).unwrap()
+}
+
+async fn conversation_id(s: &SandboxApp) -> i64 {
+    eventually("conversation created", || async { count(s, "SELECT COUNT(*) FROM conversations").await >= 1 }).await;
+    with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT id FROM conversations ORDER BY id LIMIT 1").fetch_one(p).await).unwrap()
+}
+
+async fn customer_writes(s: &SandboxApp, text: &str, at: Option<i64>) {
+    s.sandbox.control().customer_text(&s.fixture.phone_number_id, CUSTOMER, text, at).await.unwrap();
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+}
+
+async fn message_status(s: &SandboxApp, body: &str) -> String {
+    with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, String>("SELECT status FROM messages WHERE direction = 'out' AND body = $1")
+        .bind(body)
+        .fetch_one(p)
+        .await)
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_customer_writes_the_agent_replies_and_the_ticks_follow() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    customer_writes(&s, "Hallo, haben Sie morgen Zeit?", None).await;
+    let id = conversation_id(&s).await;
+    let (c, csrf) = s.app.signed_in("agent@sandbox.test").await;
+
+    let list = c.get(s.app.url("/inbox")).send().await.unwrap().text().await.unwrap();
+    assert!(list.contains("Hallo, haben Sie morgen Zeit?"));
+    assert!(list.contains("Fenster offen") && list.contains("23 h 59 min") || list.contains("24 h 00 min"), "window open with time left");
+    // The notification links to the conversation.
+    let notes = c.get(s.app.url("/notifications")).send().await.unwrap().text().await.unwrap();
+    let note_id = notes.split("href=\"/notifications/").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let open = c.get(s.app.url(&format!("/notifications/{note_id}"))).send().await.unwrap();
+    let by_wamid = open.headers()["location"].to_str().unwrap().to_owned();
+    assert!(by_wamid.starts_with("/inbox/by-wamid/"));
+    let resp = c.get(s.app.url(&by_wamid)).send().await.unwrap();
+    assert_eq!(resp.headers()["location"].to_str().unwrap(), format!("/inbox/{id}"));
+
+    let page = c.get(s.app.url(&format!("/inbox/{id}"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("id=\"composer\""));
+    // Opening it marks the customer's message read at Meta (blue ticks on the phone).
+    eventually("read receipt sent", || async {
+        s.sandbox.control().requests().await.unwrap().iter().any(|r| r.body.to_string().contains("\"status\":\"read\""))
+    })
+    .await;
+    assert_eq!(count(&s, "SELECT unread FROM conversations").await, 0);
+
+    let resp = c
+        .post(s.app.url(&format!("/inbox/{id}/reply")))
+        .form(&[("_csrf", csrf.as_str()), ("text", "Ja, um 10 Uhr?")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    eventually("the sandbox received the reply", || async {
+        s.sandbox.control().sent_messages(None).await.unwrap().iter().any(|m| m.request.to_string().contains("Ja, um 10 Uhr?"))
+    })
+    .await;
+    let sent = s.sandbox.control().sent_messages(None).await.unwrap();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].biz_opaque_callback_data.as_deref().unwrap().starts_with("wabridge:ob:"));
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    eventually("delivered", || async { message_status(&s, "Ja, um 10 Uhr?").await == "delivered" }).await;
+    s.sandbox.control().set_status(&sent[0].wamid, "read", None).await.unwrap();
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    eventually("read", || async { message_status(&s, "Ja, um 10 Uhr?").await == "read" }).await;
+
+    // Meta does not keep order: a late "delivered" does not take the message back.
+    let late = json!({"object": "whatsapp_business_account", "entry": [{"id": s.fixture.waba_id, "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"phone_number_id": s.fixture.phone_number_id},
+        "statuses": [{"id": sent[0].wamid, "status": "delivered", "timestamp": "1764000000", "recipient_id": CUSTOMER}]}}]}]});
+    let signature = wabridge_cloud_api::sign(&secrecy::SecretString::from("sandbox-app-secret"), late.to_string().as_bytes());
+    let resp = crate::helpers::client()
+        .post(s.app.url("/webhooks/whatsapp"))
+        .header("X-Hub-Signature-256", signature)
+        .body(late.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    eventually("journal drained", || async { count(&s, "SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL").await == 0 }).await;
+    assert_eq!(message_status(&s, "Ja, um 10 Uhr?").await, "read");
+
+    let page = c.get(s.app.url(&format!("/inbox/{id}/messages"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("✓✓ gelesen"));
+}
+
+#[tokio::test]
+async fn outside_the_window_free_form_is_refused_before_meta_is_asked() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    let day_ago = s.app.clock.now_ms() / 1000 - 25 * 3600;
+    customer_writes(&s, "Alte Nachricht", Some(day_ago)).await;
+    let id = conversation_id(&s).await;
+    let (c, csrf) = s.app.signed_in("owner@sandbox.test").await;
+    let page = c.get(s.app.url(&format!("/inbox/{id}"))).send().await.unwrap().text().await.unwrap();
+    assert_eq!(element_text(&page, "window-state").as_deref(), Some("Das 24-Stunden-Fenster ist geschlossen."));
+    assert!(!page.contains("id=\"composer\"") && page.contains("id=\"send-template\""));
+    let resp = c
+        .post(s.app.url(&format!("/inbox/{id}/reply")))
+        .form(&[("_csrf", csrf.as_str()), ("text", "Hallo?")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["location"].to_str().unwrap(), format!("/inbox/{id}?notice=window_closed"));
+    let page = c.get(s.app.url(&format!("/inbox/{id}?notice=window_closed"))).send().await.unwrap().text().await.unwrap();
+    assert!(element_text(&page, "send-refused").unwrap().contains("24-Stunden-Fenster ist geschlossen"));
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM outbox WHERE op = 'send'").await, 0);
+
+    // A new customer message re-opens it, counted from Meta's timestamp.
+    customer_writes(&s, "Doch noch eine Frage", None).await;
+    eventually("window open again", || async {
+        let page = c.get(s.app.url(&format!("/inbox/{id}"))).send().await.unwrap().text().await.unwrap();
+        page.contains("id=\"composer\"")
+    })
+    .await;
+    // And our clock passing 24 h closes it again.
+    s.app.clock.advance(24 * 3600 * 1000 + 60_000);
+    let page = c.get(s.app.url(&format!("/inbox/{id}"))).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("id=\"composer\""));
+}
+
+#[tokio::test]
+async fn metas_own_131047_is_explained_the_same_way() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    customer_writes(&s, "Hallo", None).await;
+    let id = conversation_id(&s).await;
+    // Meta's clock says the window has closed although ours does not yet.
+    s.sandbox.control().advance_clock(25 * 3600).await.unwrap();
+    let (c, csrf) = s.app.signed_in("owner@sandbox.test").await;
+    c.post(s.app.url(&format!("/inbox/{id}/reply"))).form(&[("_csrf", csrf.as_str()), ("text", "Zu spät")]).send().await.unwrap();
+    eventually("failed", || async { message_status(&s, "Zu spät").await == "failed" }).await;
+    let page = c.get(s.app.url(&format!("/inbox/{id}/messages"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Nicht gesendet: Das 24-Stunden-Fenster ist geschlossen."), "{page}");
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM outbox WHERE state = 'failed' AND error_code = 131047").await, 1);
+}
+
+#[tokio::test]
+async fn a_retryable_failure_is_retried_and_delivered_once() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    customer_writes(&s, "Hallo", None).await;
+    let id = conversation_id(&s).await;
+    s.sandbox
+        .control()
+        .add_fault(&Fault { endpoint: "messages".into(), method: Some("POST".into()), code: Some(131_000), remaining: Some(1), ..Default::default() })
+        .await
+        .unwrap();
+    let (c, csrf) = s.app.signed_in("owner@sandbox.test").await;
+    c.post(s.app.url(&format!("/inbox/{id}/reply"))).form(&[("_csrf", csrf.as_str()), ("text", "Zweiter Versuch")]).send().await.unwrap();
+    eventually("retried after the failure", || async { count(&s, "SELECT attempts FROM outbox WHERE op = 'send'").await >= 1 }).await;
+    s.app.clock.advance(2_000);
+    eventually("delivered", || async { message_status(&s, "Zweiter Versuch").await == "delivered" || {
+        s.sandbox.control().flush(Duration::from_secs(1)).await.ok();
+        false
+    } })
+    .await;
+    assert_eq!(count(&s, "SELECT attempts FROM outbox WHERE op = 'send'").await, 2);
+    let sent = s.sandbox.control().sent_messages(None).await.unwrap();
+    assert_eq!(sent.iter().filter(|m| m.request.to_string().contains("Zweiter Versuch")).count(), 1);
+}
+
+#[tokio::test]
+async fn a_send_answered_after_the_timeout_is_reconciled_not_repeated() {
+    let s = spawn_app_with_sandbox(&[("WABRIDGE_GRAPH_TIMEOUT_SECS", "1")]).await;
+    customer_writes(&s, "Hallo", None).await;
+    let id = conversation_id(&s).await;
+    s.sandbox
+        .control()
+        .add_fault(&Fault { endpoint: "messages".into(), method: Some("POST".into()), delay_ms: Some(2_500), remaining: Some(1), ..Default::default() })
+        .await
+        .unwrap();
+    let (c, csrf) = s.app.signed_in("owner@sandbox.test").await;
+    c.post(s.app.url(&format!("/inbox/{id}/reply"))).form(&[("_csrf", csrf.as_str()), ("text", "Langsam")]).send().await.unwrap();
+    // The client gave up after one second; Meta sent the message anyway, and its status (which
+    // may even overtake the late answer) carries our outbox id and settles it.
+    eventually("the timeout was seen", || async {
+        let metrics = c.get(s.app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        metrics.contains("wabridge_outbox_unknown_total 1")
+    })
+    .await;
+    eventually("reconciled by the status", || async {
+        s.sandbox.control().flush(Duration::from_secs(1)).await.ok();
+        message_status(&s, "Langsam").await == "delivered"
+    })
+    .await;
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM outbox WHERE state = 'sent' AND wamid IS NOT NULL").await, 1);
+    assert_eq!(s.sandbox.control().sent_messages(None).await.unwrap().len(), 1, "sent exactly once");
+}
+
+#[tokio::test]
+async fn images_and_locations_are_shown_and_media_served_only_to_the_tenant() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    for (kind, content) in [("image", None), ("location", Some(json!({"latitude": 52.52, "longitude": 13.405, "name": "Salon am Markt", "address": "Markt 1, Berlin"})))] {
+        s.sandbox
+            .control()
+            .customer_writes(&CustomerMessage {
+                phone_number_id: s.fixture.phone_number_id.clone(),
+                from: CUSTOMER.into(),
+                name: Some("Mia".into()),
+                r#type: kind.into(),
+                content,
+                ..serde_json::from_value(json!({"phone_number_id": "", "from": "", "type": "text"})).unwrap()
+            })
+            .await
+            .unwrap();
+    }
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    eventually("both stored", || async { count(&s, "SELECT COUNT(*) FROM messages").await == 2 }).await;
+    let id = conversation_id(&s).await;
+    let (c, _) = s.app.signed_in("owner@sandbox.test").await;
+    let page = c.get(s.app.url(&format!("/inbox/{id}"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Salon am Markt") && page.contains("Markt 1, Berlin") && page.contains("openstreetmap.org/?mlat=52.52"));
+    let src = page.split("<img class=\"media\" src=\"").nth(1).expect("image shown inline").split('"').next().unwrap().to_owned();
+    let media = c.get(s.app.url(&src)).send().await.unwrap();
+    assert_eq!(media.status(), 200);
+    assert!(media.headers()["content-type"].to_str().unwrap().starts_with("image/"));
+    assert!(!media.bytes().await.unwrap().is_empty());
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM media WHERE bytes IS NOT NULL").await, 1, "stored in the database");
+
+    // Another tenant's user gets nothing of it.
+    let other = s.app.tenant("Other Salon").await;
+    s.app.user(Some(other), "owner@other.test", Role::Owner).await;
+    let (o, csrf) = s.app.signed_in("owner@other.test").await;
+    assert_eq!(o.get(s.app.url(&src)).send().await.unwrap().status(), 404);
+    assert_eq!(o.get(s.app.url(&format!("/inbox/{id}"))).send().await.unwrap().status(), 404);
+    assert_eq!(o.get(s.app.url(&format!("/inbox/{id}/messages"))).send().await.unwrap().status(), 404);
+    let resp = o.post(s.app.url(&format!("/inbox/{id}/reply"))).form(&[("_csrf", csrf.as_str()), ("text", "x")]).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let list = o.get(s.app.url("/inbox")).send().await.unwrap().text().await.unwrap();
+    assert!(list.contains("id=\"no-conversations\""));
+}
+
+#[tokio::test]
+async fn a_username_customer_is_merged_when_the_phone_becomes_known() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    let base = |v: serde_json::Value| -> CustomerMessage { serde_json::from_value(v).unwrap() };
+    // First only the BSUID and a username (phone withheld), then the same person with the phone.
+    let first = s
+        .sandbox
+        .control()
+        .customer_writes(&base(json!({"phone_number_id": s.fixture.phone_number_id, "from": CUSTOMER, "username": "mia.k", "hide_phone": true, "type": "text", "content": {"body": "Hi"}})))
+        .await
+        .unwrap();
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    eventually("stored", || async { count(&s, "SELECT COUNT(*) FROM messages").await == 1 }).await;
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM customers WHERE phone IS NULL AND bsuid IS NOT NULL").await, 1);
+    assert!(!first.user_id.is_empty());
+    s.sandbox.control().customer_text(&s.fixture.phone_number_id, CUSTOMER, "Meine Nummer", None).await.unwrap();
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    eventually("stored", || async { count(&s, "SELECT COUNT(*) FROM messages").await == 2 }).await;
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM customers").await, 1, "one customer");
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM conversations").await, 1, "one conversation");
+    let (c, _) = s.app.signed_in("owner@sandbox.test").await;
+    let list = c.get(s.app.url("/inbox?q=mia")).send().await.unwrap().text().await.unwrap();
+    assert!(list.contains("Meine Nummer"));
+    let none = c.get(s.app.url("/inbox?q=nobody")).send().await.unwrap().text().await.unwrap();
+    assert!(none.contains("id=\"no-conversations\""));
+}
