@@ -42,15 +42,21 @@
   // Conversation page: refresh the messages when one of them changes (new, ticks).
   const messages = document.getElementById("messages");
   const list = document.getElementById("conversation-list");
-  let refreshing = null;
+  let refreshing = false;
+  let again = false;
   function refresh(conversation) {
     if (messages && String(conversation) === messages.dataset.conversation) {
-      if (refreshing) return;
-      refreshing = fetch("/inbox/" + conversation + "/messages", { headers: { Accept: "text/html" } })
+      // One fetch at a time; a change during a fetch triggers one more afterwards.
+      if (refreshing) { again = true; return; }
+      refreshing = true;
+      fetch("/inbox/" + conversation + "/messages", { headers: { Accept: "text/html" } })
         .then((r) => (r.ok ? r.text() : null))
         .then((html) => { if (html !== null) messages.innerHTML = html; })
         .catch(() => {})
-        .finally(() => { refreshing = null; });
+        .finally(() => {
+          refreshing = false;
+          if (again) { again = false; refresh(conversation); }
+        });
     } else if (list) {
       window.location.reload();
     }

@@ -219,9 +219,9 @@ async fn inbound_media_can_be_fetched_with_the_token() {
     let id = image["id"].as_str().unwrap().to_string();
     let sha = image["sha256"].as_str().unwrap();
     assert!(sha.len() == 44 && sha.ends_with('='), "base64 like Meta's: {sha}");
-    assert_eq!(image["mime_type"], "image/jpeg");
+    assert_eq!(image["mime_type"], "image/png");
     let (_, info) = s.get(&id, &t.access_token).await;
-    assert_eq!(info["mime_type"], "image/jpeg");
+    assert_eq!(info["mime_type"], "image/png");
     let r = s.http.get(info["url"].as_str().unwrap()).bearer_auth(&t.access_token).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }

@@ -49,3 +49,81 @@ async fn owner_and_support_walk_through_the_skeleton() {
     browser.wait_for_text("#support-tenants", "owner@demo.test").await.unwrap();
     browser.quit().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_customer_writes_the_toast_appears_and_the_agent_chats() {
+    use std::time::Duration;
+    let s = crate::helpers::spawn_app_with_sandbox(&[]).await;
+    let browser = Browser::start().await.unwrap();
+    sign_in(&browser, &s.app.base, "agent@sandbox.test").await;
+    browser.wait_for("#integrations").await.unwrap();
+    // Give the page's event stream a moment to connect.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    s.sandbox.control().customer_text(&s.fixture.phone_number_id, "4917612345678", "Guten Morgen!\nZweite Zeile", None).await.unwrap();
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    let toast = browser.wait_for_text("#toasts .toast", "Guten Morgen!").await.unwrap();
+    assert!(toast.contains("Neue WhatsApp-Nachricht von"), "{toast}");
+    assert!(!toast.contains("Zweite Zeile"));
+    browser.wait_for_text("#unread-count", "1").await.unwrap();
+    let position = browser
+        .execute("const r = document.querySelector('#toasts .toast').getBoundingClientRect(); return [getComputedStyle(document.getElementById('toasts')).position, window.innerWidth - r.right, window.innerHeight - r.bottom];", vec![])
+        .await
+        .unwrap();
+    assert_eq!(position[0], "fixed");
+    assert!(position[1].as_f64().unwrap() < 40.0 && position[2].as_f64().unwrap() < 40.0, "bottom-right: {position}");
+
+    browser.click_on("#toasts .toast a").await.unwrap();
+    browser.wait_for_text("#messages", "Guten Morgen!").await.unwrap();
+    browser.wait_for_text("#window-state", "Verbleibend").await.unwrap();
+    browser.fill("#reply-text", "Guten Morgen, wie kann ich helfen?").await.unwrap();
+    browser.click_on("#reply-send").await.unwrap();
+    crate::helpers::eventually("the sandbox received the reply", || async {
+        s.sandbox.control().sent_messages(None).await.unwrap().iter().any(|m| m.request.to_string().contains("wie kann ich helfen"))
+    })
+    .await;
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    browser.wait_for_text("#messages .msg.out .ticks", "zugestellt").await.unwrap();
+    let wamid = s.sandbox.control().sent_messages(None).await.unwrap()[0].wamid.clone();
+    s.sandbox.control().set_status(&wamid, "read", None).await.unwrap();
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    browser.wait_for_text("#messages .msg.out .ticks", "gelesen").await.unwrap();
+
+    // The customer sends a picture and a location: both appear live.
+    for (kind, content) in [("image", None), ("location", Some(serde_json::json!({"latitude": 48.137, "longitude": 11.575, "name": "Marienplatz", "address": "München"})))] {
+        s.sandbox
+            .control()
+            .customer_writes(&serde_json::from_value(serde_json::json!({"phone_number_id": s.fixture.phone_number_id, "from": "4917612345678", "type": kind, "content": content})).unwrap())
+            .await
+            .unwrap();
+    }
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    browser.wait_for_text("#messages", "Marienplatz").await.unwrap();
+    browser.wait_for("#messages img.media").await.unwrap();
+    // The picture was fetched from Meta through our server and really renders.
+    let width = browser
+        .execute("const i = document.querySelector('#messages img.media'); return new Promise(r => { if (i.complete) r(i.naturalWidth); else { i.onload = () => r(i.naturalWidth); i.onerror = () => r(0); } });", vec![])
+        .await
+        .unwrap();
+    assert!(width.as_f64().unwrap_or(0.0) > 0.0, "image rendered: {width}");
+    browser.quit().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_closed_window_replaces_the_composer_with_the_explanation() {
+    use std::time::Duration;
+    let s = crate::helpers::spawn_app_with_sandbox(&[]).await;
+    let at = s.app.clock.now_ms() / 1000 - 25 * 3600;
+    s.sandbox.control().customer_text(&s.fixture.phone_number_id, "4917600000000", "Vor langer Zeit", Some(at)).await.unwrap();
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    let browser = Browser::start().await.unwrap();
+    sign_in(&browser, &s.app.base, "owner@sandbox.test").await;
+    browser.wait_for("#integrations").await.unwrap();
+    browser.click_on("#nav-inbox").await.unwrap();
+    browser.wait_for_text("#conversation-list", "Fenster geschlossen").await.unwrap();
+    browser.click_on("#conversation-list a").await.unwrap();
+    browser.wait_for_text("#window-state", "geschlossen").await.unwrap();
+    browser.wait_for_text("#composer-closed", "freigegebenes Template").await.unwrap();
+    assert!(browser.find("#composer").await.is_err(), "no free-form composer");
+    browser.quit().await.unwrap();
+}
