@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/inbox/{id}/messages", get(get_messages))
         .route("/inbox/{id}/reply", post(post_reply))
         .route("/inbox/{id}/react", post(post_react))
+        .route("/inbox/{id}/attach", post(post_attach))
         .route("/inbox/media/{message_id}", get(get_media))
         .route("/inbox/by-wamid/{wamid}", get(get_by_wamid))
 }
@@ -375,6 +376,70 @@ async fn post_react(State(app): State<AppState>, member: TenantMember, Path(id):
     let to = recipient(&conversation).ok_or(AppError::NotFound)?;
     let message = OutboundMessage::new(to, OutboundContent::Reaction { reaction: ReactionBody { message_id: form.wamid.clone(), emoji: emoji.to_owned() } });
     record_send(&app, member.tenant, &conversation, message, "reaction", emoji, Some("service"), None).await?;
+    Ok(Redirect::to(&format!("/inbox/{id}")).into_response())
+}
+
+/// Prefix of a media id that names a file uploaded to wabridge but not yet to Meta; the outbox
+/// worker uploads it right before sending and puts Meta's id in its place.
+pub const LOCAL_MEDIA: &str = "wabridge-media:";
+/// Largest image Meta accepts.
+const MAX_IMAGE: usize = 5 * 1024 * 1024;
+/// Largest document accepted here (Meta allows 100 MB; the request limit is lower).
+const MAX_DOCUMENT: usize = 15 * 1024 * 1024;
+
+async fn post_attach(State(app): State<AppState>, member: TenantMember, Path(id): Path<i64>, mut multipart: axum::extract::Multipart) -> AppResult<Response> {
+    let mut file: Option<(String, String, bytes::Bytes)> = None;
+    let mut caption = String::new();
+    while let Some(field) = multipart.next_field().await.map_err(|_| AppError::BadRequest("bad_request"))? {
+        match field.name() {
+            Some("file") => {
+                let name = field.file_name().unwrap_or("file").chars().filter(|c| !c.is_control()).take(200).collect::<String>();
+                let mime = field.content_type().unwrap_or("application/octet-stream").to_owned();
+                let data = field.bytes().await.map_err(|_| AppError::PayloadTooLarge)?;
+                file = Some((name, mime, data));
+            }
+            Some("caption") => caption = field.text().await.map_err(|_| AppError::BadRequest("bad_request"))?.chars().take(1024).collect(),
+            _ => {}
+        }
+    }
+    let Some((filename, mime, data)) = file.filter(|(_, _, d)| !d.is_empty()) else {
+        return Err(AppError::BadRequest("bad_request"));
+    };
+    let is_image = matches!(mime.as_str(), "image/jpeg" | "image/png");
+    if data.len() > if is_image { MAX_IMAGE } else { MAX_DOCUMENT } {
+        return Err(AppError::BadRequest("file_too_large"));
+    }
+    let conversation = store::conversation(&app.db, member.tenant, id).await?.ok_or(AppError::NotFound)?;
+    let now = app.clock.now_ms();
+    if !CustomerServiceWindow::at(conversation.last_customer_message_at, now).is_open() {
+        return Ok(Redirect::to(&format!("/inbox/{id}?notice=window_closed")).into_response());
+    }
+    let to = recipient(&conversation).ok_or(AppError::NotFound)?;
+    let local_id = format!("{LOCAL_MEDIA}{}", crate::crypto::random_token());
+    with_pool!(app.db.write(), |p| sqlx::query(
+        "INSERT INTO media (tenant_id, phone_number_id, meta_media_id, mime_type, filename, bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    )
+    .bind(member.tenant)
+    .bind(&conversation.phone_number_id)
+    .bind(&local_id)
+    .bind(&mime)
+    .bind(&filename)
+    .bind(data.as_ref())
+    .bind(now)
+    .execute(p)
+    .await
+    .map(drop))?;
+    let mut media = wabridge_cloud_api::client::message::MediaRef::id(local_id);
+    if !caption.trim().is_empty() {
+        media = media.with_caption(caption.trim());
+    }
+    let (kind, content) = if is_image {
+        ("image", OutboundContent::Image { image: media })
+    } else {
+        ("document", OutboundContent::Document { document: media.with_filename(filename.clone()) })
+    };
+    let body = if caption.trim().is_empty() { filename } else { caption.trim().to_owned() };
+    record_send(&app, member.tenant, &conversation, OutboundMessage::new(to, content), kind, &body, Some("service"), None).await?;
     Ok(Redirect::to(&format!("/inbox/{id}")).into_response())
 }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -154,6 +154,15 @@ async fn events_by_ids(db: &Db, ids: &[i64]) -> Result<Vec<StoredEvent>, sqlx::E
     Ok(out)
 }
 
+/// The id of the tenant's latest event (0 when none).
+pub async fn latest_event(db: &Db, tenant: TenantId) -> Result<i64, sqlx::Error> {
+    with_pool!(db.read(), |p| sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM live_events WHERE tenant_id = $1")
+        .bind(tenant)
+        .fetch_one(p)
+        .await)
+    .map(|m| m.unwrap_or(0))
+}
+
 /// Events of a tenant after `after`, for a reconnecting browser.
 pub async fn events_since(db: &Db, tenant: TenantId, after: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
     with_pool!(db.read(), |p| sqlx::query_as::<_, StoredEvent>(
@@ -217,13 +226,20 @@ fn to_sse(event: &StoredEvent, lang: Lang) -> Event {
     Event::default().id(event.id.to_string()).event(event.kind.clone()).data(data.to_string())
 }
 
-async fn get_events(State(app): State<AppState>, member: TenantMember, headers: HeaderMap) -> AppResult<Response> {
+#[derive(serde::Deserialize)]
+struct EventsQuery {
+    after: Option<i64>,
+}
+
+async fn get_events(State(app): State<AppState>, member: TenantMember, headers: HeaderMap, Query(q): Query<EventsQuery>) -> AppResult<Response> {
     let tenant = member.tenant;
     let user = member.user.id;
     let lang = member.ctx.lang;
     // Subscribe before reading the backlog, so nothing falls between the two.
     let rx = app.live.subscribe(tenant);
-    let last_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
+    // A reconnect names the last event it saw; a page's first connect names the last event
+    // before it was rendered.
+    let last_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok()).or(q.after);
     let backlog = match last_id {
         Some(after) => events_since(&app.db, tenant, after).await?,
         None => Vec::new(),

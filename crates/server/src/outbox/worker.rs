@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use tokio::sync::{Notify, watch};
-use wabridge_cloud_api::{ApiError, ErrorClass, GraphClient};
+use wabridge_cloud_api::client::message::OutboundContent;
+use wabridge_cloud_api::{ApiError, ErrorClass, GraphClient, OutboundMessage};
 
 use super::{CALLBACK_PREFIX, Operation, OutboxId};
 use crate::accounts::TenantId;
@@ -179,6 +180,13 @@ impl OutboxWorker {
         }
         let result = match operation {
             Operation::Send { mut message } => {
+                if let Err(e) = self.upload_local_media(job, &token, &mut message).await {
+                    // Nothing reached the customer yet: an unclear upload is simply retried.
+                    return match self.classify(job, e) {
+                        Outcome::Unknown(text) => Outcome::Retry { after_ms: 1000, code: None, text },
+                        other => other,
+                    };
+                }
                 message.biz_opaque_callback_data = Some(format!("{CALLBACK_PREFIX}{}", job.id.0));
                 self.graph.send_message(&token, &job.phone_number_id, &message).await.map(|r| r.message_id().map(str::to_owned))
             }
@@ -188,6 +196,44 @@ impl OutboxWorker {
             Ok(wamid) => Outcome::Sent(wamid),
             Err(e) => self.classify(job, e),
         }
+    }
+
+    /// A file uploaded to wabridge goes to Meta right before its message; Meta's media id
+    /// replaces the local one.
+    async fn upload_local_media(&self, job: &Claimed, token: &SecretString, message: &mut OutboundMessage) -> Result<(), ApiError> {
+        let media = match &mut message.content {
+            OutboundContent::Image { image } => image,
+            OutboundContent::Document { document } => document,
+            _ => return Ok(()),
+        };
+        let Some(local) = media.id.clone().filter(|id| id.starts_with(crate::inbox::LOCAL_MEDIA)) else { return Ok(()) };
+        #[derive(sqlx::FromRow)]
+        struct File {
+            mime_type: Option<String>,
+            filename: Option<String>,
+            bytes: Option<Vec<u8>>,
+        }
+        let file = with_pool!(self.db.read(), |p| sqlx::query_as::<_, File>(
+            "SELECT mime_type, filename, bytes FROM media WHERE tenant_id = $1 AND meta_media_id = $2"
+        )
+        .bind(job.tenant_id)
+        .bind(&local)
+        .fetch_optional(p)
+        .await)
+        .map_err(|e| ApiError::NotSent(e.to_string()))?
+        .ok_or_else(|| ApiError::InvalidRequest("the uploaded file is gone".to_owned()))?;
+        let id = self
+            .graph
+            .upload_media(
+                token,
+                &job.phone_number_id,
+                bytes::Bytes::from(file.bytes.unwrap_or_default()),
+                file.mime_type.as_deref().unwrap_or("application/octet-stream"),
+                file.filename.as_deref().unwrap_or("file"),
+            )
+            .await?;
+        media.id = Some(id);
+        Ok(())
     }
 
     fn classify(&self, job: &Claimed, e: ApiError) -> Outcome {

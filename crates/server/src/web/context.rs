@@ -41,6 +41,9 @@ pub struct RequestContext {
     pub path: String,
     /// Unread notifications, for tenant members.
     pub unread: Option<i64>,
+    /// The tenant's latest live event when the page was rendered: the page's event stream
+    /// starts after it, so nothing between rendering and connecting is missed.
+    pub live_after: i64,
 }
 
 /// Reads a cookie from request headers.
@@ -112,11 +115,18 @@ pub async fn load_context(State(app): State<AppState>, request: Request, next: N
             (token.clone(), Some(token))
         }
     };
-    let unread = match &user {
-        Some(u) if u.role != Role::Support && parts.method == Method::GET => crate::notifications::unread_count(&app.db, u.id).await.ok(),
-        _ => None,
+    let (unread, live_after) = match &user {
+        Some(u) if u.role != Role::Support && parts.method == Method::GET => (
+            crate::notifications::unread_count(&app.db, u.id).await.ok(),
+            match u.tenant_id {
+                Some(t) => crate::live::latest_event(&app.db, t).await.unwrap_or(0),
+                None => 0,
+            },
+        ),
+        _ => (None, 0),
     };
     let ctx = RequestContext {
+        live_after,
         unread,
         user,
         lang,
@@ -161,7 +171,21 @@ async fn check_csrf(request: Request, expected: &str) -> Result<Request, AppErro
         return if matches(&t) { Ok(request) } else { Err(AppError::Csrf) };
     }
     if !is_form {
-        return Err(AppError::Csrf);
+        // A file upload form cannot set headers and its body is not buffered here: its token
+        // travels in the action's query.
+        let is_multipart = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("multipart/form-data"));
+        let query_token = request
+            .uri()
+            .query()
+            .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "_csrf").map(|(_, v)| v.into_owned()));
+        return match query_token {
+            Some(t) if is_multipart && matches(&t) => Ok(request),
+            _ => Err(AppError::Csrf),
+        };
     }
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|_| AppError::PayloadTooLarge)?;

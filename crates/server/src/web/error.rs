@@ -76,6 +76,10 @@ pub const CODES: &[&str] = &[
     "unsupported_language",
     "unavailable",
     "internal",
+    "window_closed",
+    "bad_text",
+    "not_connected",
+    "file_too_large",
 ];
 
 impl AppError {

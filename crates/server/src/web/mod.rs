@@ -63,6 +63,8 @@ pub struct PageCtx {
     pub path: String,
     /// Unread notifications of a tenant member (live updates start from it).
     pub unread: Option<i64>,
+    /// Latest live event id at render time.
+    pub live_after: i64,
 }
 
 impl PageCtx {
@@ -77,6 +79,7 @@ impl PageCtx {
                 sandbox: c.sandbox.clone(),
                 path: c.path.clone(),
                 unread: c.unread,
+                live_after: c.live_after,
             },
             None => PageCtx {
                 lang: Lang::default(),
@@ -86,6 +89,7 @@ impl PageCtx {
                 sandbox: None,
                 path: "/".to_owned(),
                 unread: None,
+                live_after: 0,
             },
         }
     }

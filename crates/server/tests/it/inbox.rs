@@ -272,3 +272,34 @@ async fn a_username_customer_is_merged_when_the_phone_becomes_known() {
     let none = c.get(s.app.url("/inbox?q=nobody")).send().await.unwrap().text().await.unwrap();
     assert!(none.contains("id=\"no-conversations\""));
 }
+
+#[tokio::test]
+async fn an_uploaded_picture_goes_to_meta_first_and_then_to_the_customer() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    customer_writes(&s, "Schicken Sie mir ein Foto?", None).await;
+    let id = conversation_id(&s).await;
+    let (c, csrf) = s.app.signed_in("owner@sandbox.test").await;
+    let png = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/static/test-pixel.png")).unwrap();
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(png.clone()).file_name("salon.png").mime_str("image/png").unwrap())
+        .text("caption", "Unser Salon");
+    // Without the token in the action's query the upload is refused.
+    let refused = c.post(s.app.url(&format!("/inbox/{id}/attach"))).multipart(form).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(png).file_name("salon.png").mime_str("image/png").unwrap())
+        .text("caption", "Unser Salon");
+    let resp = c.post(s.app.url(&format!("/inbox/{id}/attach?_csrf={csrf}"))).multipart(form).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    eventually("the sandbox received the picture", || async {
+        s.sandbox.control().sent_messages(None).await.unwrap().iter().any(|m| m.r#type == "image")
+    })
+    .await;
+    let sent = s.sandbox.control().sent_messages(None).await.unwrap();
+    let image = &sent[0].request["image"];
+    assert_eq!(image["caption"], "Unser Salon");
+    let media_id = image["id"].as_str().unwrap();
+    assert!(!media_id.starts_with("wabridge-media:"), "Meta's media id, not ours: {media_id}");
+    let page = c.get(s.app.url(&format!("/inbox/{id}/messages"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<img class=\"media\"") && page.contains("Unser Salon"));
+}
