@@ -279,7 +279,7 @@ async fn an_uploaded_picture_goes_to_meta_first_and_then_to_the_customer() {
     customer_writes(&s, "Schicken Sie mir ein Foto?", None).await;
     let id = conversation_id(&s).await;
     let (c, csrf) = s.app.signed_in("owner@sandbox.test").await;
-    let png = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/static/test-pixel.png")).unwrap();
+    let png = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/fixtures/pixel.png")).unwrap();
     let form = reqwest::multipart::Form::new()
         .part("file", reqwest::multipart::Part::bytes(png.clone()).file_name("salon.png").mime_str("image/png").unwrap())
         .text("caption", "Unser Salon");
