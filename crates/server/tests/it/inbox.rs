@@ -303,3 +303,42 @@ async fn an_uploaded_picture_goes_to_meta_first_and_then_to_the_customer() {
     let page = c.get(s.app.url(&format!("/inbox/{id}/messages"))).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("<img class=\"media\"") && page.contains("Unser Salon"));
 }
+
+#[tokio::test]
+async fn a_customer_who_changes_number_stays_the_same_customer() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    customer_writes(&s, "Erste Nachricht", None).await;
+    let id = conversation_id(&s).await;
+    let change = json!({"object": "whatsapp_business_account", "entry": [{"id": s.fixture.waba_id, "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"phone_number_id": s.fixture.phone_number_id},
+        "messages": [{"from": CUSTOMER, "id": "wamid.SYSTEM1", "timestamp": "1764000000", "type": "system",
+            "system": {"body": "User A changed from 4915112345678 to 4915199999999", "wa_id": "4915199999999", "type": "user_changed_number"}}]}}]}]});
+    let signature = wabridge_cloud_api::sign(&secrecy::SecretString::from("sandbox-app-secret"), change.to_string().as_bytes());
+    let resp = crate::helpers::client().post(s.app.url("/webhooks/whatsapp")).header("X-Hub-Signature-256", signature).body(change.to_string()).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    eventually("number changed", || async { count(&s, "SELECT COUNT(*) FROM customers WHERE phone = '4915199999999'").await == 1 }).await;
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM customers").await, 1);
+    // The next message from the new number lands in the same conversation.
+    s.sandbox.control().customer_text(&s.fixture.phone_number_id, "4915199999999", "Neue Nummer", None).await.unwrap();
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    eventually("stored", || async { count(&s, "SELECT COUNT(*) FROM messages WHERE body = 'Neue Nummer'").await == 1 }).await;
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM conversations").await, 1);
+    assert_eq!(conversation_id(&s).await, id);
+}
+
+#[tokio::test]
+async fn sends_are_paced_per_number() {
+    let s = spawn_app_with_sandbox(&[("WABRIDGE_NUMBER_THROUGHPUT", "4")]).await;
+    customer_writes(&s, "Hallo", None).await;
+    let id = conversation_id(&s).await;
+    let (c, csrf) = s.app.signed_in("owner@sandbox.test").await;
+    for i in 0..4 {
+        c.post(s.app.url(&format!("/inbox/{id}/reply"))).form(&[("_csrf", csrf.as_str()), ("text", &format!("Nachricht {i}"))]).send().await.unwrap();
+    }
+    eventually("all sent", || async { s.sandbox.control().sent_messages(None).await.unwrap().len() == 4 }).await;
+    // Four messages at four per second: the reserved slots (in µs, shared through the
+    // database by every instance) reach at least 3 intervals of 250 ms past the first send's.
+    let first_send_us = with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT MIN(created_at) FROM outbox WHERE op = 'send'").fetch_one(p).await).unwrap() * 1000;
+    let next_slot = with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT next_slot_at FROM number_pacing").fetch_one(p).await).unwrap();
+    assert!(next_slot - first_send_us >= 4 * 250_000 - 1_000, "slots span {} µs", next_slot - first_send_us);
+}
