@@ -112,11 +112,10 @@ pub async fn create_user(
     if (role == Role::Support) != tenant.is_none() {
         return Err(CreateUserError::BadTenant);
     }
-    if let Some(t) = tenant {
-        if self::tenant(db, t).await?.is_none() {
+    if let Some(t) = tenant
+        && self::tenant(db, t).await?.is_none() {
             return Err(CreateUserError::BadTenant);
         }
-    }
     let inserted = with_pool!(db.write(), |p| sqlx::query_scalar::<_, UserId>(
         "INSERT INTO users (tenant_id, email, display_name, password_hash, role, created_at)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"

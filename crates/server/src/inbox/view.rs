@@ -249,6 +249,7 @@ pub fn build(rows: &[MessageRow], lang: Lang) -> Vec<MessageView> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -78,12 +78,11 @@ impl LiveHub {
     pub fn publish(&self, events: Vec<StoredEvent>) {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         for event in events {
-            if let Some(sender) = channels.get(&event.tenant_id) {
-                if sender.send(Arc::new(event.clone())).is_err() {
+            if let Some(sender) = channels.get(&event.tenant_id)
+                && sender.send(Arc::new(event.clone())).is_err() {
                     // Nobody listens any more: drop the channel.
                     channels.remove(&event.tenant_id);
                 }
-            }
         }
     }
 

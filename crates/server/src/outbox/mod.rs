@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use wabridge_cloud_api::OutboundMessage;
 
 use crate::accounts::TenantId;
-use crate::store::{Db, Tx, is_unique_violation};
+use crate::store::{Db, Tx};
 use crate::{with_pool, with_tx};
 
 /// Id of an outbox entry.
@@ -126,12 +126,9 @@ pub async fn enqueue(tx: &mut Tx, send: &NewSend, now: i64) -> Result<Enqueued, 
     .bind(&send.category)
     .fetch_one(c)
     .await);
-    match inserted {
-        Ok(id) => Ok(Enqueued { id, created: true }),
-        // Two requests with the same key at once: the unique key decides, the loser is told.
-        Err(e) if is_unique_violation(&e) => Err(EnqueueError::Db(e)),
-        Err(e) => Err(EnqueueError::Db(e)),
-    }
+    // Two requests with the same key at once: the unique key decides; the loser's
+    // transaction fails and its caller may simply retry to get the winner's id.
+    inserted.map(|id| Enqueued { id, created: true }).map_err(EnqueueError::Db)
 }
 
 /// An outbox entry as the API and the UI read it.

@@ -49,6 +49,7 @@ struct Claimed {
     id: OutboxId,
     tenant_id: TenantId,
     phone_number_id: String,
+    op: String,
     request: String,
     attempts: i64,
 }
@@ -104,12 +105,12 @@ impl OutboxWorker {
             Engine::Sqlite => {
                 "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2
                  WHERE id = (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $2 ORDER BY id LIMIT 1)
-                 RETURNING id, tenant_id, phone_number_id, request, attempts"
+                 RETURNING id, tenant_id, phone_number_id, op, request, attempts"
             }
             Engine::Postgres => {
                 "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2
                  WHERE id = (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $2 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-                 RETURNING id, tenant_id, phone_number_id, request, attempts"
+                 RETURNING id, tenant_id, phone_number_id, op, request, attempts"
             }
         };
         with_pool!(self.db.write(), |p| sqlx::query_as::<_, Claimed>(sql).bind(now + LEASE_MS).bind(now).fetch_optional(p).await)
@@ -275,7 +276,8 @@ impl OutboxWorker {
                 ("failed", now, None, code, Some(text), OutcomeUpdate::Failed { code })
             }
         };
-        let state = if state == "sent" && job.request.contains("\"op\":\"mark_read\"") { "done" } else { state };
+        // A read receipt has nothing to follow up: it is done once Meta took it.
+        let state = if state == "sent" && job.op == "mark_read" { "done" } else { state };
         with_pool!(self.db.write(), |p| sqlx::query(
             "UPDATE outbox SET state = $1, next_attempt_at = $2, wamid = COALESCE($3, wamid), error_code = $4, error_text = $5,
                  lease_until = NULL, updated_at = $6

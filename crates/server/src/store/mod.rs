@@ -115,11 +115,10 @@ impl Db {
             return Err(OpenError::UnsupportedUrl(url.to_owned()));
         };
         let path = path.split('?').next().unwrap_or(path);
-        if let Some(parent) = std::path::Path::new(path).parent() {
-            if !parent.as_os_str().is_empty() {
+        if let Some(parent) = std::path::Path::new(path).parent()
+            && !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent)?;
             }
-        }
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

@@ -73,11 +73,10 @@ fn is_exempt(path: &str) -> bool {
 }
 
 fn same_origin(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if site != "same-origin" && site != "none" {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && site != "same-origin" && site != "none" {
             return false;
         }
-    }
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
         let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
@@ -148,11 +147,10 @@ pub async fn load_context(State(app): State<AppState>, request: Request, next: N
         }
     }
     let mut response = next.run(request).await;
-    if let Some(token) = new_cookie {
-        if let Ok(v) = set_cookie(CSRF_COOKIE, &token, 86_400, app.settings.secure_cookies()).parse() {
+    if let Some(token) = new_cookie
+        && let Ok(v) = set_cookie(CSRF_COOKIE, &token, 86_400, app.settings.secure_cookies()).parse() {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
-    }
     response
 }
 

@@ -200,6 +200,7 @@ pub fn finish(response: Response, ctx: Option<&RequestContext>, json: bool) -> R
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     #[test]
     fn every_error_code_is_translated() {

@@ -48,11 +48,10 @@ impl Lang {
                 .find_map(|p| p.trim().strip_prefix("q="))
                 .and_then(|q| q.parse::<f32>().ok())
                 .unwrap_or(1.0);
-            if let Some(lang) = Lang::parse(tag) {
-                if best.is_none_or(|(bq, _)| q > bq) {
+            if let Some(lang) = Lang::parse(tag)
+                && best.is_none_or(|(bq, _)| q > bq) {
                     best = Some((q, lang));
                 }
-            }
         }
         best.map(|(_, l)| l)
     }
@@ -110,6 +109,7 @@ static CATALOG: LazyLock<Catalog> = LazyLock::new(|| Catalog {
 });
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use std::collections::BTreeSet;

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The server's integration tests: one binary, the real router on a free port, a fresh
 //! database per test. `WABRIDGE_TEST_DB=postgres` runs the same tests on PostgreSQL
 //! (`WABRIDGE_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`).
