@@ -326,10 +326,10 @@ async fn post_pin(State(app): State<AppState>, member: TenantMember, Form(form):
     let sealed = app.settings.keyring.seal_str(&SecretString::from(pin.expose().to_owned()), &format!("onboarding-pin:{}", member.tenant.0));
     store::set_pin(&app.db, member.tenant, &sealed, form.payment.is_some(), app.clock.now_ms()).await?;
     // A wrong PIN at registration (133005) is corrected here: register again, same attempt.
-    if let Some(a) = store::open_attempt(&app.db, member.tenant).await? {
-        if a.status == "needs_pin" {
-            flow::register(&app, member.tenant).await?;
-        }
+    if let Some(a) = store::open_attempt(&app.db, member.tenant).await?
+        && a.status == "needs_pin"
+    {
+        flow::register(&app, member.tenant).await?;
     }
     Ok(Redirect::to("/api-settings/whatsapp").into_response())
 }

@@ -548,6 +548,7 @@ pub async fn templates(db: &Db, tenant: TenantId) -> Result<Vec<TemplateRow>, sq
 }
 
 /// Records a submitted default template language.
+#[allow(clippy::too_many_arguments)]
 pub async fn upsert_template(db: &Db, tenant: TenantId, language: &str, waba_id: &str, template_id: Option<&str>, status: &str, reason: Option<&str>, now: i64) -> Result<(), sqlx::Error> {
     with_pool!(db.write(), |p| sqlx::query(
         "INSERT INTO onboarding_templates (tenant_id, language, waba_id, template_id, status, reason, updated_at)

@@ -82,8 +82,10 @@ impl ChangeHandler for NameReview {
                 .execute(c)
                 .await
                 .map(drop))?;
-            if decision == "APPROVED" {
-                if let Some(name) = text(v, "requested_verified_name") {
+            if decision == "APPROVED"
+                && let Some(name) = text(v, "requested_verified_name")
+            {
+                {
                     with_tx!(&mut *tx, |c| sqlx::query(
                         "UPDATE phone_numbers SET verified_name = $1, updated_at = $2
                          WHERE tenant_id = $3 AND phone_number_id = (SELECT phone_number_id FROM onboarding_state WHERE tenant_id = $3)"
