@@ -125,6 +125,8 @@ async fn a_closed_window_replaces_the_composer_with_the_explanation() {
     browser.wait_for_text("#window-state", "geschlossen").await.unwrap();
     browser.wait_for_text("#composer-closed", "freigegebenes Template").await.unwrap();
     assert!(browser.find("#composer").await.is_err(), "no free-form composer");
+    browser.quit().await.unwrap();
+}
 
 /// The documentation's walk: API settings → LOGIN → PIN → MIT FACEBOOK EINLOGGEN → Meta's
 /// popup → back on our page the checklist turns done and the row says connected.
