@@ -405,6 +405,17 @@ pub async fn start_attempt(db: &Db, tenant: TenantId, user: crate::accounts::Use
     open_attempt(db, tenant).await?.ok_or(sqlx::Error::RowNotFound)
 }
 
+/// Claims a started attempt for its one signup run: two requests carrying the same code (a
+/// double submit) cannot both exchange it, and the loser must not fail the winner's attempt.
+pub async fn claim_attempt(db: &Db, id: i64, now: i64) -> Result<bool, sqlx::Error> {
+    with_pool!(db.write(), |p| sqlx::query("UPDATE onboarding_attempts SET status = 'exchanging', updated_at = $1 WHERE id = $2 AND status = 'started' AND finished_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected() == 1))
+}
+
 /// What an attempt step reports: its status and, on trouble, Meta's diagnostics.
 #[derive(Clone, Debug, Default)]
 pub struct AttemptUpdate {

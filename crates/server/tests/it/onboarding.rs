@@ -513,3 +513,27 @@ async fn onboarding_requests_are_rate_limited_per_tenant() {
     assert_eq!(post_pin(app, &other, "12").await.status(), 422);
     let _ = csrf_of;
 }
+
+#[tokio::test]
+async fn a_double_submitted_code_makes_one_signup_and_fails_nothing() {
+    let s = spawn_app_with_sandbox().await;
+    let app = &s.app;
+    let o = owner(app, "Doppelklick").await;
+    post_pin(app, &o, PIN).await;
+    let ((_, first), (_, second)) = tokio::join!(start(app, &o), start(app, &o));
+    assert_eq!(first["nonce"], second["nonce"], "parallel starts share one attempt");
+    let nonce = first["nonce"].as_str().unwrap();
+    let (code, message) = signup(&s, "doppel@salon.test", json!({"mode": "meta"})).await;
+    let ((_, a), (_, b)) = tokio::join!(
+        complete(app, &o, nonce, code.as_deref(), Some(&message)),
+        complete(app, &o, nonce, code.as_deref(), Some(&message))
+    );
+    eventually("the one signup finished", || async { store::attempts(&app.db, o.tenant).await.unwrap()[0].status == "connected" }).await;
+    // The request that claimed the attempt answers with its outcome; the other one with the
+    // attempt's state at that moment, never a failure.
+    assert!(a["status"] == "connected" || b["status"] == "connected", "{a} {b}");
+    assert!(a["status"] != "failed" && b["status"] != "failed", "{a} {b}");
+    let attempts = store::attempts(&app.db, o.tenant).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(store::state(&app.db, o.tenant).await.unwrap().failed_attempts, 0);
+}
