@@ -359,13 +359,13 @@ async fn post_complete(State(app): State<AppState>, member: TenantMember, Path(n
         .await?
         .filter(|a| a.session_hash == session)
         .ok_or(AppError::NotFound)?;
-    if store::claim_attempt(&app.db, attempt.id, app.clock.now_ms()).await? {
-        if let Err(e) = flow::complete(&app, &attempt, collected).await {
-            // Our own failure: the attempt ends without counting against the tenant.
-            let u = store::AttemptUpdate { status: "failed".into(), step: Some("server".into()), ..store::AttemptUpdate::default() };
-            store::update_attempt(&app.db, attempt.id, &u, true, false, app.clock.now_ms()).await?;
-            return Err(e.into());
-        }
+    if store::claim_attempt(&app.db, attempt.id, app.clock.now_ms()).await?
+        && let Err(e) = flow::complete(&app, &attempt, collected).await
+    {
+        // Our own failure: the attempt ends without counting against the tenant.
+        let u = store::AttemptUpdate { status: "failed".into(), step: Some("server".into()), ..store::AttemptUpdate::default() };
+        store::update_attempt(&app.db, attempt.id, &u, true, false, app.clock.now_ms()).await?;
+        return Err(e.into());
     }
     let done = store::attempt_by_nonce(&app.db, member.tenant, &nonce).await?.ok_or(AppError::NotFound)?;
     Ok(Json(json!({"status": done.status, "next": "/api-settings/whatsapp"})).into_response())
