@@ -76,7 +76,9 @@ impl Application {
         for _ in 0..settings.outbox_workers {
             tokio::spawn(worker.clone().run(outbox_wake.clone(), shutdown.clone()));
         }
-        let state = AppState { db, settings: Arc::new(settings), metrics, clock, product, journal, live, shutdown, graph, outbox_wake };
+        let settings = Arc::new(settings);
+        tokio::spawn(crate::onboarding::poller::run(db.clone(), clock.clone(), settings.clone(), live.clone(), shutdown.clone()));
+        let state = AppState { db, settings, metrics, clock, product, journal, live, shutdown, graph, outbox_wake };
         Ok(Application { listener, state, stop })
     }
 

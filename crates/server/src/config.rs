@@ -37,6 +37,8 @@ pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec { name: "WABRIDGE_PUBLIC_URL", default: Some(""), help: "external URL (https://… makes cookies Secure); empty: derived from the request" },
     SettingSpec { name: "WABRIDGE_PRODUCT_NAME", default: Some("Doards"), help: "product name shown in the UI" },
     SettingSpec { name: "WABRIDGE_META_GUIDE_URL", default: Some("https://doc.doards.com/meta-settings"), help: "guide to Meta's prerequisites, linked before LOGIN" },
+    SettingSpec { name: "WABRIDGE_SUPPORT_CONTACT", default: Some("support@doards.com"), help: "how tenants reach support (shown when onboarding is locked after two failed attempts)" },
+    SettingSpec { name: "WABRIDGE_ONBOARDING_POLL_SECS", default: Some("30"), help: "first wait before the Graph API is polled for a pending onboarding checklist (doubles up to an hour)" },
     SettingSpec { name: "WABRIDGE_DATA_DIR", default: Some("./wabridge-data"), help: "folder for local data (SQLite file, demo key)" },
     SettingSpec { name: "WABRIDGE_LOG", default: Some("info"), help: "log filter (tracing EnvFilter syntax)" },
     SettingSpec { name: "WABRIDGE_LOG_FORMAT", default: Some("auto"), help: "auto (JSON unless on a terminal), json or text" },
@@ -83,6 +85,10 @@ pub struct Settings {
     pub meta_guide_url: String,
     /// Local data folder.
     pub data_dir: PathBuf,
+    /// How tenants reach support.
+    pub support_contact: String,
+    /// First wait (seconds) before polling a pending onboarding checklist.
+    pub onboarding_poll_secs: i64,
     /// Meta app and endpoints.
     pub meta: MetaSettings,
     /// Keys for secrets at rest.
@@ -185,6 +191,8 @@ impl Settings {
         let product_name = get("WABRIDGE_PRODUCT_NAME");
         let meta_guide_url = get("WABRIDGE_META_GUIDE_URL");
         let data_dir = get("WABRIDGE_DATA_DIR");
+        let support_contact = get("WABRIDGE_SUPPORT_CONTACT");
+        let onboarding_poll_secs = get("WABRIDGE_ONBOARDING_POLL_SECS");
         let log = get("WABRIDGE_LOG");
         let log_format = get("WABRIDGE_LOG_FORMAT");
         let session_hours = get("WABRIDGE_SESSION_HOURS");
@@ -219,6 +227,10 @@ impl Settings {
             problems.push("WABRIDGE_OUTBOX_WORKERS must be between 1 and 64".to_owned());
             4
         });
+        let onboarding_poll_secs = onboarding_poll_secs.parse::<i64>().ok().filter(|h| *h > 0).unwrap_or_else(|| {
+            problems.push("WABRIDGE_ONBOARDING_POLL_SECS must be a positive number".to_owned());
+            30
+        });
         if !["auto", "json", "text"].contains(&log_format.as_str()) {
             problems.push("WABRIDGE_LOG_FORMAT must be auto, json or text".to_owned());
         }
@@ -230,6 +242,8 @@ impl Settings {
                 product_name,
                 meta_guide_url,
                 data_dir: PathBuf::from(data_dir),
+                support_contact,
+                onboarding_poll_secs,
                 meta: MetaSettings {
                     app_id,
                     app_secret: SecretString::from(app_secret),

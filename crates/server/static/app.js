@@ -74,6 +74,12 @@
     toast(n);
     setCount((parseInt(count && count.textContent, 10) || 0) + 1);
   });
+  // Features' own pages listen for their events on the window (one stream per tab).
+  source.addEventListener("onboarding", (e) => {
+    let detail = null;
+    try { detail = JSON.parse(e.data); } catch (_) { /* keep null */ }
+    window.dispatchEvent(new CustomEvent("wabridge:onboarding", { detail: detail }));
+  });
   source.addEventListener("resync", () => {
     fetch("/notifications/unread", { headers: { Accept: "application/json" } })
       .then((r) => r.json())

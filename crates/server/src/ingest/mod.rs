@@ -81,8 +81,9 @@ impl Registry {
 
     /// The features' subscriptions.
     pub fn standard() -> Registry {
-        Registry::default()
+        let registry = Registry::default()
             .subscribe("messages", Arc::new(crate::inbox::handler::InboxHandler))
-            .subscribe("messages", Arc::new(crate::notifications::InboundMessageNotifier))
+            .subscribe("messages", Arc::new(crate::notifications::InboundMessageNotifier));
+        crate::onboarding::webhooks::subscribe(registry)
     }
 }

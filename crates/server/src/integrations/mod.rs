@@ -21,13 +21,17 @@ pub fn routes() -> Router<AppState> {
 struct ApiSettingsPage {
     p: PageCtx,
     whatsapp_status: &'static str,
+    number: String,
+    display_name: String,
     can_connect: bool,
 }
 
 async fn get_api_settings(State(app): State<AppState>, member: TenantMember) -> AppResult<Response> {
-    let whatsapp_status = onboarding::connection_status(&app.db, member.tenant).await?.key();
+    let (whatsapp_status, number) = onboarding::row_status(&app.db, member.tenant).await?;
     render(&ApiSettingsPage {
         whatsapp_status,
+        number: number.as_ref().and_then(|n| n.display_phone_number.clone()).unwrap_or_default(),
+        display_name: number.and_then(|n| n.verified_name).unwrap_or_default(),
         can_connect: member.user.role == Role::Owner,
         p: member.ctx.into(),
     })

@@ -23,6 +23,8 @@ use crate::{with_pool, with_tx};
 const PREVIEW_CHARS: usize = 140;
 /// Prefix of a stored preview that names a message type instead of quoting text.
 const TYPE_PREFIX: &str = "@type:";
+/// Prefix of a stored preview that is a translation key (a feature's own notification text).
+pub const KEY_PREFIX: &str = "@key:";
 
 /// Turns a customer message into a notification for every user of the tenant.
 pub struct InboundMessageNotifier;
@@ -134,6 +136,9 @@ fn preview_of(content: &MessageContent) -> String {
 
 /// A stored preview in the reader's language.
 pub fn localize_preview(preview: &str, lang: Lang) -> String {
+    if let Some(key) = preview.strip_prefix(KEY_PREFIX) {
+        return lang.t(key).to_owned();
+    }
     match preview.strip_prefix(TYPE_PREFIX) {
         Some(kind) => lang.t(&format!("message_type.{kind}")).to_owned(),
         None => preview.to_owned(),

@@ -1,22 +1,47 @@
-//! Onboarding a tenant's WhatsApp number. So far: the connection status and the page behind
-//! LOGIN with Meta's prerequisites; the signup itself is not built yet (the page says so).
+//! Onboarding a tenant's WhatsApp number (issue 6), as the product documentation describes it:
+//! prerequisites, the 6-digit PIN, "MIT FACEBOOK EINLOGGEN" (Embedded Signup through the
+//! Facebook JS SDK), the server-side signup ([`flow`]), the checklist of rule 5
+//! ([`checklist`], driven by [`webhooks`] and the [`poller`]) and two attempts (rule 6).
 
+pub mod checklist;
+pub mod flow;
+pub mod poller;
 pub mod store;
+pub mod template;
+pub mod webhooks;
 
-use axum::Router;
-use axum::extract::State;
-use axum::response::Response;
-use axum::routing::get;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+use wabridge_cloud_api::Pin;
+use wabridge_cloud_api::client::CodeMethod;
 
-use crate::accounts::TenantId;
+use crate::accounts::{Role, TenantId};
+use crate::notifications::format_time;
 use crate::store::Db;
 use crate::web::context::TenantMember;
 use crate::web::error::{AppError, AppResult};
+use crate::web::i18n::Lang;
 use crate::web::{AppState, PageCtx, render};
 
 /// Routes of this feature.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/api-settings/whatsapp", get(get_onboarding))
+    Router::new()
+        .route("/api-settings/whatsapp", get(get_onboarding))
+        .route("/api-settings/whatsapp/checklist", get(get_checklist))
+        .route("/api-settings/whatsapp/pin", post(post_pin))
+        .route("/api-settings/whatsapp/signup", post(post_start))
+        .route("/api-settings/whatsapp/signup/{nonce}", post(post_complete))
+        .route("/api-settings/whatsapp/request-code", post(post_request_code))
+        .route("/api-settings/whatsapp/verify-code", post(post_verify_code))
+        .route("/api-settings/whatsapp/register", post(post_register))
+        .route("/api-settings/whatsapp/abandon", post(post_abandon))
+        .route("/static/onboarding.js", get(onboarding_js))
 }
 
 /// A tenant's WhatsApp connection as the API settings page shows it.
@@ -53,16 +78,358 @@ pub async fn connection_status(db: &Db, tenant: TenantId) -> Result<ConnectionSt
     })
 }
 
+/// The WhatsApp row of `/api-settings`: `connected` only when the number is connected and
+/// every checklist item is done; `failed` while self-service is locked. With the number and
+/// its display name.
+pub async fn row_status(db: &Db, tenant: TenantId) -> Result<(&'static str, Option<store::NumberRow>), sqlx::Error> {
+    let numbers = store::numbers(db, tenant).await?;
+    let connected = numbers.iter().find(|n| n.status == store::NUMBER_CONNECTED).cloned();
+    let items = store::checklist(db, tenant).await?;
+    let state = store::state(db, tenant).await?;
+    let all_done = items.iter().all(|i| i.state == "done");
+    Ok(match connected {
+        Some(n) if all_done => ("connected", Some(n)),
+        Some(n) => ("pending", Some(n)),
+        None if state.locked_at.is_some() => ("failed", None),
+        None if !numbers.is_empty() || store::open_attempt(db, tenant).await?.is_some() => ("pending", numbers.into_iter().next()),
+        None => ("not_connected", None),
+    })
+}
+
+const ONBOARDING_JS: &str = include_str!("../../static/onboarding.js");
+
+async fn onboarding_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], ONBOARDING_JS)
+}
+
+/// Meta error codes with an onboarding-specific explanation (`onboarding.meta.<code>`).
+const EXPLAINED: &[i64] = &[100, 190, 131042, 131045, 133004, 133005, 133006, 133008, 133009, 133010, 133015, 133016, 136025];
+
+/// Meta's error in plain words with what to do.
+pub fn explain(code: i64, lang: Lang) -> String {
+    if EXPLAINED.contains(&code) {
+        lang.t(&format!("onboarding.meta.{code}")).to_owned()
+    } else {
+        let l = if lang == Lang::En { wabridge_cloud_api::Lang::En } else { wabridge_cloud_api::Lang::De };
+        wabridge_cloud_api::explain(code, l).to_owned()
+    }
+}
+
+/// An attempt as pages show it.
+pub struct AttemptView {
+    /// Status key.
+    pub status: String,
+    /// Status in words.
+    pub status_text: String,
+    /// Step in words.
+    pub step_text: String,
+    /// The popup's step when cancelled.
+    pub current_step: String,
+    /// Explanation of Meta's error, if any.
+    pub explanation: String,
+    /// Meta's code (and subcode).
+    pub code: String,
+    /// Meta's message.
+    pub meta_message: String,
+    /// Trace id.
+    pub fbtrace_id: String,
+    /// When it started.
+    pub started: String,
+    /// Whether it counted as a failure.
+    pub counted: bool,
+    /// Tenant.
+    pub tenant_id: i64,
+    /// WABA and number.
+    pub assets: String,
+}
+
+/// Builds the view of an attempt in `lang`.
+pub fn attempt_view(a: &store::AttemptRow, lang: Lang) -> AttemptView {
+    let code = match (a.error_code, a.error_subcode) {
+        (Some(c), Some(s)) => format!("{c} / {s}"),
+        (Some(c), None) => c.to_string(),
+        _ => String::new(),
+    };
+    let explanation = match (a.status.as_str(), a.error_code) {
+        ("failed" | "needs_pin" | "needs_verification" | "needs_register", Some(c)) if a.step.as_deref() != Some("popup") => explain(c, lang),
+        _ => String::new(),
+    };
+    AttemptView {
+        status: a.status.clone(),
+        status_text: lang.t(&format!("onboarding.attempt.{}", a.status)).to_owned(),
+        step_text: a.step.as_deref().map(|s| lang.t(&format!("onboarding.step.{s}")).to_owned()).unwrap_or_default(),
+        current_step: a.current_step.clone().unwrap_or_default(),
+        explanation,
+        code,
+        meta_message: a.error_message.clone().unwrap_or_default(),
+        fbtrace_id: a.fbtrace_id.clone().unwrap_or_default(),
+        started: format_time(a.started_at),
+        counted: a.counted,
+        tenant_id: a.tenant_id.0,
+        assets: [a.waba_id.as_deref(), a.phone_number_id.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" / "),
+    }
+}
+
+/// A checklist item as pages show it.
+pub struct ItemView {
+    /// Item key.
+    pub item: &'static str,
+    /// State key.
+    pub state: String,
+    /// When it last changed.
+    pub when: String,
+    /// Meta's words.
+    pub detail: String,
+}
+
+/// The checklist in page order.
+pub async fn checklist_view(db: &Db, tenant: TenantId) -> Result<Vec<ItemView>, sqlx::Error> {
+    let rows = store::checklist(db, tenant).await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(checklist::ITEMS
+        .iter()
+        .map(|item| match rows.iter().find(|r| r.item == *item) {
+            Some(r) => ItemView { item, state: r.state.clone(), when: format_time(r.changed_at), detail: r.detail.clone().unwrap_or_default() },
+            None => ItemView { item, state: "pending".into(), when: String::new(), detail: String::new() },
+        })
+        .collect())
+}
+
 #[derive(askama::Template)]
 #[template(path = "onboarding.html")]
 struct OnboardingPage {
     p: PageCtx,
     guide_url: String,
+    sdk_url: String,
+    app_id: String,
+    config_id: String,
+    graph_version: String,
+    origins: String,
+    support_contact: String,
+    pin_set: bool,
+    payment_confirmed: bool,
+    locked: bool,
+    attempts_left: i64,
+    open: Option<AttemptView>,
+    show_start: bool,
+    last: Option<AttemptView>,
+    connected: bool,
+    number: String,
+    display_name: String,
+    checklist: Vec<ItemView>,
+    prerequisites: Vec<(&'static str, &'static str)>,
+    attempts: Vec<AttemptView>,
+    error: String,
+}
+
+fn owner(member: &TenantMember) -> AppResult<()> {
+    if member.user.role == Role::Owner { Ok(()) } else { Err(AppError::Forbidden) }
+}
+
+async fn page(app: &AppState, member: TenantMember, error: String) -> AppResult<Response> {
+    let tenant = member.tenant;
+    let lang = member.ctx.lang;
+    let state = store::state(&app.db, tenant).await?;
+    let attempts = store::attempts(&app.db, tenant).await?;
+    let open = attempts.iter().find(|a| a.finished_at.is_none()).map(|a| attempt_view(a, lang));
+    let last = attempts.iter().find(|a| a.finished_at.is_some()).map(|a| attempt_view(a, lang));
+    let (row, number) = row_status(&app.db, tenant).await?;
+    let connected = number.as_ref().is_some_and(|n| n.status == store::NUMBER_CONNECTED);
+    let review = |v: &Option<String>, ok: &str, bad: &str| match v.as_deref().map(str::to_ascii_uppercase) {
+        Some(s) if s == ok => "done",
+        Some(s) if s == bad => "failed",
+        Some(_) => "pending",
+        None => "unknown",
+    };
+    let prerequisites = if state.waba_id.is_some() {
+        vec![
+            ("business_verified", review(&state.business_verification, "VERIFIED", "REJECTED")),
+            ("payment", if state.payment_confirmed_at.is_some() { "confirmed" } else { "unknown" }),
+            ("waba_verified", review(&state.account_review, "APPROVED", "REJECTED")),
+        ]
+    } else {
+        Vec::new()
+    };
+    let _ = row;
+    let settings = &app.settings;
+    render(&OnboardingPage {
+        guide_url: settings.meta_guide_url.clone(),
+        sdk_url: settings.meta.sdk_url.clone(),
+        app_id: settings.meta.app_id.clone(),
+        config_id: settings.meta.config_id.clone(),
+        graph_version: settings.meta.graph_version.clone(),
+        origins: settings.meta.signup_origins.join(","),
+        support_contact: settings.support_contact.clone(),
+        pin_set: state.pin_ciphertext.is_some(),
+        payment_confirmed: state.payment_confirmed_at.is_some(),
+        locked: state.locked_at.is_some(),
+        attempts_left: (store::MAX_FAILED_ATTEMPTS - state.failed_attempts).max(0),
+        show_start: open.as_ref().is_none_or(|a| a.status == "started"),
+        open,
+        last,
+        connected,
+        number: number.as_ref().and_then(|n| n.display_phone_number.clone()).unwrap_or_default(),
+        display_name: number.as_ref().and_then(|n| n.verified_name.clone()).unwrap_or_default(),
+        checklist: checklist_view(&app.db, tenant).await?,
+        prerequisites,
+        attempts: attempts.iter().map(|a| attempt_view(a, lang)).collect(),
+        error,
+        p: member.ctx.into(),
+    })
 }
 
 async fn get_onboarding(State(app): State<AppState>, member: TenantMember) -> AppResult<Response> {
-    if member.user.role != crate::accounts::Role::Owner {
-        return Err(AppError::Forbidden);
+    owner(&member)?;
+    page(&app, member, String::new()).await
+}
+
+async fn get_checklist(State(app): State<AppState>, member: TenantMember) -> AppResult<Response> {
+    let lang = member.ctx.lang;
+    let items: Vec<_> = checklist_view(&app.db, member.tenant)
+        .await?
+        .into_iter()
+        .map(|i| json!({"item": i.item, "state": i.state, "text": lang.t(&format!("onboarding.state.{}", i.state)), "when": i.when, "detail": i.detail}))
+        .collect();
+    let (status, _) = row_status(&app.db, member.tenant).await?;
+    Ok(Json(json!({"items": items, "status": status})).into_response())
+}
+
+async fn limited(app: &AppState, tenant: TenantId) -> AppResult<()> {
+    if store::rate_ok(&app.db, tenant, app.clock.now_ms()).await? { Ok(()) } else { Err(AppError::RateLimited) }
+}
+
+#[derive(Deserialize)]
+struct PinForm {
+    #[serde(default)]
+    pin: String,
+    #[serde(default)]
+    payment: Option<String>,
+}
+
+async fn post_pin(State(app): State<AppState>, member: TenantMember, Form(form): Form<PinForm>) -> AppResult<Response> {
+    owner(&member)?;
+    limited(&app, member.tenant).await?;
+    let lang = member.ctx.lang;
+    let Ok(pin) = Pin::parse(&form.pin) else {
+        let mut r = page(&app, member, lang.t("onboarding.pin.invalid").to_owned()).await?;
+        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(r);
+    };
+    let state = store::state(&app.db, member.tenant).await?;
+    if form.payment.is_none() && state.payment_confirmed_at.is_none() {
+        let mut r = page(&app, member, lang.t("onboarding.pin.payment_required").to_owned()).await?;
+        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(r);
     }
-    render(&OnboardingPage { guide_url: app.settings.meta_guide_url.clone(), p: member.ctx.into() })
+    let sealed = app.settings.keyring.seal_str(&SecretString::from(pin.expose().to_owned()), &format!("onboarding-pin:{}", member.tenant.0));
+    store::set_pin(&app.db, member.tenant, &sealed, form.payment.is_some(), app.clock.now_ms()).await?;
+    // A wrong PIN at registration (133005) is corrected here: register again, same attempt.
+    if let Some(a) = store::open_attempt(&app.db, member.tenant).await?
+        && a.status == "needs_pin"
+    {
+        flow::register(&app, member.tenant).await?;
+    }
+    Ok(Redirect::to("/api-settings/whatsapp").into_response())
+}
+
+async fn post_start(State(app): State<AppState>, member: TenantMember) -> AppResult<Response> {
+    owner(&member)?;
+    limited(&app, member.tenant).await?;
+    let state = store::state(&app.db, member.tenant).await?;
+    if state.locked_at.is_some() {
+        return Err(AppError::BadRequest("onboarding_locked"));
+    }
+    if state.pin_ciphertext.is_none() {
+        return Err(AppError::BadRequest("onboarding_no_pin"));
+    }
+    let session = crate::crypto::token_hash(&member.user.csrf_token);
+    let attempt = store::start_attempt(&app.db, member.tenant, member.user.id, &session, app.clock.now_ms()).await?;
+    Ok(Json(json!({"nonce": attempt.nonce, "status": attempt.status})).into_response())
+}
+
+async fn post_complete(State(app): State<AppState>, member: TenantMember, Path(nonce): Path<String>, Json(collected): Json<flow::Collected>) -> AppResult<Response> {
+    owner(&member)?;
+    limited(&app, member.tenant).await?;
+    // Only the session that started the attempt may finish it: a code or session info from
+    // another session, tab of another user or tenant is refused like an unknown attempt.
+    let session = crate::crypto::token_hash(&member.user.csrf_token);
+    let attempt = store::attempt_by_nonce(&app.db, member.tenant, &nonce)
+        .await?
+        .filter(|a| a.session_hash == session)
+        .ok_or(AppError::NotFound)?;
+    if store::claim_attempt(&app.db, attempt.id, app.clock.now_ms()).await?
+        && let Err(e) = flow::complete(&app, &attempt, collected).await
+    {
+        // Our own failure: the attempt ends without counting against the tenant.
+        let u = store::AttemptUpdate { status: "failed".into(), step: Some("server".into()), ..store::AttemptUpdate::default() };
+        store::update_attempt(&app.db, attempt.id, &u, true, false, app.clock.now_ms()).await?;
+        return Err(e.into());
+    }
+    let done = store::attempt_by_nonce(&app.db, member.tenant, &nonce).await?.ok_or(AppError::NotFound)?;
+    Ok(Json(json!({"status": done.status, "next": "/api-settings/whatsapp"})).into_response())
+}
+
+#[derive(Deserialize)]
+struct RequestCodeForm {
+    #[serde(default)]
+    method: String,
+}
+
+async fn post_request_code(State(app): State<AppState>, member: TenantMember, Form(form): Form<RequestCodeForm>) -> AppResult<Response> {
+    owner(&member)?;
+    limited(&app, member.tenant).await?;
+    let method = if form.method == "VOICE" { CodeMethod::Voice } else { CodeMethod::Sms };
+    let language = if member.ctx.lang == Lang::En { "en_US" } else { "de" };
+    match flow::request_code(&app, member.tenant, method, language).await? {
+        Ok(()) => Ok(Redirect::to("/api-settings/whatsapp?code=sent").into_response()),
+        Err(e) => {
+            let text = e.graph().and_then(|g| g.code).map(|c| explain(c, member.ctx.lang)).unwrap_or_else(|| e.to_string());
+            let mut r = page(&app, member, text).await?;
+            *r.status_mut() = StatusCode::BAD_GATEWAY;
+            Ok(r)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct VerifyForm {
+    #[serde(default)]
+    code: String,
+}
+
+async fn post_verify_code(State(app): State<AppState>, member: TenantMember, Form(form): Form<VerifyForm>) -> AppResult<Response> {
+    owner(&member)?;
+    limited(&app, member.tenant).await?;
+    let code: String = form.code.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+    if code.is_empty() || code.len() > 10 || !code.chars().all(|c| c.is_ascii_digit()) {
+        let text = member.ctx.lang.t("onboarding.verify.invalid").to_owned();
+        let mut r = page(&app, member, text).await?;
+        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(r);
+    }
+    match flow::verify_code(&app, member.tenant, &code).await? {
+        Ok(()) => Ok(Redirect::to("/api-settings/whatsapp").into_response()),
+        Err(e) => {
+            let text = e.graph().and_then(|g| g.code).map(|c| explain(c, member.ctx.lang)).unwrap_or_else(|| e.to_string());
+            let mut r = page(&app, member, text).await?;
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(r)
+        }
+    }
+}
+
+async fn post_register(State(app): State<AppState>, member: TenantMember) -> AppResult<Response> {
+    owner(&member)?;
+    limited(&app, member.tenant).await?;
+    flow::register(&app, member.tenant).await?;
+    Ok(Redirect::to("/api-settings/whatsapp").into_response())
+}
+
+async fn post_abandon(State(app): State<AppState>, member: TenantMember) -> AppResult<Response> {
+    owner(&member)?;
+    limited(&app, member.tenant).await?;
+    flow::abandon(&app, member.tenant).await?;
+    Ok(Redirect::to("/api-settings/whatsapp").into_response())
 }

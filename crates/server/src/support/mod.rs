@@ -1,13 +1,15 @@
 //! The support area: the only place where one user reads across tenants. Every such read is
 //! recorded in `support_reads` and in the audit log.
 
+pub mod onboarding;
+
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
 
 use crate::accounts::{TenantId, UserId, store as accounts};
-use crate::onboarding::{self, store::NumberRow};
+use crate::onboarding::store::NumberRow;
 use crate::store::Db;
 use crate::web::context::SupportStaff;
 use crate::web::error::{AppError, AppResult};
@@ -63,7 +65,7 @@ async fn get_tenants(State(app): State<AppState>, staff: SupportStaff) -> AppRes
     let mut tenants = Vec::new();
     for t in accounts::all_tenants(&app.db).await? {
         let users = accounts::tenant_users(&app.db, t.id).await?;
-        let status = onboarding::connection_status(&app.db, t.id).await?;
+        let status = crate::onboarding::connection_status(&app.db, t.id).await?;
         tenants.push(TenantLine {
             id: t.id.0,
             name: t.name,
@@ -87,7 +89,7 @@ async fn get_tenant(State(app): State<AppState>, staff: SupportStaff, Path(tenan
     let tenant = accounts::tenant(&app.db, TenantId(tenant_id)).await?.ok_or(AppError::NotFound)?;
     log_read(&app.db, staff.user.id, Some(tenant.id), "tenant_detail", app.clock.now_ms()).await?;
     let users = accounts::tenant_users(&app.db, tenant.id).await?;
-    let numbers = onboarding::store::numbers(&app.db, tenant.id).await?;
+    let numbers = crate::onboarding::store::numbers(&app.db, tenant.id).await?;
     render(&TenantPage { tenant, users, numbers, p: staff.ctx.into() })
 }
 

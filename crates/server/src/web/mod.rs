@@ -183,6 +183,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::integrations::routes())
         .merge(crate::onboarding::routes())
         .merge(crate::support::routes())
+        .merge(crate::support::onboarding::routes())
         .merge(crate::notifications::routes())
         .merge(crate::live::routes())
         .merge(crate::inbox::routes())

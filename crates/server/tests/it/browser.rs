@@ -127,3 +127,75 @@ async fn a_closed_window_replaces_the_composer_with_the_explanation() {
     assert!(browser.find("#composer").await.is_err(), "no free-form composer");
     browser.quit().await.unwrap();
 }
+
+/// The documentation's walk: API settings → LOGIN → PIN → MIT FACEBOOK EINLOGGEN → Meta's
+/// popup → back on our page the checklist turns done and the row says connected.
+#[tokio::test]
+async fn owner_connects_whatsapp_through_the_signup_popup() {
+    let s = crate::helpers::spawn_app_with_bare_sandbox(wabridge_sandbox::SandboxConfig::for_tests(None), &[]).await;
+    let app = &s.app;
+    let t = app.tenant("Salon Browser").await;
+    app.user(Some(t), "owner@browser.test", Role::Owner).await;
+    let browser = Browser::start().await.unwrap();
+
+    sign_in(&browser, &app.base, "owner@browser.test").await;
+    browser.wait_for_text("#whatsapp-status", "Nicht verbunden").await.unwrap();
+    browser.click_on("#whatsapp-login").await.unwrap();
+    browser.wait_for_text("#prerequisites", "Voraussetzungen").await.unwrap();
+    browser.fill("#pin", "12345").await.unwrap();
+    browser.click_on("#payment-confirmed").await.unwrap();
+    // Five digits do not pass the form's own check (the server refuses them too).
+    let valid = browser.execute("return document.getElementById('pin').checkValidity()", vec![]).await.unwrap();
+    assert_eq!(valid, serde_json::json!(false));
+    browser.execute("document.getElementById('pin').value = ''; return true", vec![]).await.unwrap();
+    browser.fill("#pin", "123456").await.unwrap();
+    browser.click_on("#pin-submit").await.unwrap();
+    browser.wait_for("#pin-stored").await.unwrap();
+
+    // The button is enabled once the SDK has loaded and FB.init ran.
+    let started = std::time::Instant::now();
+    while browser.execute("return document.getElementById('fb-login').disabled", vec![]).await.unwrap() != serde_json::json!(false) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(15), "the SDK did not load");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let main = browser.window().await.unwrap();
+    let login = browser.find("#fb-login").await.unwrap();
+    assert_eq!(browser.text(&login).await.unwrap(), "MIT FACEBOOK EINLOGGEN");
+    browser.click(&login).await.unwrap();
+    browser.switch_to_new_window(std::slice::from_ref(&main)).await.unwrap();
+    browser.wait_for_text("#es-step-name", "LOGIN").await.unwrap();
+    browser.fill("#es-email", "owner@browser.test").await.unwrap();
+    browser.fill("#es-name", "Browser Owner").await.unwrap();
+    browser.click_on("#es-login").await.unwrap();
+    browser.wait_for_text("#es-step-name", "BUSINESS_ACCOUNT_SELECTION").await.unwrap();
+    browser.fill("#es-business-name", "Salon Browser").await.unwrap();
+    browser.click_on("#es-business-next").await.unwrap();
+    browser.wait_for_text("#es-step-name", "WABA_SELECTION").await.unwrap();
+    browser.fill("#es-waba-name", "Salon Browser WhatsApp").await.unwrap();
+    browser.click_on("#es-waba-next").await.unwrap();
+    browser.wait_for_text("#es-step-name", "PHONE_NUMBER_SETUP").await.unwrap();
+    browser.click_on("#es-phone-own").await.unwrap();
+    browser.fill("#es-phone-number", "+49 30 9876543").await.unwrap();
+    browser.click_on("#es-phone-next").await.unwrap();
+    browser.wait_for_text("#es-step-name", "PHONE_NUMBER_VERIFICATION").await.unwrap();
+    let hint = browser.wait_for_text("#es-sandbox-code", "code:").await.unwrap();
+    let code = hint.rsplit(' ').next().unwrap().to_string();
+    browser.fill("#es-sms-code", &code).await.unwrap();
+    browser.click_on("#es-sms-verify").await.unwrap();
+    browser.wait_for_text("#es-step-name", "DISPLAY_NAME_SETUP").await.unwrap();
+    browser.fill("#es-display-name", "Salon Browser").await.unwrap();
+    browser.click_on("#es-display-next").await.unwrap();
+    browser.wait_for_text("#es-step-name", "PERMISSIONS").await.unwrap();
+    browser.click_on("#es-finish").await.unwrap();
+
+    browser.switch_to_window(&main).await.unwrap();
+    browser.wait_for("#checklist").await.unwrap();
+    browser.wait_for_text("#onboarding-connected", "+49").await.unwrap();
+    for item in ["business_verified", "number_verified", "number_registered", "template_approved"] {
+        browser.wait_for_text(&format!("#check-{item} .state"), "erledigt").await.unwrap();
+    }
+    browser.click_on("#back").await.unwrap();
+    browser.wait_for_text("#whatsapp-status", "Verbunden").await.unwrap();
+    browser.wait_for_text("#whatsapp-number", "Salon Browser").await.unwrap();
+    browser.quit().await.unwrap();
+}

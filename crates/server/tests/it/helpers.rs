@@ -261,3 +261,35 @@ pub async fn spawn_app_with_sandbox(extra: &[(&str, &str)]) -> SandboxApp {
     .expect("number attached");
     SandboxApp { app, sandbox, tenant, fixture }
 }
+
+/// A server wired to a sandbox with no tenant yet, for onboarding (which creates the tenant's
+/// WABA and number through Embedded Signup itself).
+pub struct BareSandboxApp {
+    /// The server.
+    pub app: TestApp,
+    /// The sandbox (Meta).
+    pub sandbox: wabridge_sandbox::Sandbox,
+}
+
+/// Starts a sandbox with this configuration and a server whose `META_*` settings point at it
+/// (app id, secret, config id, verify token, Graph, SDK, signup origin); the sandbox sends its
+/// webhooks to the server.
+pub async fn spawn_app_with_bare_sandbox(config: wabridge_sandbox::SandboxConfig, extra: &[(&str, &str)]) -> BareSandboxApp {
+    let sandbox = wabridge_sandbox::Sandbox::start(config.clone()).await.expect("sandbox starts");
+    let base = sandbox.base_url();
+    let sdk = sandbox.sdk_url();
+    let origin = sandbox.origin();
+    let mut settings: Vec<(&str, &str)> = vec![
+        ("META_APP_ID", config.app_id.as_str()),
+        ("META_APP_SECRET", config.app_secret.as_str()),
+        ("META_CONFIG_ID", config.config_id.as_str()),
+        ("META_VERIFY_TOKEN", config.verify_token.as_str()),
+        ("META_GRAPH_URL", base.as_str()),
+        ("META_SDK_URL", sdk.as_str()),
+        ("META_SIGNUP_ORIGINS", origin.as_str()),
+    ];
+    settings.extend_from_slice(extra);
+    let app = spawn_app_with(&settings).await;
+    sandbox.set_webhook_url(Some(app.url("/webhooks/whatsapp")));
+    BareSandboxApp { app, sandbox }
+}

@@ -11,6 +11,7 @@ mod helpers;
 mod inbox;
 mod ingest;
 mod isolation;
+mod onboarding;
 mod ops;
 mod storage;
 mod support;

@@ -1,0 +1,166 @@
+//! Meta's webhooks for onboarding: the WABA review, the display-name review and the default
+//! template's review drive the checklist; `account_update` is acknowledged. Each handler is
+//! idempotent: a repeated change finds the item already in that state and changes nothing.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::checklist::{self, Computed};
+use super::store;
+use super::template::DEFAULT_TEMPLATE;
+use crate::ingest::{ChangeHandler, Effects, HandlerFuture, Registry, RoutedChange};
+use crate::with_tx;
+
+fn raw<'a>(change: &'a RoutedChange<'a>) -> &'a Value {
+    &change.change.change.raw_value
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    match v.get(key) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Subscribes onboarding's handlers.
+pub fn subscribe(registry: Registry) -> Registry {
+    registry
+        .subscribe("account_review_update", Arc::new(AccountReview))
+        .subscribe("phone_number_name_update", Arc::new(NameReview))
+        .subscribe("message_template_status_update", Arc::new(TemplateReview))
+        .subscribe("account_update", Arc::new(AccountUpdate))
+}
+
+/// `account_review_update`: the WABA's review, half of *business verified*.
+pub struct AccountReview;
+
+impl ChangeHandler for AccountReview {
+    fn name(&self) -> &'static str {
+        "onboarding"
+    }
+
+    fn apply<'a>(&'a self, tx: &'a mut crate::store::Tx, change: &'a RoutedChange<'a>, effects: &'a mut Effects) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            let Some(decision) = text(raw(change), "decision") else { return Ok(()) };
+            with_tx!(&mut *tx, |c| sqlx::query("UPDATE onboarding_state SET account_review = $1, updated_at = $2 WHERE tenant_id = $3")
+                .bind(&decision)
+                .bind(change.now)
+                .bind(change.tenant)
+                .execute(c)
+                .await
+                .map(drop))?;
+            let state = store::state_tx(tx, change.tenant).await?;
+            if state.waba_id.is_none() {
+                return Ok(());
+            }
+            effects.events.extend(checklist::apply(tx, change.tenant, &checklist::business_item(&state), change.now).await?);
+            Ok(())
+        })
+    }
+}
+
+/// `phone_number_name_update`: the display name's review, shown beside *number verified*
+/// (it does not block: Meta may leave it pending for long).
+pub struct NameReview;
+
+impl ChangeHandler for NameReview {
+    fn name(&self) -> &'static str {
+        "onboarding"
+    }
+
+    fn apply<'a>(&'a self, tx: &'a mut crate::store::Tx, change: &'a RoutedChange<'a>, _effects: &'a mut Effects) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            let v = raw(change);
+            let Some(decision) = text(v, "decision") else { return Ok(()) };
+            let status = if decision == "REJECTED" { "DECLINED".to_owned() } else { decision.clone() };
+            with_tx!(&mut *tx, |c| sqlx::query("UPDATE onboarding_state SET name_status = $1, updated_at = $2 WHERE tenant_id = $3")
+                .bind(&status)
+                .bind(change.now)
+                .bind(change.tenant)
+                .execute(c)
+                .await
+                .map(drop))?;
+            if decision == "APPROVED"
+                && let Some(name) = text(v, "requested_verified_name")
+            {
+                {
+                    with_tx!(&mut *tx, |c| sqlx::query(
+                        "UPDATE phone_numbers SET verified_name = $1, updated_at = $2
+                         WHERE tenant_id = $3 AND phone_number_id = (SELECT phone_number_id FROM onboarding_state WHERE tenant_id = $3)"
+                    )
+                    .bind(&name)
+                    .bind(change.now)
+                    .bind(change.tenant)
+                    .execute(c)
+                    .await
+                    .map(drop))?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// `message_template_status_update` for the default template: *default template approved*.
+pub struct TemplateReview;
+
+impl ChangeHandler for TemplateReview {
+    fn name(&self) -> &'static str {
+        "onboarding"
+    }
+
+    fn apply<'a>(&'a self, tx: &'a mut crate::store::Tx, change: &'a RoutedChange<'a>, effects: &'a mut Effects) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            let v = raw(change);
+            if text(v, "message_template_name").as_deref() != Some(DEFAULT_TEMPLATE) {
+                return Ok(());
+            }
+            let (Some(event), Some(id)) = (text(v, "event"), text(v, "message_template_id")) else { return Ok(()) };
+            let reason = v.get("rejection_info").and_then(|r| text(r, "reason")).or_else(|| text(v, "reason"));
+            let updated = with_tx!(&mut *tx, |c| sqlx::query(
+                "UPDATE onboarding_templates SET status = $1, reason = $2, updated_at = $3 WHERE tenant_id = $4 AND template_id = $5"
+            )
+            .bind(&event)
+            .bind(&reason)
+            .bind(change.now)
+            .bind(change.tenant)
+            .bind(&id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+            if updated == 0 {
+                return Ok(());
+            }
+            let statuses = with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, String>("SELECT status FROM onboarding_templates WHERE tenant_id = $1 ORDER BY language")
+                .bind(change.tenant)
+                .fetch_all(c)
+                .await)?;
+            let mut item: Computed = checklist::template_item(&statuses);
+            if let Some(r) = &reason {
+                item.detail = format!("{} ({r})", item.detail);
+            }
+            effects.events.extend(checklist::apply(tx, change.tenant, &item, change.now).await?);
+            Ok(())
+        })
+    }
+}
+
+/// `account_update`: `PARTNER_APP_INSTALLED` confirms the signup (it arrives before or after
+/// the page's report; the signup does not wait for it, and falls back to it when neither the
+/// session info nor the token's scopes name the WABA).
+pub struct AccountUpdate;
+
+impl ChangeHandler for AccountUpdate {
+    fn name(&self) -> &'static str {
+        "onboarding"
+    }
+
+    fn apply<'a>(&'a self, _tx: &'a mut crate::store::Tx, change: &'a RoutedChange<'a>, _effects: &'a mut Effects) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            tracing::info!(tenant = change.tenant.0, event = text(raw(change), "event").unwrap_or_default(), "account_update");
+            Ok(())
+        })
+    }
+}

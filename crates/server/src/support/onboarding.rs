@@ -1,0 +1,97 @@
+//! Onboarding in the support area: every tenant's attempts with Meta's diagnostics (code,
+//! message, `fbtrace_id`), alerts that are ours to fix (a rejected default template), and the
+//! unlock of a tenant after two failed attempts. Every read is logged ([`super::log_read`]).
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+use crate::accounts::{TenantId, store as accounts};
+use crate::onboarding::{self, AttemptView, ItemView, store};
+use crate::notifications::format_time;
+use crate::web::context::SupportStaff;
+use crate::web::error::{AppError, AppResult};
+use crate::web::{AppState, PageCtx, render};
+
+/// Routes of the support pages for onboarding.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/support/onboarding", get(get_all))
+        .route("/support/onboarding/{tenant_id}", get(get_tenant))
+        .route("/support/onboarding/{tenant_id}/unlock", post(post_unlock))
+}
+
+/// An alert as support sees it.
+pub struct AlertView {
+    tenant_id: i64,
+    kind: String,
+    detail: String,
+    when: String,
+}
+
+fn alert_views(rows: Vec<store::AlertRow>) -> Vec<AlertView> {
+    rows.into_iter().map(|a| AlertView { tenant_id: a.tenant_id.0, kind: a.kind, detail: a.detail, when: format_time(a.created_at) }).collect()
+}
+
+#[derive(askama::Template)]
+#[template(path = "support_onboarding.html")]
+struct AllPage {
+    p: PageCtx,
+    attempts: Vec<AttemptView>,
+    locked: Vec<(i64, String)>,
+    alerts: Vec<AlertView>,
+}
+
+async fn get_all(State(app): State<AppState>, staff: SupportStaff) -> AppResult<Response> {
+    super::log_read(&app.db, staff.user.id, None, "onboarding_attempts", app.clock.now_ms()).await?;
+    let lang = staff.ctx.lang;
+    let attempts = store::all_attempts(&app.db, 200).await?.iter().map(|a| onboarding::attempt_view(a, lang)).collect();
+    let mut locked = Vec::new();
+    for t in accounts::all_tenants(&app.db).await? {
+        if store::state(&app.db, t.id).await?.locked_at.is_some() {
+            locked.push((t.id.0, t.name));
+        }
+    }
+    let alerts = alert_views(store::alerts(&app.db, None).await?);
+    render(&AllPage { attempts, locked, alerts, p: staff.ctx.into() })
+}
+
+#[derive(askama::Template)]
+#[template(path = "support_onboarding_tenant.html")]
+struct TenantPage {
+    p: PageCtx,
+    tenant_id: i64,
+    name: String,
+    failed_attempts: i64,
+    locked: bool,
+    attempts: Vec<AttemptView>,
+    checklist: Vec<ItemView>,
+    alerts: Vec<AlertView>,
+    emails: Vec<store::EmailRow>,
+}
+
+async fn get_tenant(State(app): State<AppState>, staff: SupportStaff, Path(tenant_id): Path<i64>) -> AppResult<Response> {
+    let tenant = accounts::tenant(&app.db, TenantId(tenant_id)).await?.ok_or(AppError::NotFound)?;
+    super::log_read(&app.db, staff.user.id, Some(tenant.id), "onboarding_detail", app.clock.now_ms()).await?;
+    let lang = staff.ctx.lang;
+    let state = store::state(&app.db, tenant.id).await?;
+    render(&TenantPage {
+        tenant_id: tenant.id.0,
+        name: tenant.name,
+        failed_attempts: state.failed_attempts,
+        locked: state.locked_at.is_some(),
+        attempts: store::attempts(&app.db, tenant.id).await?.iter().map(|a| onboarding::attempt_view(a, lang)).collect(),
+        checklist: onboarding::checklist_view(&app.db, tenant.id).await?,
+        alerts: alert_views(store::alerts(&app.db, Some(tenant.id)).await?),
+        emails: store::emails(&app.db, tenant.id).await?,
+        p: staff.ctx.into(),
+    })
+}
+
+async fn post_unlock(State(app): State<AppState>, staff: SupportStaff, Path(tenant_id): Path<i64>) -> AppResult<Response> {
+    let tenant = accounts::tenant(&app.db, TenantId(tenant_id)).await?.ok_or(AppError::NotFound)?;
+    tracing::info!(target: "audit", support_user = staff.user.id.0, tenant = tenant.id.0, "onboarding unlocked");
+    store::unlock(&app.db, tenant.id, app.clock.now_ms()).await?;
+    Ok(Redirect::to(&format!("/support/onboarding/{}", tenant.id.0)).into_response())
+}
