@@ -77,7 +77,7 @@ impl Application {
             tokio::spawn(worker.clone().run(outbox_wake.clone(), shutdown.clone()));
         }
         let settings = Arc::new(settings);
-        tokio::spawn(crate::onboarding::poller::run(db.clone(), clock.clone(), settings.clone(), live.clone(), shutdown.clone()));
+        tokio::spawn(crate::onboarding::poller::run(db.clone(), clock.clone(), settings.clone(), graph.clone(), live.clone(), shutdown.clone()));
         let state = AppState { db, settings, metrics, clock, product, journal, live, shutdown, graph, outbox_wake };
         Ok(Application { listener, state, stop })
     }

@@ -181,12 +181,6 @@ pub async fn settled(db: &Db, tenant: TenantId) -> Result<bool, sqlx::Error> {
     Ok(ITEMS.iter().all(|i| items.iter().any(|r| r.item == *i && r.state != "pending")))
 }
 
-/// A Graph client for the configured Meta (or sandbox).
-pub fn graph(settings: &Settings) -> anyhow::Result<GraphClient> {
-    let config = wabridge_cloud_api::GraphConfig::new(settings.meta.graph_url.clone(), settings.meta.graph_version.clone());
-    Ok(GraphClient::new(config)?)
-}
-
 /// The app's credentials for the code exchange and `debug_token`.
 pub fn app_credentials(settings: &Settings) -> wabridge_cloud_api::AppCredentials {
     wabridge_cloud_api::AppCredentials { app_id: settings.meta.app_id.clone(), app_secret: settings.meta.app_secret.clone() }
@@ -195,18 +189,17 @@ pub fn app_credentials(settings: &Settings) -> wabridge_cloud_api::AppCredential
 /// The tenant's business token, opened.
 pub async fn token(db: &Db, settings: &Settings, tenant: TenantId, waba_id: &str) -> anyhow::Result<Option<SecretString>> {
     match store::sealed_token(db, tenant, waba_id).await? {
-        Some(sealed) => Ok(Some(settings.keyring.open_str(&sealed, &format!("waba-token:{waba_id}"))?)),
+        Some(sealed) => Ok(Some(settings.keyring.open_str(&sealed, &store::token_context(waba_id))?)),
         None => Ok(None),
     }
 }
 
 /// Reads what the Graph API says about the tenant's WABA, number and default template, and
 /// updates the checklist. Returns whether the checklist is settled.
-pub async fn refresh(db: &Db, hub: &LiveHub, settings: &Settings, tenant: TenantId, now: i64) -> anyhow::Result<bool> {
+pub async fn refresh(db: &Db, hub: &LiveHub, settings: &Settings, graph: &GraphClient, tenant: TenantId, now: i64) -> anyhow::Result<bool> {
     let state = store::state(db, tenant).await?;
     let Some(waba_id) = state.waba_id.clone() else { return Ok(true) };
     let Some(token) = token(db, settings, tenant, &waba_id).await? else { return Ok(true) };
-    let graph = graph(settings)?;
     let waba = graph.waba(&token, &waba_id).await?;
     let mut items = Vec::new();
     let mut next = state.clone();

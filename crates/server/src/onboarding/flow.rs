@@ -78,7 +78,7 @@ pub async fn complete(app: &AppState, attempt: &AttemptRow, collected: Collected
     };
     let base = AttemptUpdate { event: event.clone(), business_id: text(&data, "business_id"), ..AttemptUpdate::default() };
 
-    let graph = checklist::graph(&app.settings)?;
+    let graph = app.graph.clone();
     let creds = checklist::app_credentials(&app.settings);
     let token = match graph.exchange_code(&creds, &SecretString::from(code)).await {
         Ok(t) => t.access_token,
@@ -171,7 +171,7 @@ pub async fn complete(app: &AppState, attempt: &AttemptRow, collected: Collected
         return Ok(());
     }
 
-    let sealed = app.settings.keyring.seal_str(&token, &format!("waba-token:{waba_id}"));
+    let sealed = app.settings.keyring.seal_str(&token, &store::token_context(&waba_id));
     let attached = store::attach(
         db,
         attempt.tenant_id,
@@ -215,7 +215,7 @@ pub async fn complete(app: &AppState, attempt: &AttemptRow, collected: Collected
     if !verified {
         let u = AttemptUpdate { status: "needs_verification".into(), step: Some("verification".into()), ..base };
         store::update_attempt(db, attempt.id, &u, false, false, now()).await?;
-        let _ = checklist::refresh(db, &app.live, &app.settings, attempt.tenant_id, now()).await;
+        let _ = checklist::refresh(db, &app.live, &app.settings, &app.graph, attempt.tenant_id, now()).await;
         return Ok(());
     }
     store::update_attempt(db, attempt.id, &AttemptUpdate { status: "registering".into(), step: Some("register".into()), ..base }, false, false, now()).await?;
@@ -301,7 +301,7 @@ pub async fn register(app: &AppState, tenant: TenantId) -> anyhow::Result<()> {
         return Ok(());
     };
     let Some(token) = checklist::token(db, &app.settings, tenant, &waba_id).await? else { anyhow::bail!("no token for {waba_id}") };
-    let graph = checklist::graph(&app.settings)?;
+    let graph = app.graph.clone();
     match graph.register(&token, &pn, &pin, None).await {
         Ok(()) => {
             let now = app.clock.now_ms();
@@ -317,7 +317,7 @@ pub async fn register(app: &AppState, tenant: TenantId) -> anyhow::Result<()> {
             )
             .await?;
             store::update_attempt(db, attempt.id, &AttemptUpdate { status: "connected".into(), ..base }, true, false, now).await?;
-            if let Err(e) = checklist::refresh(db, &app.live, &app.settings, tenant, now).await {
+            if let Err(e) = checklist::refresh(db, &app.live, &app.settings, &app.graph, tenant, now).await {
                 tracing::warn!(tenant = tenant.0, error = format!("{e:#}"), "checklist refresh failed; the poller will retry");
             }
         }
@@ -344,14 +344,14 @@ pub async fn register(app: &AppState, tenant: TenantId) -> anyhow::Result<()> {
 /// Asks Meta to send the verification code of the open attempt's number.
 pub async fn request_code(app: &AppState, tenant: TenantId, method: CodeMethod, language: &str) -> anyhow::Result<Result<(), ApiError>> {
     let Some((token, pn, _)) = open_number(app, tenant).await? else { return Ok(Ok(())) };
-    Ok(checklist::graph(&app.settings)?.request_code(&token, &pn, method, language).await)
+    Ok(app.graph.request_code(&token, &pn, method, language).await)
 }
 
 /// Submits the verification code; when Meta accepts it (or the number is verified already),
 /// registers the number.
 pub async fn verify_code(app: &AppState, tenant: TenantId, code: &str) -> anyhow::Result<Result<(), ApiError>> {
     let Some((token, pn, attempt)) = open_number(app, tenant).await? else { return Ok(Ok(())) };
-    match checklist::graph(&app.settings)?.verify_code(&token, &pn, code).await {
+    match app.graph.verify_code(&token, &pn, code).await {
         Ok(()) => {}
         Err(e) if e.graph().and_then(|g| g.code) == Some(136024) => {}
         Err(e) => {

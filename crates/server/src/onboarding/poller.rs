@@ -6,6 +6,7 @@
 //! Each due tenant is claimed by moving its `poll_next_at` forward in one conditional UPDATE,
 //! so several instances on PostgreSQL never poll the same tenant at once.
 
+use wabridge_cloud_api::GraphClient;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,9 +26,9 @@ const MAX_INTERVAL_MS: i64 = 3_600_000;
 const LEASE_MS: i64 = 120_000;
 
 /// Runs until shutdown.
-pub async fn run(db: Db, clock: Clock, settings: Arc<Settings>, live: LiveHub, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(db: Db, clock: Clock, settings: Arc<Settings>, graph: GraphClient, live: LiveHub, mut shutdown: watch::Receiver<bool>) {
     loop {
-        if let Err(e) = poll_due(&db, &clock, &settings, &live).await {
+        if let Err(e) = poll_due(&db, &clock, &settings, &graph, &live).await {
             tracing::warn!(error = format!("{e:#}"), "onboarding poll failed");
         }
         tokio::select! {
@@ -48,7 +49,7 @@ struct Due {
 }
 
 /// Polls every tenant that is due; returns how many were polled.
-pub async fn poll_due(db: &Db, clock: &Clock, settings: &Settings, live: &LiveHub) -> anyhow::Result<usize> {
+pub async fn poll_due(db: &Db, clock: &Clock, settings: &Settings, graph: &GraphClient, live: &LiveHub) -> anyhow::Result<usize> {
     let now = clock.now_ms();
     let due = with_pool!(db.read(), |p| sqlx::query_as::<_, Due>(
         "SELECT tenant_id, poll_next_at, poll_interval_ms FROM onboarding_state WHERE poll_next_at IS NOT NULL AND poll_next_at <= $1 ORDER BY poll_next_at LIMIT 20"
@@ -69,7 +70,7 @@ pub async fn poll_due(db: &Db, clock: &Clock, settings: &Settings, live: &LiveHu
             continue;
         }
         polled += 1;
-        let settled = match checklist::refresh(db, live, settings, d.tenant_id, now).await {
+        let settled = match checklist::refresh(db, live, settings, graph, d.tenant_id, now).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(tenant = d.tenant_id.0, error = format!("{e:#}"), "onboarding poll of the Graph API failed; backing off");
