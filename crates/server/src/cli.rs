@@ -113,6 +113,26 @@ enum AdminCommand {
     },
     /// List tenants with their users.
     ListTenants,
+    /// Attach a WhatsApp Business Account and one of its numbers to a tenant (what onboarding
+    /// does after Embedded Signup). The business token comes from WABRIDGE_WABA_TOKEN, if set,
+    /// and is stored sealed with WABRIDGE_ENCRYPTION_KEY.
+    AttachNumber {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: i64,
+        /// WhatsApp Business Account id.
+        #[arg(long)]
+        waba_id: String,
+        /// Phone number id (Meta's, not the number itself).
+        #[arg(long)]
+        phone_number_id: String,
+        /// The number as displayed, e.g. "+49 30 123456".
+        #[arg(long)]
+        display_number: Option<String>,
+        /// Business portfolio id.
+        #[arg(long)]
+        business_id: Option<String>,
+    },
 }
 
 /// Runs the command line; the binary's `main`.
@@ -189,7 +209,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin { config, command } => {
             let db = open_migrated(&database_url(config.as_deref())?).await?;
-            let result = admin(&db, command).await;
+            let result = match command {
+                AdminCommand::AttachNumber { tenant, waba_id, phone_number_id, display_number, business_id } => {
+                    let number = NumberToAttach { tenant, waba_id, phone_number_id, display_number, business_id };
+                    attach_number(&db, config.as_deref(), number).await
+                }
+                command => admin(&db, command).await,
+            };
             db.close().await;
             result
         }
@@ -313,6 +339,7 @@ async fn admin(db: &Db, command: AdminCommand) -> anyhow::Result<()> {
             let id = accounts_store::create_user(db, tenant.map(TenantId), &email, name, &hash, role, now).await?;
             println!("{}", id.0);
         }
+        AdminCommand::AttachNumber { .. } => anyhow::bail!("attach-number is handled before"),
         AdminCommand::ListTenants => {
             for t in accounts_store::all_tenants(db).await? {
                 println!("{}\t{}", t.id.0, t.name);
@@ -322,5 +349,55 @@ async fn admin(db: &Db, command: AdminCommand) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// A setting read like `database_url`: the environment, then the TOML file.
+fn raw_setting(config: Option<&std::path::Path>, name: &str) -> anyhow::Result<Option<String>> {
+    if let Ok(v) = std::env::var(name) {
+        return Ok(Some(v));
+    }
+    let Some(path) = config else { return Ok(None) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|t| t.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.as_str().map(str::to_owned))))
+}
+
+struct NumberToAttach {
+    tenant: i64,
+    waba_id: String,
+    phone_number_id: String,
+    display_number: Option<String>,
+    business_id: Option<String>,
+}
+
+async fn attach_number(db: &Db, config: Option<&std::path::Path>, n: NumberToAttach) -> anyhow::Result<()> {
+    use crate::onboarding::store::{Attachment, NUMBER_CONNECTED, attach};
+    let tenant = TenantId(n.tenant);
+    anyhow::ensure!(accounts_store::tenant(db, tenant).await?.is_some(), "no tenant with id {}", n.tenant);
+    let (waba_id, phone_number_id) = (n.waba_id.trim(), n.phone_number_id.trim());
+    anyhow::ensure!(!waba_id.is_empty() && !phone_number_id.is_empty(), "--waba-id and --phone-number-id must not be empty");
+    let token_ciphertext = match std::env::var("WABRIDGE_WABA_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
+        Some(token) => {
+            let key = raw_setting(config, "WABRIDGE_ENCRYPTION_KEY")?
+                .filter(|k| !k.trim().is_empty())
+                .context("WABRIDGE_ENCRYPTION_KEY is needed to store the token sealed")?;
+            let keyring = crate::crypto::Keyring::parse(&key).map_err(|e| anyhow::anyhow!("WABRIDGE_ENCRYPTION_KEY: {e}"))?;
+            Some(keyring.seal(token.trim().as_bytes(), &format!("waba-token:{waba_id}")))
+        }
+        None => None,
+    };
+    let attachment = Attachment {
+        waba_id,
+        business_id: n.business_id.as_deref(),
+        phone_number_id,
+        display_phone_number: n.display_number.as_deref(),
+        token_ciphertext,
+        status: NUMBER_CONNECTED,
+    };
+    attach(db, tenant, &attachment, Clock::default().now_ms()).await?;
+    println!("{phone_number_id}");
     Ok(())
 }

@@ -63,6 +63,8 @@
   }
 
   const source = new EventSource(url);
+  // Tests wait for readyState OPEN before sending a webhook.
+  window.wabridgeLive = source;
   source.addEventListener("message", (e) => {
     let m;
     try { m = JSON.parse(e.data); } catch (_) { return; }

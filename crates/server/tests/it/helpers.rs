@@ -114,6 +114,16 @@ where
 
 async fn spawn(extra: &[(&str, &str)], registry: wabridge::ingest::Registry) -> TestApp {
     let (url, dir) = fresh_database_url().await;
+    spawn_with_url(&url, dir, extra, registry).await
+}
+
+/// Starts a server on an existing database (another instance may share it: PostgreSQL only).
+pub async fn spawn_app_on(url: &str) -> TestApp {
+    spawn_with_url(url, None, &[], wabridge::ingest::Registry::standard()).await
+}
+
+async fn spawn_with_url(url: &str, dir: Option<TempDir>, extra: &[(&str, &str)], registry: wabridge::ingest::Registry) -> TestApp {
+    let url = url.to_owned();
     let settings = test_settings(&url, extra);
     let db = Db::open(&url).await.expect("database opens");
     db.migrate().await.expect("migrations apply");

@@ -4,13 +4,17 @@
 //! (`WABRIDGE_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`).
 
 mod accounts;
+mod admin_cli;
 mod browser;
 mod config;
+mod crash;
 mod errors;
 mod helpers;
 mod inbox;
 mod ingest;
 mod isolation;
+mod live_browser;
+mod multi;
 mod onboarding;
 mod ops;
 mod storage;
