@@ -12,6 +12,8 @@ use crate::store::{Db, PoolRef};
 
 /// Most bodies one commit takes.
 const MAX_BATCH: usize = 512;
+/// Bodies per INSERT statement on SQLite (two parameters each, well below its limit).
+const ROWS_PER_INSERT: usize = 128;
 
 struct Pending {
     body: Bytes,
@@ -83,13 +85,20 @@ async fn write_batch(db: &Db, now: i64, batch: &[Pending]) -> Result<(), sqlx::E
             sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
             let result = async {
                 sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-                for p in batch {
-                    let inserted = sqlx::query("INSERT INTO webhook_journal (received_at, body) VALUES ($1, $2)")
-                        .bind(now)
-                        .bind(p.body.as_ref())
-                        .execute(&mut *conn)
-                        .await;
-                    if let Err(e) = inserted {
+                // Multi-row inserts: one statement per chunk instead of one per body.
+                for chunk in batch.chunks(ROWS_PER_INSERT) {
+                    let mut sql = String::from("INSERT INTO webhook_journal (received_at, body) VALUES ");
+                    for i in 0..chunk.len() {
+                        if i > 0 {
+                            sql.push(',');
+                        }
+                        sql.push_str(&format!("($1, ${})", i + 2));
+                    }
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+                    for p in chunk {
+                        query = query.bind(p.body.as_ref());
+                    }
+                    if let Err(e) = query.execute(&mut *conn).await {
                         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
                         return Err(e);
                     }

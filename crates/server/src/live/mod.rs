@@ -29,6 +29,8 @@ use crate::web::error::AppResult;
 use crate::web::i18n::Lang;
 use crate::{with_pool, with_tx};
 
+/// Events per INSERT statement (four parameters each).
+const EVENTS_PER_INSERT: usize = 200;
 /// Events a reconnecting browser may replay at most.
 const REPLAY_LIMIT: i64 = 500;
 
@@ -104,20 +106,29 @@ impl LiveHub {
 /// instance when it commits).
 pub async fn store_events(tx: &mut Tx, events: &[NewEvent], now: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let mut stored = Vec::with_capacity(events.len());
-    for e in events {
-        let payload = e.payload.to_string();
-        let id = with_tx!(tx, |c| sqlx::query_scalar::<_, i64>(
-            "INSERT INTO live_events (tenant_id, user_id, kind, payload, at) VALUES ($1, $2, $3, $4, $5) RETURNING id"
-        )
-        .bind(e.tenant)
-        .bind(e.user)
-        .bind(&e.kind)
-        .bind(&payload)
-        .bind(now)
-        .fetch_one(c)
-        .await)?;
-        stored.push(StoredEvent { id, tenant_id: e.tenant, user_id: e.user, kind: e.kind.clone(), payload });
+    // Multi-row inserts; RETURNING gives each row back whole, so nothing relies on the order
+    // in which ids are assigned.
+    for chunk in events.chunks(EVENTS_PER_INSERT) {
+        let mut sql = String::from("INSERT INTO live_events (tenant_id, user_id, kind, payload, at) VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            let b = 2 + i * 4;
+            sql.push_str(&format!("(${}, ${}, ${}, ${}, $1)", b, b + 1, b + 2, b + 3));
+        }
+        sql.push_str(" RETURNING id, tenant_id, user_id, kind, payload");
+        let payloads: Vec<String> = chunk.iter().map(|e| e.payload.to_string()).collect();
+        let rows = with_tx!(tx, |c| {
+            let mut q = sqlx::query_as::<_, StoredEvent>(sqlx::AssertSqlSafe(sql.clone())).bind(now);
+            for (e, payload) in chunk.iter().zip(&payloads) {
+                q = q.bind(e.tenant).bind(e.user).bind(&e.kind).bind(payload);
+            }
+            q.fetch_all(c).await
+        })?;
+        stored.extend(rows);
     }
+    stored.sort_unstable_by_key(|e| e.id);
     if let Tx::Postgres(t) = tx {
         // NOTIFY payloads are limited to 8000 bytes: announce ids in chunks.
         for chunk in stored.chunks(500) {

@@ -40,10 +40,6 @@ impl ChangeHandler for InboundMessageNotifier {
             if value.messages.is_empty() {
                 return Ok(());
             }
-            let users = with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, UserId>("SELECT id FROM users WHERE tenant_id = $1 ORDER BY id")
-                .bind(change.tenant)
-                .fetch_all(c)
-                .await)?;
             for (i, message) in value.messages.iter().enumerate() {
                 if matches!(message.content, MessageContent::System(_)) {
                     continue;
@@ -58,29 +54,29 @@ impl ChangeHandler for InboundMessageNotifier {
                     Some(id) => format!("/inbox/by-wamid/{}", url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()),
                     None => "/inbox".to_owned(),
                 };
-                for user in &users {
-                    let id = with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, i64>(
-                        "INSERT INTO notifications (tenant_id, user_id, kind, dedupe_key, actor, preview, link, created_at)
-                         VALUES ($1, $2, 'inbound_message', $3, $4, $5, $6, $7)
-                         ON CONFLICT (user_id, dedupe_key) DO NOTHING RETURNING id"
-                    )
-                    .bind(change.tenant)
-                    .bind(user)
-                    .bind(&dedupe)
-                    .bind(&actor)
-                    .bind(&preview)
-                    .bind(&link)
-                    .bind(change.now)
-                    .fetch_optional(c)
-                    .await)?;
-                    if let Some(id) = id {
-                        effects.events.push(NewEvent {
-                            tenant: change.tenant,
-                            user: Some(*user),
-                            kind: "notification".to_owned(),
-                            payload: json!({"id": id, "kind": "inbound_message", "actor": actor, "preview": preview, "link": link}),
-                        });
-                    }
+                // One statement for every user of the tenant; RETURNING names the rows that are
+                // new (a redelivered message returns none).
+                let mut created = with_tx!(&mut *tx, |c| sqlx::query_as::<_, (i64, UserId)>(
+                    "INSERT INTO notifications (tenant_id, user_id, kind, dedupe_key, actor, preview, link, created_at)
+                     SELECT $1, id, 'inbound_message', $2, $3, $4, $5, $6 FROM users WHERE tenant_id = $1
+                     ON CONFLICT (user_id, dedupe_key) DO NOTHING RETURNING id, user_id"
+                )
+                .bind(change.tenant)
+                .bind(&dedupe)
+                .bind(&actor)
+                .bind(&preview)
+                .bind(&link)
+                .bind(change.now)
+                .fetch_all(c)
+                .await)?;
+                created.sort_unstable_by_key(|(_, user)| user.0);
+                for (id, user) in created {
+                    effects.events.push(NewEvent {
+                        tenant: change.tenant,
+                        user: Some(user),
+                        kind: "notification".to_owned(),
+                        payload: json!({"id": id, "kind": "inbound_message", "actor": actor, "preview": preview, "link": link}),
+                    });
                 }
             }
             Ok(())

@@ -1,0 +1,412 @@
+//! Webhook ingestion benchmark (not a test): drives distinct, pre-signed webhook bodies in
+//! Meta's 2026 shape at an in-process server over loopback and reports messages (and statuses)
+//! per second acknowledged and applied, acknowledgement latency, and webhook-to-browser
+//! notification latency through an SSE client on `/events`.
+//!
+//! cargo bench -p wabridge --bench webhooks -- [--seconds 10] [--connections 64] [--db sqlite|postgres]
+//!
+//! The mix (issue 5): 55 % bodies with one text message, 10 % with 2–4 messages, 30 % with one
+//! status, 5 % with 2–5 statuses. The load generator is a minimal HTTP/1.1 keep-alive client on
+//! raw sockets, so that it takes as little of the machine as possible from the server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::{Rng as _, RngExt as _};
+use secrecy::SecretString;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use wabridge::accounts::{Role, TenantId, password, store as accounts};
+use wabridge::app::Application;
+use wabridge::clock::Clock;
+use wabridge::config::Settings;
+use wabridge::crypto::Keyring;
+use wabridge::onboarding::store::{Attachment, attach};
+use wabridge::store::Db;
+use wabridge::with_pool;
+
+const APP_SECRET: &str = "bench-app-secret";
+const NUMBERS: usize = 4;
+const USERS: usize = 3;
+const BENCH_PASSWORD: &str = "bench password 123";
+
+struct Args {
+    seconds: u64,
+    connections: usize,
+    db: String,
+}
+
+fn args() -> Args {
+    let mut a = Args { seconds: 10, connections: 64, db: "sqlite".to_owned() };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--seconds" => a.seconds = it.next().and_then(|v| v.parse().ok()).expect("--seconds N"),
+            "--connections" => a.connections = it.next().and_then(|v| v.parse().ok()).expect("--connections N"),
+            "--db" => a.db = it.next().expect("--db sqlite|postgres"),
+            // cargo bench passes --bench to harness=false targets.
+            "--bench" => {}
+            other => panic!("unknown argument {other}; use --seconds N --connections N --db sqlite|postgres"),
+        }
+    }
+    a
+}
+
+/// One pre-signed request.
+struct Request {
+    bytes: Vec<u8>,
+    /// Messages plus statuses in the body.
+    items: u32,
+    /// Whether its first message is a text whose notification we time.
+    timed: bool,
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn text_message(idx: usize, k: usize, wa: &str, bsuid: &str) -> String {
+    let preview = if k == 0 { format!("b{idx}") } else { format!("b{idx}.{k}") };
+    format!(
+        r#"{{"from":"{wa}","from_user_id":"{bsuid}","id":"wamid.HBgN{idx:010}{k}{salt}","timestamp":"1770000000","type":"text","text":{{"body":"{preview}\nSecond line of the customer's message"}}}}"#,
+        salt = random_hex(6)
+    )
+}
+
+fn status(idx: usize, k: usize, wa: &str, bsuid: &str) -> String {
+    let s = ["sent", "delivered", "read"][k % 3];
+    format!(
+        r#"{{"id":"wamid.OUT{idx:010}{k}{salt}","status":"{s}","timestamp":"1770000001","recipient_id":"{wa}","recipient_user_id":"{bsuid}","pricing":{{"billable":true,"pricing_model":"PMP","type":"regular","category":"utility"}}}}"#,
+        salt = random_hex(6)
+    )
+}
+
+/// Body `idx` in Meta's 2026 shape, with the issue's mix.
+fn body(idx: usize, numbers: &[String], waba: &str) -> (String, u32, bool) {
+    let mut rng = rand::rng();
+    let number = &numbers[idx % numbers.len()];
+    let wa = format!("49170{:07}", rng.random_range(0..10_000_000));
+    let bsuid = format!("DE.{}", rng.random_range(1_000_000_000_000_000u64..9_000_000_000_000_000));
+    let roll = rng.random_range(0..100);
+    let contacts = format!(r#"[{{"profile":{{"name":"Kunde {idx}"}},"wa_id":"{wa}","user_id":"{bsuid}"}}]"#);
+    let (kind, list, n, timed) = if roll < 55 {
+        ("messages", vec![text_message(idx, 0, &wa, &bsuid)], 1, true)
+    } else if roll < 65 {
+        let n = rng.random_range(2..=4);
+        ("messages", (0..n).map(|k| text_message(idx, k, &wa, &bsuid)).collect(), n, true)
+    } else if roll < 95 {
+        ("statuses", vec![status(idx, 0, &wa, &bsuid)], 1, false)
+    } else {
+        let n = rng.random_range(2..=5);
+        ("statuses", (0..n).map(|k| status(idx, k, &wa, &bsuid)).collect(), n, false)
+    };
+    let json = format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"{waba}","changes":[{{"value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"4930123456{}","phone_number_id":"{number}"}},"contacts":{contacts},"{kind}":[{}]}},"field":"messages"}}]}}]}}"#,
+        idx % 10,
+        list.join(",")
+    );
+    (json, u32::try_from(n).unwrap(), timed)
+}
+
+fn request(json: &str, secret: &SecretString) -> Vec<u8> {
+    let signature = wabridge_cloud_api::sign(secret, json.as_bytes());
+    let mut out = format!(
+        "POST /webhooks/whatsapp HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: facebookexternalua\r\nContent-Type: application/json\r\nX-Hub-Signature-256: {signature}\r\nContent-Length: {}\r\n\r\n",
+        json.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(json.as_bytes());
+    out
+}
+
+async fn fresh_db(kind: &str) -> (String, Option<std::path::PathBuf>, Option<(String, String)>) {
+    match kind {
+        "sqlite" => {
+            let dir = std::env::temp_dir().join(format!("wabridge-bench-{}", random_hex(6)));
+            std::fs::create_dir_all(&dir).unwrap();
+            (format!("sqlite:{}", dir.join("wabridge.db").display()), Some(dir), None)
+        }
+        "postgres" => {
+            use sqlx::Connection as _;
+            let admin = std::env::var("WABRIDGE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+            let name = format!("wabridge_bench_{}", random_hex(6));
+            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL reachable (WABRIDGE_TEST_PG_URL)");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+            let base = admin.rsplit_once('/').unwrap().0.to_owned();
+            (format!("{base}/{name}"), None, Some((admin, name)))
+        }
+        other => panic!("--db must be sqlite or postgres, not {other}"),
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+/// Sends requests back to back on one keep-alive connection; returns ack latencies (µs).
+async fn drive(
+    addr: std::net::SocketAddr,
+    requests: Arc<Vec<Request>>,
+    next: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    sent_at: Arc<Vec<AtomicU64>>,
+    origin: Instant,
+    acked_items: Arc<AtomicU64>,
+) -> Vec<u64> {
+    let mut latencies = Vec::with_capacity(1 << 16);
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut buf = vec![0u8; 4096];
+    while !stop.load(Ordering::Relaxed) {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(req) = requests.get(i) else { break };
+        let start = Instant::now();
+        sent_at[i].store(u64::try_from(start.duration_since(origin).as_micros()).unwrap(), Ordering::Relaxed);
+        stream.write_all(&req.bytes).await.unwrap();
+        // Read one response: headers, then Content-Length bytes.
+        let mut have = 0;
+        let status_ok;
+        loop {
+            let n = stream.read(&mut buf[have..]).await.unwrap();
+            assert!(n > 0, "server closed the connection");
+            have += n;
+            if let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&buf[..end]).unwrap().to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse().unwrap())
+                    .unwrap_or(0);
+                while have < end + 4 + len {
+                    let n = stream.read(&mut buf[have..]).await.unwrap();
+                    assert!(n > 0);
+                    have += n;
+                }
+                status_ok = head.starts_with("http/1.1 200");
+                break;
+            }
+        }
+        latencies.push(u64::try_from(start.elapsed().as_micros()).unwrap());
+        if status_ok {
+            acked_items.fetch_add(u64::from(req.items), Ordering::Relaxed);
+        } else {
+            eprintln!("non-200 answer: {}", String::from_utf8_lossy(&buf[..have.min(200)]));
+        }
+    }
+    latencies
+}
+
+/// Reads `notification` events of the owner's stream; returns webhook-to-browser latencies (µs).
+async fn watch_notifications(
+    resp: reqwest::Response,
+    sent_at: Arc<Vec<AtomicU64>>,
+    origin: Instant,
+    done: Arc<AtomicBool>,
+) -> (Vec<u64>, u64) {
+    use futures_util::StreamExt as _;
+    let mut stream = resp.bytes_stream();
+    let mut buffer = Vec::<u8>::new();
+    let mut out = Vec::new();
+    let mut resyncs = 0;
+    while !done.load(Ordering::Relaxed) {
+        let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_millis(200), stream.next()).await else { continue };
+        let now = u64::try_from(origin.elapsed().as_micros()).unwrap();
+        buffer.extend_from_slice(&chunk);
+        while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
+            let frame: Vec<u8> = buffer.drain(..end + 2).collect();
+            let frame = String::from_utf8_lossy(&frame);
+            if frame.contains("event: resync") || frame.contains("event:resync") {
+                resyncs += 1;
+                continue;
+            }
+            // The preview of a timed message is "b<index>".
+            if let Some(at) = frame.find("\"preview\":\"b") {
+                let digits: String = frame[at + 12..].chars().take_while(char::is_ascii_digit).collect();
+                let rest = &frame[at + 12 + digits.len()..];
+                if rest.starts_with('"') {
+                    if let Ok(i) = digits.parse::<usize>() {
+                        let sent = sent_at[i].load(Ordering::Relaxed);
+                        if sent > 0 && now >= sent {
+                            out.push(now - sent);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (out, resyncs)
+}
+
+async fn pending(db: &Db) -> i64 {
+    with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL").fetch_one(p).await)
+        .unwrap()
+}
+
+async fn run(args: Args) {
+    wabridge_testkit::install_tls();
+    let (url, dir, pg) = fresh_db(&args.db).await;
+    let mut env = BTreeMap::new();
+    for (k, v) in [
+        ("DATABASE_URL", url.clone()),
+        ("WABRIDGE_LISTEN", "127.0.0.1:0".to_owned()),
+        ("META_APP_ID", "100000000000001".to_owned()),
+        ("META_APP_SECRET", APP_SECRET.to_owned()),
+        ("META_CONFIG_ID", "200000000000001".to_owned()),
+        ("META_VERIFY_TOKEN", "bench".to_owned()),
+        ("WABRIDGE_ENCRYPTION_KEY", Keyring::generate_key()),
+        ("WABRIDGE_LOG", "error".to_owned()),
+    ] {
+        env.insert(k.to_owned(), v);
+    }
+    let settings = Settings::from_sources(&env, None).unwrap();
+    let db = Db::open(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    let clock = Clock::default();
+    let now = clock.now_ms();
+    let tenant: TenantId = accounts::create_tenant(&db, "Bench Salon", now).await.unwrap();
+    let hash = password::hash(BENCH_PASSWORD.to_owned()).await.unwrap();
+    for u in 0..USERS {
+        let role = if u == 0 { Role::Owner } else { Role::Agent };
+        accounts::create_user(&db, Some(tenant), &format!("user{u}@bench.test"), &format!("User {u}"), &hash, role, now).await.unwrap();
+    }
+    let waba = "WABA-BENCH".to_owned();
+    let numbers: Vec<String> = (0..NUMBERS).map(|i| format!("10{i}000000000001")).collect();
+    for n in &numbers {
+        let a = Attachment { waba_id: &waba, business_id: None, phone_number_id: n, display_phone_number: None, token_ciphertext: None, status: "connected" };
+        attach(&db, tenant, &a, now).await.unwrap();
+    }
+
+    // Enough distinct bodies for the run at 50,000 messages a second (more than the target).
+    let count = usize::try_from(args.seconds).unwrap() * 38_000;
+    eprintln!("pre-signing {count} distinct bodies…");
+    let secret = SecretString::from(APP_SECRET);
+    let requests: Vec<Request> = (0..count)
+        .map(|i| {
+            let (json, items, timed) = body(i, &numbers, &waba);
+            Request { bytes: request(&json, &secret), items, timed }
+        })
+        .collect();
+    let total_items: u64 = requests.iter().map(|r| u64::from(r.items)).sum();
+    let timed_bodies = requests.iter().filter(|r| r.timed).count();
+    eprintln!(
+        "{} bodies, {:.2} messages and statuses per body, {} with messages",
+        count,
+        total_items as f64 / count as f64,
+        timed_bodies
+    );
+    let requests = Arc::new(requests);
+
+    let app = Application::with_db(settings, db.clone(), clock.clone()).await.unwrap();
+    let addr = app.local_addr();
+    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+
+    // A browser-less client signed in as the owner, subscribed to /events.
+    let web = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let form = web.get(format!("http://{addr}/sign-in")).send().await.unwrap().text().await.unwrap();
+    let at = form.find("name=\"_csrf\" value=\"").unwrap() + 20;
+    let csrf = form[at..at + 64].to_owned();
+    let signed = web
+        .post(format!("http://{addr}/sign-in"))
+        .form(&[("_csrf", csrf.as_str()), ("email", "user0@bench.test"), ("password", BENCH_PASSWORD), ("next", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 303, "sign-in failed");
+    let events = web.get(format!("http://{addr}/events")).send().await.unwrap();
+    assert_eq!(events.status(), 200);
+
+    let origin = Instant::now();
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(0)).collect());
+    let watcher_done = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(watch_notifications(events, sent_at.clone(), origin, watcher_done.clone()));
+
+    eprintln!("driving {} connections for {} s at http://{addr}/webhooks/whatsapp …", args.connections, args.seconds);
+    let next = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked_items = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let drivers: Vec<_> = (0..args.connections)
+        .map(|_| tokio::spawn(drive(addr, requests.clone(), next.clone(), stop.clone(), sent_at.clone(), origin, acked_items.clone())))
+        .collect();
+    let timer = {
+        let stop = stop.clone();
+        let secs = args.seconds;
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
+    let mut latencies = Vec::new();
+    for d in drivers {
+        latencies.extend(d.await.unwrap());
+    }
+    let ack_elapsed = started.elapsed();
+    timer.abort();
+    let bodies_sent = latencies.len();
+    let exhausted = next.load(Ordering::Relaxed) >= count;
+    let mut backlog_at_end = pending(&db).await;
+    let backlog_peak = backlog_at_end;
+    while backlog_at_end > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        backlog_at_end = pending(&db).await;
+    }
+    let applied_elapsed = started.elapsed();
+    // Let the last events reach the stream.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    watcher_done.store(true, Ordering::Relaxed);
+    let (mut notif, resyncs) = watcher.await.unwrap();
+
+    let acked = acked_items.load(Ordering::Relaxed);
+    latencies.sort_unstable();
+    notif.sort_unstable();
+    let notifications = with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM notifications").fetch_one(p).await).unwrap();
+    let sent_timed = (0..bodies_sent.min(count)).filter(|&i| requests[i].timed).count();
+
+    println!();
+    println!("webhooks benchmark — {} on {}, {} connections, {} s", args.db, std::env::consts::ARCH, args.connections, args.seconds);
+    println!("  bodies acknowledged            {bodies_sent} ({acked} messages+statuses){}", if exhausted { " — ran out of pre-signed bodies" } else { "" });
+    println!("  acknowledged durably           {:>9.0} messages/s   ({:.0} bodies/s)", acked as f64 / ack_elapsed.as_secs_f64(), bodies_sent as f64 / ack_elapsed.as_secs_f64());
+    println!("  applied (backlog drained)      {:>9.0} messages/s   (backlog at last 200: {backlog_peak} bodies, drained after {:.2} s)", acked as f64 / applied_elapsed.as_secs_f64(), applied_elapsed.as_secs_f64());
+    println!("  ack latency                    p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms", percentile(&latencies, 0.50), percentile(&latencies, 0.99), percentile(&latencies, 1.0));
+    println!(
+        "  webhook-to-browser (SSE)       p50 {:.2} ms   p99 {:.2} ms   ({} of {} bodies with messages timed, {} resyncs)",
+        percentile(&notif, 0.50),
+        percentile(&notif, 0.99),
+        notif.len(),
+        sent_timed,
+        resyncs
+    );
+    println!("  notifications stored           {notifications} ({USERS} users)");
+
+    let _ = stop_server.send(());
+    drop(web);
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    db.close().await;
+    if let Some(dir) = dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    if let Some((admin, name)) = pg {
+        use sqlx::Connection as _;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await;
+        }
+    }
+}
+
+fn main() {
+    let args = args();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(run(args));
+}
