@@ -246,6 +246,20 @@ async fn watch_notifications(
     (out, resyncs)
 }
 
+/// CPU time of this process (server and load generator together), in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime, fields 14 and 15 of proc(5), in clock ticks of 1/100 s.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The machine's load average over the last minute.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().next().unwrap_or("?").to_owned()
+}
+
 async fn pending(db: &Db) -> i64 {
     with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL").fetch_one(p).await)
         .unwrap()
@@ -337,6 +351,8 @@ async fn run(args: Args) {
     let stop = Arc::new(AtomicBool::new(false));
     let acked_items = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
+    let load_before = load_average();
     let drivers: Vec<_> = (0..args.connections)
         .map(|_| tokio::spawn(drive(addr, requests.clone(), next.clone(), stop.clone(), sent_at.clone(), origin, acked_items.clone())))
         .collect();
@@ -363,6 +379,7 @@ async fn run(args: Args) {
         backlog_at_end = pending(&db).await;
     }
     let applied_elapsed = started.elapsed();
+    let cpu = cpu_seconds() - cpu_before;
     // Let the last events reach the stream.
     tokio::time::sleep(Duration::from_millis(300)).await;
     watcher_done.store(true, Ordering::Relaxed);
@@ -389,6 +406,13 @@ async fn run(args: Args) {
         resyncs
     );
     println!("  notifications stored           {notifications} ({USERS} users)");
+    println!(
+        "  CPU used (server + generator)  {:.2} s of {:.2} s wall on {} cores = {:.1} ms per 1000 messages; load average before: {load_before}",
+        cpu,
+        applied_elapsed.as_secs_f64(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cpu * 1e6 / acked.max(1) as f64
+    );
 
     let _ = stop_server.send(());
     drop(web);
