@@ -3,7 +3,7 @@
 //! per second acknowledged and applied, acknowledgement latency, and webhook-to-browser
 //! notification latency through an SSE client on `/events`.
 //!
-//! cargo bench -p wabridge --bench webhooks -- [--seconds 10] [--connections 64] [--db sqlite|postgres]
+//! cargo bench -p wabridge --bench webhooks -- [--seconds 10] [--connections 64] [--db sqlite|postgres] [--handlers all|notifications]
 //!
 //! The mix (issue 5): 55 % bodies with one text message, 10 % with 2–4 messages, 30 % with one
 //! status, 5 % with 2–5 statuses. The load generator is a minimal HTTP/1.1 keep-alive client on
@@ -37,16 +37,19 @@ struct Args {
     seconds: u64,
     connections: usize,
     db: String,
+    /// `all` (Registry::standard) or `notifications` (only the ingest road's own handler).
+    handlers: String,
 }
 
 fn args() -> Args {
-    let mut a = Args { seconds: 10, connections: 64, db: "sqlite".to_owned() };
+    let mut a = Args { seconds: 10, connections: 64, db: "sqlite".to_owned(), handlers: "all".to_owned() };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--seconds" => a.seconds = it.next().and_then(|v| v.parse().ok()).expect("--seconds N"),
             "--connections" => a.connections = it.next().and_then(|v| v.parse().ok()).expect("--connections N"),
             "--db" => a.db = it.next().expect("--db sqlite|postgres"),
+            "--handlers" => a.handlers = it.next().expect("--handlers all|notifications"),
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
             other => panic!("unknown argument {other}; use --seconds N --connections N --db sqlite|postgres"),
@@ -319,7 +322,12 @@ async fn run(args: Args) {
     );
     let requests = Arc::new(requests);
 
-    let app = Application::with_db(settings, db.clone(), clock.clone()).await.unwrap();
+    let registry = match args.handlers.as_str() {
+        "all" => wabridge::ingest::Registry::standard(),
+        "notifications" => wabridge::ingest::Registry::default().subscribe("messages", Arc::new(wabridge::notifications::InboundMessageNotifier)),
+        other => panic!("--handlers must be all or notifications, not {other}"),
+    };
+    let app = Application::with_registry(settings, db.clone(), clock.clone(), registry).await.unwrap();
     let addr = app.local_addr();
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
@@ -392,7 +400,7 @@ async fn run(args: Args) {
     let sent_timed = (0..bodies_sent.min(count)).filter(|&i| requests[i].timed).count();
 
     println!();
-    println!("webhooks benchmark — {} on {}, {} connections, {} s", args.db, std::env::consts::ARCH, args.connections, args.seconds);
+    println!("webhooks benchmark — {} on {}, {} connections, {} s, handlers: {}", args.db, std::env::consts::ARCH, args.connections, args.seconds, args.handlers);
     println!("  bodies acknowledged            {bodies_sent} ({acked} messages+statuses){}", if exhausted { " — ran out of pre-signed bodies" } else { "" });
     println!("  acknowledged durably           {:>9.0} messages/s   ({:.0} bodies/s)", acked as f64 / ack_elapsed.as_secs_f64(), bodies_sent as f64 / ack_elapsed.as_secs_f64());
     println!("  applied (backlog drained)      {:>9.0} messages/s   (backlog at last 200: {backlog_peak} bodies, drained after {:.2} s)", acked as f64 / applied_elapsed.as_secs_f64(), applied_elapsed.as_secs_f64());
