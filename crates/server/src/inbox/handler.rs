@@ -156,15 +156,26 @@ pub async fn apply_status(tx: &mut Tx, tenant: TenantId, status: &Status, now: i
         id: i64,
         conversation_id: i64,
     }
-    let found = with_tx!(&mut *tx, |c| sqlx::query_as::<_, Row>(
-        "SELECT id, conversation_id FROM messages WHERE tenant_id = $1 AND direction = 'out'
-           AND ((wamid IS NOT NULL AND wamid = $2) OR ($3 IS NOT NULL AND outbox_id = $3)) LIMIT 1"
-    )
-    .bind(tenant)
-    .bind(&status.id)
-    .bind(outbox_id)
-    .fetch_optional(c)
-    .await)?;
+    // Two indexed lookups rather than one OR, which would scan every message.
+    let mut found = match &status.id {
+        Some(wamid) => with_tx!(&mut *tx, |c| sqlx::query_as::<_, Row>(
+            "SELECT id, conversation_id FROM messages WHERE tenant_id = $1 AND wamid = $2 AND direction = 'out'"
+        )
+        .bind(tenant)
+        .bind(wamid)
+        .fetch_optional(c)
+        .await)?,
+        None => None,
+    };
+    if let (None, Some(id)) = (&found, outbox_id) {
+        found = with_tx!(&mut *tx, |c| sqlx::query_as::<_, Row>(
+            "SELECT id, conversation_id FROM messages WHERE outbox_id = $1 AND tenant_id = $2"
+        )
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(c)
+        .await)?;
+    }
     if let Some(id) = outbox_id {
         // A send whose outcome was unknown is settled by the status that follows it.
         with_tx!(&mut *tx, |c| sqlx::query(
