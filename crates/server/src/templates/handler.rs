@@ -52,13 +52,8 @@ impl ChangeHandler for TemplateHandler {
                         return Ok(());
                     };
                     let status = status_from_meta(&event_name(event));
-                    let reason = u
-                        .rejection_reason
-                        .as_deref()
-                        .or(u.reason.as_deref())
-                        .or(u.other_info_title.as_deref())
-                        .filter(|r| *r != "NONE")
-                        .map(str::to_owned);
+                    let known = |r: &Option<String>| r.clone().filter(|r| r != "NONE" && !r.is_empty());
+                    let reason = known(&u.rejection_reason).or_else(|| known(&u.reason)).or_else(|| known(&u.other_info_title));
                     let category = u.message_template_category.as_deref().map(str::to_ascii_uppercase);
                     let (id, before) = store::upsert(
                         tx,
