@@ -149,3 +149,65 @@ async fn support_creates_a_template_meta_reviews_and_the_tenant_sees_it_approved
     let overview = s.get(app.url("/support/templates")).send().await.unwrap().text().await.unwrap();
     assert!(overview.contains("Ihr Termin morgen") && overview.contains("Salon Sandbox"), "{overview}");
 }
+
+#[tokio::test]
+async fn browser_a_closed_window_gets_a_template_with_preview_and_cost_and_its_cost_is_counted() {
+    use wabridge_testkit::webdriver::Browser;
+    let (app, sandbox) = spawn_app_with_sandbox(&[]).await;
+    let (t, fixture) = sandbox_tenant(&app, &sandbox, "Salon A").await;
+    app.user(None, "support@op.test", Role::Support).await;
+    let (s, csrf) = app.signed_in("support@op.test").await;
+    let resp = s.post(app.url(&format!("/support/tenants/{}/templates/default", t.0))).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    eventually("default approved", || async {
+        with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM templates WHERE name = 'booking_confirmation' AND status = 'approved'").fetch_one(p).await).unwrap() == 2
+    })
+    .await;
+    // The customer wrote two days ago: the window is closed.
+    let customer = "4917055555555";
+    let two_days_ago = app.clock.now_ms() / 1000 - 2 * 86_400;
+    sandbox.control().customer_text(&fixture.phone_number_id, customer, "Hallo, ich hätte gern einen Termin", Some(two_days_ago)).await.unwrap();
+    let conversation = || async {
+        with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT c.id FROM conversations c JOIN customers u ON u.id = c.customer_id WHERE u.phone = $1").bind(customer).fetch_optional(p).await).unwrap()
+    };
+    eventually("conversation", || async { conversation().await.is_some() }).await;
+    let id = conversation().await.unwrap();
+
+    let browser = Browser::start().await.unwrap();
+    browser.goto(&app.url("/sign-in")).await.unwrap();
+    browser.fill("#email", "owner@salona.test").await.unwrap();
+    browser.fill("#password", crate::helpers::PASSWORD).await.unwrap();
+    browser.click_on("#sign-in-submit").await.unwrap();
+    browser.wait_for("#nav-inbox").await.unwrap();
+    browser.goto(&app.url(&format!("/inbox/{id}"))).await.unwrap();
+    browser.wait_for_text("#window-state", "geschlossen").await.unwrap();
+    browser.click_on("#send-template").await.unwrap();
+    browser.wait_for("#window-closed").await.unwrap();
+    browser.click_on("#pick-booking_confirmation-de").await.unwrap();
+    browser.wait_for("#template-form").await.unwrap();
+    for (field, value) in [("customer_name", "Anna"), ("service", "Haarschnitt"), ("date", "12.12.2026"), ("time", "14:30"), ("business_name", "Salon A")] {
+        browser.fill(&format!("#v_{field}"), value).await.unwrap();
+    }
+    browser.click_on("#template-preview-button").await.unwrap();
+    browser.wait_for_text("#preview-body", "Hallo Anna, Ihr Termin für Haarschnitt am 12.12.2026 um 14:30 bei Salon A ist bestätigt.").await.unwrap();
+    // Germany, utility, outside the window.
+    browser.wait_for_text("#cost-amount", "0.0456 EUR").await.unwrap();
+    browser.click_on("#template-send").await.unwrap();
+    browser.wait_for("#conversation-title").await.unwrap();
+
+    // Sent through the outbox to the sandbox, delivered there, priced by the status webhook.
+    eventually("delivered in the sandbox", || async {
+        sandbox.control().sent_messages(Some(&fixture.phone_number_id)).await.unwrap().iter().any(|m| m.r#type == "template" && m.statuses.iter().any(|s| s.status == "delivered"))
+    })
+    .await;
+    eventually("cost recorded", || async {
+        with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM message_costs WHERE amount_micros = 45600").fetch_one(p).await).unwrap() == 1
+    })
+    .await;
+    browser.click_on("#nav-costs").await.unwrap();
+    browser.wait_for_text("#cost-total", "0.0456 EUR").await.unwrap();
+    browser.wait_for_text("#cost-categories", "Service (Utility)").await.unwrap();
+    let today = wabridge::billing::day_of(app.clock.now_ms()).to_string();
+    browser.wait_for(&format!("#cost-chart rect[data-day=\"{today}\"]")).await.unwrap();
+    browser.quit().await.unwrap();
+}
