@@ -98,7 +98,7 @@ async fn a_paused_template_cannot_be_picked_and_the_reason_is_shown() {
 
 #[tokio::test]
 async fn support_creates_a_template_meta_reviews_and_the_tenant_sees_it_approved() {
-    let SandboxApp { app, tenant: t, .. } = spawn_app_with_sandbox(&[]).await;
+    let SandboxApp { app, tenant: t, sandbox: _sandbox, .. } = spawn_app_with_sandbox(&[]).await;
     app.user(None, "support@op.test", Role::Support).await;
     let (s, csrf) = app.signed_in("support@op.test").await;
     let url = app.url(&format!("/support/tenants/{}/templates", t.0));
@@ -153,8 +153,7 @@ async fn support_creates_a_template_meta_reviews_and_the_tenant_sees_it_approved
 #[tokio::test]
 async fn browser_a_closed_window_gets_a_template_with_preview_and_cost_and_its_cost_is_counted() {
     use wabridge_testkit::webdriver::Browser;
-    let (app, sandbox) = spawn_app_with_sandbox(&[]).await;
-    let (t, fixture) = sandbox_tenant(&app, &sandbox, "Salon A").await;
+    let SandboxApp { app, sandbox, tenant: t, fixture } = spawn_app_with_sandbox(&[]).await;
     app.user(None, "support@op.test", Role::Support).await;
     let (s, csrf) = app.signed_in("support@op.test").await;
     let resp = s.post(app.url(&format!("/support/tenants/{}/templates/default", t.0))).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
@@ -175,7 +174,7 @@ async fn browser_a_closed_window_gets_a_template_with_preview_and_cost_and_its_c
 
     let browser = Browser::start().await.unwrap();
     browser.goto(&app.url("/sign-in")).await.unwrap();
-    browser.fill("#email", "owner@salona.test").await.unwrap();
+    browser.fill("#email", "owner@sandbox.test").await.unwrap();
     browser.fill("#password", crate::helpers::PASSWORD).await.unwrap();
     browser.click_on("#sign-in-submit").await.unwrap();
     browser.wait_for("#nav-inbox").await.unwrap();
