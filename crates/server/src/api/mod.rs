@@ -174,7 +174,7 @@ async fn target_conversation(app: &AppState, tenant: TenantId, t: &Target) -> Ap
         }
         (None, None) => return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, "recipient_missing")),
     };
-    Ok(inbox_store::conversation(&app.db, tenant, id).await?.ok_or(ApiError(StatusCode::NOT_FOUND, "not_found"))?)
+    inbox_store::conversation(&app.db, tenant, id).await?.ok_or(ApiError(StatusCode::NOT_FOUND, "not_found"))
 }
 
 fn sent_json(sent: &inbox::Sent, conversation: i64, cost: Option<&billing::CostPreview>) -> Response {

@@ -238,6 +238,7 @@ pub fn day_of(ms: i64) -> Date {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use time::macros::date;

@@ -441,6 +441,7 @@ fn collect_examples(example: &Value, params: &[String], out: &mut BTreeMap<Strin
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
