@@ -43,7 +43,8 @@ impl Application {
 
     /// Binds with an already opened (and migrated) database and a given clock.
     pub async fn with_db(settings: Settings, db: Db, clock: Clock) -> anyhow::Result<Application> {
-        Application::with_registry(settings, db, clock, Registry::standard()).await
+        let registry = Registry::standard_with(settings.rate_card.clone());
+        Application::with_registry(settings, db, clock, registry).await
     }
 
     /// Like [`Application::with_db`], with the given webhook subscriptions (tests add failing
@@ -76,9 +77,13 @@ impl Application {
         for _ in 0..settings.outbox_workers {
             tokio::spawn(worker.clone().run(outbox_wake.clone(), shutdown.clone()));
         }
+        let callbacks = crate::api::callbacks::CallbackWorker { db: db.clone(), clock: clock.clone(), keyring: settings.keyring.clone() };
+        tokio::spawn(callbacks.run(Arc::new(tokio::sync::Notify::new()), shutdown.clone()));
+        let sync_every = Duration::from_secs(settings.template_sync_secs);
         let settings = Arc::new(settings);
         tokio::spawn(crate::onboarding::poller::run(db.clone(), clock.clone(), settings.clone(), graph.clone(), live.clone(), shutdown.clone()));
         let state = AppState { db, settings, metrics, clock, product, journal, live, shutdown, graph, outbox_wake };
+        tokio::spawn(crate::templates::sync::run(state.clone(), sync_every, state.shutdown.clone()));
         Ok(Application { listener, state, stop })
     }
 

@@ -47,6 +47,9 @@ pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec { name: "WABRIDGE_NUMBER_THROUGHPUT", default: Some("80"), help: "messages per second per business number (Meta's default 80, up to 1000)" },
     SettingSpec { name: "WABRIDGE_OUTBOX_WORKERS", default: Some("4"), help: "outbox workers per instance" },
     SettingSpec { name: "WABRIDGE_SIGN_IN_LIMIT", default: Some("5"), help: "failed sign-ins per e-mail address in 15 minutes before further attempts are refused" },
+    SettingSpec { name: "WABRIDGE_RATE_CARD", default: Some(""), help: "path of a rate card CSV (format of rates/default.csv) replacing the built-in one" },
+    SettingSpec { name: "WABRIDGE_OPERATOR_API_KEY", default: Some(""), help: "operator key for /api/v1 tenant and user administration; empty: disabled" },
+    SettingSpec { name: "WABRIDGE_TEMPLATE_SYNC_SECS", default: Some("900"), help: "how often templates are read back from Meta (safety net for missed webhooks)" },
 ];
 
 /// The Meta app wabridge acts as, and where Meta (or the sandbox) is reached.
@@ -109,6 +112,12 @@ pub struct Settings {
     pub outbox_workers: usize,
     /// The built-in sandbox's customer page, when Meta is the sandbox (the UI says so).
     pub sandbox_url: Option<String>,
+    /// The dated rate card costs are computed with.
+    pub rate_card: std::sync::Arc<crate::billing::RateCard>,
+    /// The operator's API key, when the operator API is enabled.
+    pub operator_api_key: Option<SecretString>,
+    /// Seconds between template syncs.
+    pub template_sync_secs: u64,
 }
 
 /// Everything wrong with a configuration, reported together.
@@ -200,6 +209,27 @@ impl Settings {
         let graph_timeout = get("WABRIDGE_GRAPH_TIMEOUT_SECS");
         let throughput = get("WABRIDGE_NUMBER_THROUGHPUT");
         let workers = get("WABRIDGE_OUTBOX_WORKERS");
+        let rate_card_path = get("WABRIDGE_RATE_CARD");
+        let operator_api_key = get("WABRIDGE_OPERATOR_API_KEY");
+        let template_sync = get("WABRIDGE_TEMPLATE_SYNC_SECS");
+        let rate_card = if rate_card_path.is_empty() {
+            crate::billing::RateCard::parse(crate::billing::rate_card::DEFAULT_CSV).map_err(|e| problems.push(format!("built-in rate card: {e}"))).ok()
+        } else {
+            match std::fs::read_to_string(&rate_card_path) {
+                Ok(text) => crate::billing::RateCard::parse(&text).map_err(|e| problems.push(format!("WABRIDGE_RATE_CARD {rate_card_path}: {e}"))).ok(),
+                Err(e) => {
+                    problems.push(format!("WABRIDGE_RATE_CARD {rate_card_path}: {e}"));
+                    None
+                }
+            }
+        };
+        if !operator_api_key.is_empty() && operator_api_key.len() < 24 {
+            problems.push("WABRIDGE_OPERATOR_API_KEY must be at least 24 characters".to_owned());
+        }
+        let template_sync_secs = template_sync.parse::<u64>().ok().filter(|t| *t >= 10).unwrap_or_else(|| {
+            problems.push("WABRIDGE_TEMPLATE_SYNC_SECS must be a number of seconds, at least 10".to_owned());
+            900
+        });
 
         let listen = listen.parse::<SocketAddr>().map_err(|_| problems.push(format!("WABRIDGE_LISTEN is not an address: {listen:?}"))).ok();
         let keyring = if key.is_empty() {
@@ -234,8 +264,8 @@ impl Settings {
         if !["auto", "json", "text"].contains(&log_format.as_str()) {
             problems.push("WABRIDGE_LOG_FORMAT must be auto, json or text".to_owned());
         }
-        match (listen, keyring, session_hours, sign_in_limit) {
-            (Some(listen), Some(keyring), Some(session_hours), Some(sign_in_limit)) if problems.is_empty() => Ok(Settings {
+        match (listen, keyring, session_hours, sign_in_limit, rate_card) {
+            (Some(listen), Some(keyring), Some(session_hours), Some(sign_in_limit), Some(rate_card)) if problems.is_empty() => Ok(Settings {
                 database_url,
                 listen,
                 public_url: Some(public_url).filter(|u| !u.is_empty()),
@@ -263,6 +293,9 @@ impl Settings {
                 number_throughput,
                 outbox_workers,
                 sandbox_url: None,
+                rate_card: std::sync::Arc::new(rate_card),
+                operator_api_key: Some(operator_api_key).filter(|k| !k.is_empty()).map(SecretString::from),
+                template_sync_secs,
             }),
             _ => Err(ConfigError(problems)),
         }

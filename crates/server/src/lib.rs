@@ -4,7 +4,9 @@
 //! infrastructure (`store`, `web`, `config`).
 
 pub mod accounts;
+pub mod api;
 pub mod app;
+pub mod billing;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -20,4 +22,5 @@ pub mod ops;
 pub mod outbox;
 pub mod store;
 pub mod support;
+pub mod templates;
 pub mod web;

@@ -79,11 +79,22 @@ impl Registry {
         self.handlers(field).iter().find(|h| h.name() == name).cloned()
     }
 
-    /// The features' subscriptions.
+    /// The features' subscriptions, costs at the built-in rate card.
     pub fn standard() -> Registry {
+        Registry::standard_with(Arc::new(crate::billing::RateCard::builtin()))
+    }
+
+    /// The features' subscriptions, costs at the given rate card.
+    pub fn standard_with(rate_card: Arc<crate::billing::RateCard>) -> Registry {
+        let templates: Arc<dyn ChangeHandler> = Arc::new(crate::templates::handler::TemplateHandler);
         let registry = Registry::default()
             .subscribe("messages", Arc::new(crate::inbox::handler::InboxHandler))
-            .subscribe("messages", Arc::new(crate::notifications::InboundMessageNotifier));
+            .subscribe("messages", Arc::new(crate::notifications::InboundMessageNotifier))
+            .subscribe("messages", Arc::new(crate::billing::CostRecorder { card: rate_card }))
+            .subscribe("messages", Arc::new(crate::api::callbacks::CallbackEvents))
+            .subscribe("message_template_status_update", templates.clone())
+            .subscribe("template_category_update", templates.clone())
+            .subscribe("message_template_quality_update", templates);
         crate::onboarding::webhooks::subscribe(registry)
     }
 }

@@ -5,6 +5,8 @@
 
 mod accounts;
 mod admin_cli;
+mod api;
+mod billing;
 mod browser;
 mod config;
 mod crash;
@@ -19,3 +21,4 @@ mod onboarding;
 mod ops;
 mod storage;
 mod support;
+mod templates;
