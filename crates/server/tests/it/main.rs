@@ -9,6 +9,7 @@ mod api;
 mod billing;
 mod browser;
 mod config;
+mod connection;
 mod crash;
 mod errors;
 mod helpers;
