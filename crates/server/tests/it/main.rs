@@ -19,6 +19,7 @@ mod isolation;
 mod live_browser;
 mod multi;
 mod onboarding;
+mod onboarding_browser;
 mod ops;
 mod storage;
 mod support;
