@@ -128,13 +128,15 @@ pub async fn on_graph_error(db: &Db, hub: &LiveHub, tenant: TenantId, waba_id: &
     Ok(())
 }
 
-/// The outbox's hook: a send from this number failed with `code`; 190 marks its WABA.
+/// The outbox's hook: a send from this number failed with `code`; 190 marks its WABA. A
+/// number that never had a token (attached by hand without one) is not a revoked sign-in.
 pub async fn on_send_failure(db: &Db, hub: &LiveHub, tenant: TenantId, phone_number_id: &str, code: Option<i64>, text: &str, now: i64) -> Result<(), sqlx::Error> {
     if code != Some(190) {
         return Ok(());
     }
     let waba = with_pool!(db.read(), |p| sqlx::query_scalar::<_, String>(
-        "SELECT a.waba_id FROM phone_numbers n JOIN whatsapp_accounts a ON a.id = n.account_id WHERE n.phone_number_id = $1 AND n.tenant_id = $2"
+        "SELECT a.waba_id FROM phone_numbers n JOIN whatsapp_accounts a ON a.id = n.account_id
+         WHERE n.phone_number_id = $1 AND n.tenant_id = $2 AND a.token_ciphertext IS NOT NULL"
     )
     .bind(phone_number_id)
     .bind(tenant)
