@@ -96,13 +96,23 @@ pub async fn apply(tx: &mut Tx, tenant: TenantId, c: &Computed, now: i64) -> Res
     if c.state == "failed" && c.item == "template_approved" {
         alert(tx, tenant, "template_rejected", &format!("template_rejected:{}:{now}", tenant.0), &format!("{DEFAULT_TEMPLATE}: {}", c.detail), now).await?;
     }
-    let users = with_tx!(&mut *tx, |x| sqlx::query_as::<_, (UserId, String, Option<String>)>("SELECT id, email, locale FROM users WHERE tenant_id = $1 ORDER BY id")
+    let preview_key = format!("onboarding.notify.{}.{}", c.item, c.state);
+    let dedupe = format!("onboarding:{}:{}:{now}", c.item, c.state);
+    events.extend(notify_users(tx, tenant, false, &preview_key, &dedupe, now).await?);
+    Ok(events)
+}
+
+/// Tells the tenant's users (or only its owners) about an onboarding or connection change:
+/// a notification (toast, bottom-right) and an e-mail in the outbox, once per `dedupe` key.
+/// Returns the live events to publish after commit.
+pub async fn notify_users(tx: &mut Tx, tenant: TenantId, owners_only: bool, preview_key: &str, dedupe: &str, now: i64) -> Result<Vec<NewEvent>, sqlx::Error> {
+    let mut events = Vec::new();
+    let users = with_tx!(&mut *tx, |x| sqlx::query_as::<_, (UserId, String, Option<String>)>("SELECT id, email, locale FROM users WHERE tenant_id = $1 AND (NOT $2 OR role = 'owner') ORDER BY id")
         .bind(tenant)
+        .bind(owners_only)
         .fetch_all(x)
         .await)?;
-    let preview_key = format!("onboarding.notify.{}.{}", c.item, c.state);
     let preview = format!("{}{preview_key}", crate::notifications::KEY_PREFIX);
-    let dedupe = format!("onboarding:{}:{}:{now}", c.item, c.state);
     let link = "/api-settings/whatsapp".to_owned();
     for (user, email, locale) in users {
         let id = with_tx!(&mut *tx, |x| sqlx::query_scalar::<_, i64>(
@@ -112,7 +122,7 @@ pub async fn apply(tx: &mut Tx, tenant: TenantId, c: &Computed, now: i64) -> Res
         )
         .bind(tenant)
         .bind(user)
-        .bind(&dedupe)
+        .bind(dedupe)
         .bind(&preview)
         .bind(&link)
         .bind(now)
@@ -128,7 +138,7 @@ pub async fn apply(tx: &mut Tx, tenant: TenantId, c: &Computed, now: i64) -> Res
         }
         let lang = locale.as_deref().and_then(Lang::parse).unwrap_or_default();
         let subject = lang.t("onboarding.email.subject").to_owned();
-        let body = format!("{}\n\n{}", lang.t(&preview_key), lang.t("onboarding.email.footer"));
+        let body = format!("{}\n\n{}", lang.t(preview_key), lang.t("onboarding.email.footer"));
         with_tx!(&mut *tx, |x| sqlx::query(
             "INSERT INTO email_outbox (tenant_id, to_address, subject, body, dedupe_key, created_at) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT DO NOTHING"

@@ -198,6 +198,7 @@ pub async fn complete(app: &AppState, attempt: &AttemptRow, collected: Collected
     }
     let first_poll = now() + app.settings.onboarding_poll_secs * 1000;
     store::set_assets(db, attempt.tenant_id, &waba_id, Some(&pn), first_poll, now()).await?;
+    super::health::set_token_expiry(db, attempt.tenant_id, &waba_id, info.expires_at, now()).await?;
 
     if let Err(e) = graph.subscribe_app(&token, &waba_id).await {
         let u = with_error(AttemptUpdate { status: "failed".into(), step: Some("subscribe".into()), ..base }, &e);
@@ -380,4 +381,103 @@ pub async fn abandon(app: &AppState, tenant: TenantId) -> anyhow::Result<()> {
         store::update_attempt(&app.db, attempt.id, &u, true, true, app.clock.now_ms()).await?;
     }
     Ok(())
+}
+
+/// Why support's connection by hand was refused (nothing was attached).
+#[derive(Debug)]
+pub enum HandRefusal {
+    /// A field is empty.
+    Missing,
+    /// `debug_token` says the token is not valid.
+    TokenInvalid,
+    /// The token belongs to another app.
+    WrongApp,
+    /// The token's granular scopes do not include the WABA.
+    WabaNotInScopes,
+    /// The WABA has no such number.
+    NumberNotInWaba,
+    /// The WABA or number is another tenant's.
+    OtherTenant,
+    /// Meta refused a call.
+    Meta(ApiError),
+}
+
+impl HandRefusal {
+    /// Translation key suffix (`support_onboarding.connect.error.<key>`).
+    pub fn key(&self) -> &'static str {
+        match self {
+            HandRefusal::Missing => "missing",
+            HandRefusal::TokenInvalid => "token_invalid",
+            HandRefusal::WrongApp => "wrong_app",
+            HandRefusal::WabaNotInScopes => "waba_not_in_scopes",
+            HandRefusal::NumberNotInWaba => "number_not_in_waba",
+            HandRefusal::OtherTenant => "other_tenant",
+            HandRefusal::Meta(_) => "meta",
+        }
+    }
+}
+
+/// Support connects a number by hand when Embedded Signup is impossible: the token is checked
+/// with `debug_token` (valid, ours, its granular scopes include the WABA), the number must be
+/// one of the WABA's; then the app is subscribed, the token sealed and the number attached —
+/// `connected` when Meta already has it registered, else pending until the poller sees it
+/// registered — and the default template submitted, as after a signup.
+pub async fn connect_by_hand(app: &AppState, tenant: TenantId, waba_id: &str, phone_number_id: &str, token: SecretString) -> anyhow::Result<Result<&'static str, HandRefusal>> {
+    use secrecy::ExposeSecret as _;
+    if waba_id.is_empty() || phone_number_id.is_empty() || token.expose_secret().is_empty() {
+        return Ok(Err(HandRefusal::Missing));
+    }
+    let graph = &app.graph;
+    let info = match graph.debug_token(&checklist::app_credentials(&app.settings), &token).await {
+        Ok(i) => i,
+        Err(e) => return Ok(Err(HandRefusal::Meta(e))),
+    };
+    if info.is_valid != Some(true) {
+        return Ok(Err(HandRefusal::TokenInvalid));
+    }
+    if info.app_id.as_deref().is_some_and(|a| a != app.settings.meta.app_id) {
+        return Ok(Err(HandRefusal::WrongApp));
+    }
+    if !info.waba_ids().contains(&waba_id) {
+        return Ok(Err(HandRefusal::WabaNotInScopes));
+    }
+    let numbers = match graph.all_phone_numbers(&token, waba_id).await {
+        Ok(n) => n,
+        Err(e) => return Ok(Err(HandRefusal::Meta(e))),
+    };
+    let Some(number) = numbers.into_iter().find(|n| n.id.as_deref() == Some(phone_number_id)) else {
+        return Ok(Err(HandRefusal::NumberNotInWaba));
+    };
+    if store::waba_owner(&app.db, waba_id).await?.is_some_and(|t| t != tenant) || store::number_owner(&app.db, phone_number_id).await?.is_some_and(|t| t != tenant) {
+        return Ok(Err(HandRefusal::OtherTenant));
+    }
+    if let Err(e) = graph.subscribe_app(&token, waba_id).await {
+        return Ok(Err(HandRefusal::Meta(e)));
+    }
+    let now = app.clock.now_ms();
+    let status = if number.status.as_deref() == Some("CONNECTED") { store::NUMBER_CONNECTED } else { "pending" };
+    let sealed = app.settings.keyring.seal_str(&token, &store::token_context(waba_id));
+    let attachment = Attachment {
+        waba_id,
+        business_id: None,
+        phone_number_id,
+        display_phone_number: number.display_phone_number.as_deref(),
+        token_ciphertext: Some(sealed),
+        status,
+    };
+    match store::attach(&app.db, tenant, &attachment, now).await {
+        Ok(()) => {}
+        Err(AttachError::OtherTenant) => return Ok(Err(HandRefusal::OtherTenant)),
+        Err(AttachError::Db(e)) => return Err(e.into()),
+    }
+    store::set_number_status(&app.db, tenant, phone_number_id, status, number.display_phone_number.as_deref(), number.verified_name.as_deref(), now).await?;
+    super::health::set_token_expiry(&app.db, tenant, waba_id, info.expires_at, now).await?;
+    store::set_assets(&app.db, tenant, waba_id, Some(phone_number_id), now + app.settings.onboarding_poll_secs * 1000, now).await?;
+    let pending: Vec<Computed> = checklist::ITEMS.iter().map(|i| Computed { item: i, state: "pending", detail: String::new() }).collect();
+    checklist::apply_all(&app.db, &app.live, tenant, &pending, now).await?;
+    submit_template(app, tenant, graph, &token, waba_id).await?;
+    if let Err(e) = checklist::refresh(&app.db, &app.live, &app.settings, graph, tenant, now).await {
+        tracing::warn!(tenant = tenant.0, error = format!("{e:#}"), "checklist refresh failed; the poller will retry");
+    }
+    Ok(Ok(status))
 }

@@ -5,6 +5,7 @@
 
 pub mod checklist;
 pub mod flow;
+pub mod health;
 pub mod poller;
 pub mod store;
 pub mod template;
@@ -41,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api-settings/whatsapp/verify-code", post(post_verify_code))
         .route("/api-settings/whatsapp/register", post(post_register))
         .route("/api-settings/whatsapp/abandon", post(post_abandon))
+        .route("/api-settings/whatsapp/disconnect", post(post_disconnect))
         .route("/static/onboarding.js", get(onboarding_js))
 }
 
@@ -87,12 +89,19 @@ pub async fn row_status(db: &Db, tenant: TenantId) -> Result<(&'static str, Opti
     let items = store::checklist(db, tenant).await?;
     let state = store::state(db, tenant).await?;
     let all_done = items.iter().all(|i| i.state == "done");
+    let open = store::open_attempt(db, tenant).await?.is_some();
+    // A connection that stopped working (disconnected, removed, revoked, banned) says so.
+    let troubled = numbers.iter().find_map(|n| health::STATES.iter().find(|s| **s == n.status).map(|s| (*s, n.clone())));
     Ok(match connected {
         Some(n) if all_done => ("connected", Some(n)),
         Some(n) => ("pending", Some(n)),
         None if state.locked_at.is_some() => ("failed", None),
-        None if !numbers.is_empty() || store::open_attempt(db, tenant).await?.is_some() => ("pending", numbers.into_iter().next()),
-        None => ("not_connected", None),
+        None if open => ("pending", numbers.into_iter().next()),
+        None => match troubled {
+            Some((status, n)) => (status, Some(n)),
+            None if !numbers.is_empty() => ("pending", numbers.into_iter().next()),
+            None => ("not_connected", None),
+        },
     })
 }
 
@@ -222,6 +231,11 @@ struct OnboardingPage {
     prerequisites: Vec<(&'static str, &'static str)>,
     attempts: Vec<AttemptView>,
     error: String,
+    notice: String,
+    health: String,
+    health_when: String,
+    token_expires: String,
+    can_disconnect: bool,
 }
 
 fn owner(member: &TenantMember) -> AppResult<()> {
@@ -229,6 +243,10 @@ fn owner(member: &TenantMember) -> AppResult<()> {
 }
 
 async fn page(app: &AppState, member: TenantMember, error: String) -> AppResult<Response> {
+    page_with(app, member, error, String::new()).await
+}
+
+async fn page_with(app: &AppState, member: TenantMember, error: String, notice: String) -> AppResult<Response> {
     let tenant = member.tenant;
     let lang = member.ctx.lang;
     let state = store::state(&app.db, tenant).await?;
@@ -252,7 +270,18 @@ async fn page(app: &AppState, member: TenantMember, error: String) -> AppResult<
     } else {
         Vec::new()
     };
-    let _ = row;
+    let accounts = health::accounts(&app.db, tenant).await?;
+    let troubled = accounts.iter().find(|a| a.health.is_some());
+    let health_state = if health::STATES.contains(&row) { row.to_owned() } else { String::new() };
+    let health_when = troubled.and_then(|a| a.health_at).map(format_time).unwrap_or_default();
+    let token_expires = accounts
+        .iter()
+        .filter(|a| a.health.is_none() && a.has_token)
+        .filter_map(|a| a.token_expires_at)
+        .find(|e| *e <= app.clock.now_ms() + health::EXPIRY_WARNING_MS)
+        .map(format_time)
+        .unwrap_or_default();
+    let can_disconnect = accounts.iter().any(|a| a.health.as_deref() != Some(health::DISCONNECTED));
     let settings = &app.settings;
     render(&OnboardingPage {
         guide_url: settings.meta_guide_url.clone(),
@@ -276,6 +305,11 @@ async fn page(app: &AppState, member: TenantMember, error: String) -> AppResult<
         prerequisites,
         attempts: attempts.iter().map(|a| attempt_view(a, lang)).collect(),
         error,
+        notice,
+        health: health_state,
+        health_when,
+        token_expires,
+        can_disconnect,
         p: member.ctx.into(),
     })
 }
@@ -432,4 +466,33 @@ async fn post_abandon(State(app): State<AppState>, member: TenantMember) -> AppR
     limited(&app, member.tenant).await?;
     flow::abandon(&app, member.tenant).await?;
     Ok(Redirect::to("/api-settings/whatsapp").into_response())
+}
+
+#[derive(Deserialize)]
+struct DisconnectForm {
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+/// The owner disconnects WhatsApp (deregister, unsubscribe, token deleted). An open attempt
+/// ends without counting against the tenant.
+async fn post_disconnect(State(app): State<AppState>, member: TenantMember, Form(form): Form<DisconnectForm>) -> AppResult<Response> {
+    owner(&member)?;
+    limited(&app, member.tenant).await?;
+    if form.confirm.is_none() {
+        return Err(AppError::BadRequest("disconnect_unconfirmed"));
+    }
+    if let Some(a) = store::open_attempt(&app.db, member.tenant).await? {
+        let u = store::AttemptUpdate { status: "disconnected".into(), ..store::AttemptUpdate::default() };
+        store::update_attempt(&app.db, a.id, &u, true, false, app.clock.now_ms()).await?;
+    }
+    let out = health::disconnect(&app, member.tenant).await?;
+    tracing::info!(target: "audit", tenant = member.tenant.0, user = member.user.id.0, meta_refusals = out.meta_errors.len(), "whatsapp disconnected");
+    let lang = member.ctx.lang;
+    if out.meta_errors.is_empty() {
+        return Ok(Redirect::to("/api-settings/whatsapp").into_response());
+    }
+    let reasons: Vec<String> = out.meta_errors.iter().map(|e| e.graph().and_then(|g| g.code).map(|c| explain(c, lang)).unwrap_or_else(|| e.to_string())).collect();
+    let notice = format!("{} {}", lang.t("onboarding.disconnect.meta_refused"), reasons.join(" "));
+    page_with(&app, member, String::new(), notice).await
 }

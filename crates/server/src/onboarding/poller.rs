@@ -31,6 +31,9 @@ pub async fn run(db: Db, clock: Clock, settings: Arc<Settings>, graph: GraphClie
         if let Err(e) = poll_due(&db, &clock, &settings, &graph, &live).await {
             tracing::warn!(error = format!("{e:#}"), "onboarding poll failed");
         }
+        if let Err(e) = super::health::watch_tokens(&db, &clock, &settings, &graph, &live).await {
+            tracing::warn!(error = format!("{e:#}"), "token watch failed");
+        }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
             _ = shutdown.changed() => return,
@@ -74,6 +77,11 @@ pub async fn poll_due(db: &Db, clock: &Clock, settings: &Settings, graph: &Graph
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(tenant = d.tenant_id.0, error = format!("{e:#}"), "onboarding poll of the Graph API failed; backing off");
+                if let Some(api) = e.downcast_ref::<wabridge_cloud_api::ApiError>()
+                    && let Some(waba) = super::store::state(db, d.tenant_id).await?.waba_id
+                {
+                    super::health::on_graph_error(db, live, d.tenant_id, &waba, api, now).await?;
+                }
                 false
             }
         };

@@ -81,7 +81,9 @@ pub async fn attach(db: &Db, tenant: TenantId, a: &Attachment<'_>, now: i64) -> 
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (waba_id) DO UPDATE SET
              business_id = COALESCE(excluded.business_id, whatsapp_accounts.business_id),
-             token_ciphertext = COALESCE(excluded.token_ciphertext, whatsapp_accounts.token_ciphertext)
+             token_ciphertext = COALESCE(excluded.token_ciphertext, whatsapp_accounts.token_ciphertext),
+             health = CASE WHEN excluded.token_ciphertext IS NULL THEN whatsapp_accounts.health ELSE NULL END,
+             expiry_warned_at = CASE WHEN excluded.token_ciphertext IS NULL THEN whatsapp_accounts.expiry_warned_at ELSE NULL END
          RETURNING id"
     )
     .bind(tenant)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::checklist::{self, Computed};
-use super::store;
+use super::{health, store};
 use super::template::DEFAULT_TEMPLATE;
 use crate::ingest::{ChangeHandler, Effects, HandlerFuture, Registry, RoutedChange};
 use crate::with_tx;
@@ -149,7 +149,9 @@ impl ChangeHandler for TemplateReview {
 
 /// `account_update`: `PARTNER_APP_INSTALLED` confirms the signup (it arrives before or after
 /// the page's report; the signup does not wait for it, and falls back to it when neither the
-/// session info nor the token's scopes name the WABA).
+/// session info nor the token's scopes name the WABA). `PARTNER_REMOVED` and a ban
+/// (`DISABLED_UPDATE` with `DISABLE`) mark the connection and tell the users; `REINSTATE`
+/// lifts the ban. Marks are idempotent, so a redelivered change tells nobody twice.
 pub struct AccountUpdate;
 
 impl ChangeHandler for AccountUpdate {
@@ -157,9 +159,37 @@ impl ChangeHandler for AccountUpdate {
         "onboarding"
     }
 
-    fn apply<'a>(&'a self, _tx: &'a mut crate::store::Tx, change: &'a RoutedChange<'a>, _effects: &'a mut Effects) -> HandlerFuture<'a> {
+    fn apply<'a>(&'a self, tx: &'a mut crate::store::Tx, change: &'a RoutedChange<'a>, effects: &'a mut Effects) -> HandlerFuture<'a> {
         Box::pin(async move {
-            tracing::info!(tenant = change.tenant.0, event = text(raw(change), "event").unwrap_or_default(), "account_update");
+            let v = raw(change);
+            let event = text(v, "event").unwrap_or_default();
+            tracing::info!(tenant = change.tenant.0, event, "account_update");
+            let waba = v.get("waba_info").and_then(|w| text(w, "waba_id")).or_else(|| change.change.waba_id().map(str::to_owned));
+            let Some(waba) = waba else { return Ok(()) };
+            match event.as_str() {
+                "PARTNER_REMOVED" => {
+                    effects.events.extend(health::mark(tx, change.tenant, &waba, health::PARTNER_REMOVED, "PARTNER_REMOVED", change.now).await?);
+                }
+                "DISABLED_UPDATE" => {
+                    let ban = v.get("ban_info").and_then(|b| b.get("waba_ban_state"));
+                    let states: Vec<String> = match ban {
+                        Some(Value::String(s)) => vec![s.clone()],
+                        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+                        _ => Vec::new(),
+                    };
+                    let date = v.get("ban_info").and_then(|b| text(b, "waba_ban_date")).unwrap_or_default();
+                    if states.iter().any(|s| s == "DISABLE") {
+                        let detail = format!("DISABLED_UPDATE DISABLE {date}");
+                        effects.events.extend(health::mark(tx, change.tenant, &waba, health::DISABLED, &detail, change.now).await?);
+                    } else if states.iter().any(|s| s == "REINSTATE") {
+                        effects.events.extend(health::reinstate(tx, change.tenant, &waba, change.now).await?);
+                    } else if states.iter().any(|s| s == "SCHEDULE_FOR_DISABLE") {
+                        let key = format!("schedule_for_disable:{waba}:{date}");
+                        checklist::alert(tx, change.tenant, "schedule_for_disable", &key, &format!("WABA {waba}: {date}"), change.now).await?;
+                    }
+                }
+                _ => {}
+            }
             Ok(())
         })
     }

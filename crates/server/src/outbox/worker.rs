@@ -278,6 +278,7 @@ impl OutboxWorker {
         };
         // A read receipt has nothing to follow up: it is done once Meta took it.
         let state = if state == "sent" && job.op == "mark_read" { "done" } else { state };
+        let text_for_hook = text.clone();
         with_pool!(self.db.write(), |p| sqlx::query(
             "UPDATE outbox SET state = $1, next_attempt_at = $2, wamid = COALESCE($3, wamid), error_code = $4, error_text = $5,
                  lease_until = NULL, updated_at = $6
@@ -293,6 +294,10 @@ impl OutboxWorker {
         .execute(p)
         .await
         .map(drop))?;
+        if let OutcomeUpdate::Failed { code } = &update {
+            // A revoked or expired token (190) marks the connection as needing a new sign-in.
+            crate::onboarding::health::on_send_failure(&self.db, &self.live, job.tenant_id, &job.phone_number_id, *code, text_for_hook.as_deref().unwrap_or_default(), now).await?;
+        }
         inbox::record_outcome(&self.db, &self.live, job.id, update, now).await
     }
 }

@@ -11,20 +11,20 @@ use wabridge_sandbox::{Fault, NumberPatch, PlannedOutcome, ReviewKind, SandboxCo
 
 use crate::helpers::{BareSandboxApp as SandboxApp, TestApp, csrf_of, element_text, eventually, spawn_app_with_bare_sandbox};
 
-async fn spawn_app_with_sandbox() -> SandboxApp {
+pub(crate) async fn spawn_app_with_sandbox() -> SandboxApp {
     spawn_app_with_bare_sandbox(SandboxConfig::for_tests(None), &[]).await
 }
 
-const PIN: &str = "123456";
+pub(crate) const PIN: &str = "123456";
 
 /// An owner signed in to a new tenant.
-struct Owner {
-    tenant: TenantId,
-    c: reqwest::Client,
-    csrf: String,
+pub(crate) struct Owner {
+    pub tenant: TenantId,
+    pub c: reqwest::Client,
+    pub csrf: String,
 }
 
-async fn owner(app: &TestApp, name: &str) -> Owner {
+pub(crate) async fn owner(app: &TestApp, name: &str) -> Owner {
     let tenant = app.tenant(name).await;
     let email = format!("owner@{}.test", name.to_lowercase().replace(' ', ""));
     app.user(Some(tenant), &email, Role::Owner).await;
@@ -32,16 +32,16 @@ async fn owner(app: &TestApp, name: &str) -> Owner {
     Owner { tenant, c, csrf }
 }
 
-async fn post_pin(app: &TestApp, o: &Owner, pin: &str) -> reqwest::Response {
+pub(crate) async fn post_pin(app: &TestApp, o: &Owner, pin: &str) -> reqwest::Response {
     o.c.post(app.url("/api-settings/whatsapp/pin")).form(&[("_csrf", o.csrf.as_str()), ("pin", pin), ("payment", "yes")]).send().await.unwrap()
 }
 
-async fn start(app: &TestApp, o: &Owner) -> (u16, Value) {
+pub(crate) async fn start(app: &TestApp, o: &Owner) -> (u16, Value) {
     let r = o.c.post(app.url("/api-settings/whatsapp/signup")).header("X-CSRF-Token", &o.csrf).header("Accept", "application/json").send().await.unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
-async fn complete(app: &TestApp, o: &Owner, nonce: &str, code: Option<&str>, message: Option<&Value>) -> (u16, Value) {
+pub(crate) async fn complete(app: &TestApp, o: &Owner, nonce: &str, code: Option<&str>, message: Option<&Value>) -> (u16, Value) {
     let r = o
         .c
         .post(app.url(&format!("/api-settings/whatsapp/signup/{nonce}")))
@@ -55,7 +55,7 @@ async fn complete(app: &TestApp, o: &Owner, nonce: &str, code: Option<&str>, mes
 }
 
 /// Opens the popup as `FB.login` does; returns its session id.
-async fn open_popup(s: &SandboxApp) -> String {
+pub(crate) async fn open_popup(s: &SandboxApp) -> String {
     let url = format!(
         "{}/dialog/oauth?app_id=1000000000000001&config_id=2000000000000002&response_type=code&override_default_response_type=true&extras=%7B%7D",
         s.sandbox.base_url()
@@ -65,7 +65,7 @@ async fn open_popup(s: &SandboxApp) -> String {
     html[start..start + 16].to_string()
 }
 
-async fn popup(s: &SandboxApp, session: &str, step: &str, body: Value) -> Value {
+pub(crate) async fn popup(s: &SandboxApp, session: &str, step: &str, body: Value) -> Value {
     let r = crate::helpers::client().post(format!("{}/_signup/{session}/{step}", s.sandbox.base_url())).json(&body).send().await.unwrap();
     let status = r.status();
     let v: Value = r.json().await.unwrap();
@@ -75,7 +75,7 @@ async fn popup(s: &SandboxApp, session: &str, step: &str, body: Value) -> Value 
 
 /// Walks the popup to its end with this phone choice; returns the code (if any) and the
 /// session-info message.
-async fn signup(s: &SandboxApp, email: &str, phone: Value) -> (Option<String>, Value) {
+pub(crate) async fn signup(s: &SandboxApp, email: &str, phone: Value) -> (Option<String>, Value) {
     let session = open_popup(s).await;
     popup(s, &session, "login", json!({"email": email, "name": "Owner"})).await;
     let mut phone = phone;
@@ -95,30 +95,30 @@ async fn signup(s: &SandboxApp, email: &str, phone: Value) -> (Option<String>, V
     (code, out["message"].clone())
 }
 
-async fn cancel(s: &SandboxApp, body: Value) -> Value {
+pub(crate) async fn cancel(s: &SandboxApp, body: Value) -> Value {
     let session = open_popup(s).await;
     popup(s, &session, "cancel", body).await["message"].clone()
 }
 
-async fn checklist(app: &TestApp, o: &Owner) -> Value {
+pub(crate) async fn checklist(app: &TestApp, o: &Owner) -> Value {
     o.c.get(app.url("/api-settings/whatsapp/checklist")).header("Accept", "application/json").send().await.unwrap().json().await.unwrap()
 }
 
-fn item_state(list: &Value, item: &str) -> String {
+pub(crate) fn item_state(list: &Value, item: &str) -> String {
     list["items"].as_array().unwrap().iter().find(|i| i["item"] == item).map(|i| i["state"].as_str().unwrap().to_string()).unwrap_or_default()
 }
 
-async fn all_done(app: &TestApp, o: &Owner) -> bool {
+pub(crate) async fn all_done(app: &TestApp, o: &Owner) -> bool {
     let list = checklist(app, o).await;
     let items = list["items"].as_array().cloned().unwrap_or_default();
     items.len() == 4 && items.iter().all(|i| i["state"] == "done")
 }
 
-async fn page(app: &TestApp, o: &Owner) -> String {
+pub(crate) async fn page(app: &TestApp, o: &Owner) -> String {
     o.c.get(app.url("/api-settings/whatsapp")).send().await.unwrap().text().await.unwrap()
 }
 
-async fn own_number_signup(s: &SandboxApp, o: &Owner, email: &str, number: &str) -> Value {
+pub(crate) async fn own_number_signup(s: &SandboxApp, o: &Owner, email: &str, number: &str) -> Value {
     let app = &s.app;
     assert_eq!(post_pin(app, o, PIN).await.status(), 303);
     let (status, started) = start(app, o).await;
@@ -173,7 +173,7 @@ async fn a_verified_own_number_connects_and_the_checklist_turns_done_from_webhoo
     assert_eq!(st.failed_attempts, 0);
 }
 
-async fn with_count(app: &TestApp, sql: &'static str) -> i64 {
+pub(crate) async fn with_count(app: &TestApp, sql: &'static str) -> i64 {
     wabridge::with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await).unwrap()
 }
 
