@@ -10,7 +10,7 @@ use tokio::process::{Child, Command};
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// How long `wait_for` and friends poll before giving up.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub const WAIT: Duration = Duration::from_secs(20);
 
 /// A headless Chromium session driven through its own chromedriver process.
 pub struct Browser {

@@ -99,13 +99,14 @@ pub async fn spawn_app_with_registry(registry: wabridge::ingest::Registry) -> Te
     spawn(&[], registry).await
 }
 
-/// Polls `check` until it holds (10 s at most): for effects of background work.
+/// Polls `check` until it holds (30 s at most, for slow shared CI machines): for effects of
+/// background work.
 pub async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !check().await {
         assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
