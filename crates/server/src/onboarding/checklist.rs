@@ -87,6 +87,8 @@ pub async fn apply(tx: &mut Tx, tenant: TenantId, c: &Computed, now: i64) -> Res
         return Ok(events);
     }
     events.push(NewEvent { tenant, user: None, kind: "onboarding".to_owned(), payload: json!({"item": c.item, "state": c.state, "at": now}) });
+    // The host application hears of it too, by its signed callback.
+    crate::api::callbacks::onboarding_changed(tx, tenant, &format!("{}:{}:{now}", c.item, c.state), json!({"item": c.item, "state": c.state, "at": now}), now).await?;
     if c.state == "pending" {
         return Ok(events);
     }

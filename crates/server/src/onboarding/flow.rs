@@ -276,6 +276,11 @@ async fn submit_template(app: &AppState, tenant: TenantId, graph: &GraphClient, 
             }
         }
     }
+    // The templates feature keeps every template of the tenant (texts, states, sending); it
+    // learns of these now rather than at its next periodic sync.
+    if let Err(e) = crate::templates::sync::sync_tenant(app, tenant).await {
+        tracing::warn!(tenant = tenant.0, error = %e, "template sync after signup failed; the periodic sync will catch up");
+    }
     Ok(())
 }
 

@@ -139,6 +139,14 @@ async fn a_verified_own_number_connects_and_the_checklist_turns_done_from_webhoo
     assert!(html.contains("id=\"own-number-warning\"") && html.contains("id=\"meta-number-note\""));
     assert!(html.contains("id=\"pin-form\""));
 
+    // The host application has a callback URL: it is told of every checklist change.
+    wabridge::with_pool!(app.db.write(), |p| sqlx::query("INSERT INTO callback_endpoints (tenant_id, url, secret_ciphertext, updated_at) VALUES ($1, 'http://127.0.0.1:9/unreachable', $2, 0)")
+        .bind(o.tenant)
+        .bind(vec![0u8; 48])
+        .execute(p)
+        .await
+        .map(drop))
+    .unwrap();
     let done = own_number_signup(&s, &o, "eins@salon.test", "+49 30 1111111").await;
     assert_eq!(done["status"], "connected", "{done}");
     let attempts = store::attempts(&app.db, o.tenant).await.unwrap();
@@ -161,6 +169,12 @@ async fn a_verified_own_number_connects_and_the_checklist_turns_done_from_webhoo
     let settings = o.c.get(app.url("/api-settings")).send().await.unwrap().text().await.unwrap();
     assert_eq!(element_text(&settings, "whatsapp-status").as_deref(), Some("Verbunden"));
     assert!(element_text(&settings, "whatsapp-number").unwrap().contains("Salon Sonne"));
+    assert!(with_count(app, "SELECT COUNT(*) FROM callback_deliveries WHERE kind = 'onboarding.changed'").await >= 4, "a callback per checklist change");
+    // The templates feature knows the default template at once, in both languages.
+    eventually("the templates feature has the default template", || async {
+        with_count(app, "SELECT COUNT(*) FROM templates WHERE name = 'booking_confirmation'").await == 2
+    })
+    .await;
 
     // Each change is a notification and a (queued) e-mail; nothing secret is stored in clear.
     let n = with_count(app, "SELECT COUNT(*) FROM notifications WHERE kind = 'onboarding'").await;
