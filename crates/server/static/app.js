@@ -109,3 +109,19 @@
   tick();
   setInterval(tick, 30000);
 })();
+
+// Template parameters: the preview follows what is typed (the server renders the same on
+// "Vorschau" and checks it again on sending).
+(function () {
+  const body = document.getElementById("preview-body");
+  const form = document.getElementById("template-form");
+  if (!body || !form || !body.dataset.template) return;
+  const template = body.dataset.template;
+  function render() {
+    body.textContent = template.replace(/\{\{\s*([a-z0-9_]+)\s*\}\}/g, (whole, name) => {
+      const input = document.getElementById("v_" + name);
+      return input && input.value.trim() ? input.value.trim() : whole;
+    });
+  }
+  form.addEventListener("input", render);
+})();

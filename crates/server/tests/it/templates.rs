@@ -187,6 +187,8 @@ async fn browser_a_closed_window_gets_a_template_with_preview_and_cost_and_its_c
     for (field, value) in [("customer_name", "Anna"), ("service", "Haarschnitt"), ("date", "12.12.2026"), ("time", "14:30"), ("business_name", "Salon A")] {
         browser.fill(&format!("#v_{field}"), value).await.unwrap();
     }
+    // The preview follows the typing before anything is sent to the server.
+    browser.wait_for_text("#preview-body", "Hallo Anna, Ihr Termin für Haarschnitt am 12.12.2026 um 14:30 bei Salon A").await.unwrap();
     browser.click_on("#template-preview-button").await.unwrap();
     browser.wait_for_text("#preview-body", "Hallo Anna, Ihr Termin für Haarschnitt am 12.12.2026 um 14:30 bei Salon A ist bestätigt.").await.unwrap();
     // Germany, utility, outside the window.
