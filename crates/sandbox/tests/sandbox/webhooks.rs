@@ -333,7 +333,7 @@ fn key_paths(v: &Value, prefix: &str, out: &mut std::collections::BTreeSet<Strin
 #[tokio::test]
 async fn webhook_keys_are_the_ones_meta_sends() {
     // The vocabulary of every conformance body: the sandbox must not invent keys.
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/webhooks");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/conformance/webhooks");
     let mut known = std::collections::BTreeSet::new();
     for peer in std::fs::read_dir(&dir).expect("conformance corpus").flatten() {
         for file in std::fs::read_dir(peer.path()).unwrap().flatten() {
