@@ -72,6 +72,14 @@ impl ChangeHandler for CallbackEvents {
         Box::pin(async move {
             let Some(value) = change.change.messages_value() else { return Ok(()) };
             let tenant = change.tenant;
+            // Most tenants have no callback endpoint: one look-up per change, not two per message.
+            let subscribed = with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, i64>("SELECT 1 FROM callback_endpoints WHERE tenant_id = $1 LIMIT 1")
+                .bind(tenant)
+                .fetch_optional(c)
+                .await)?;
+            if subscribed.is_none() {
+                return Ok(());
+            }
             for m in &value.messages {
                 let Some(wamid) = &m.id else { continue };
                 #[derive(sqlx::FromRow)]
