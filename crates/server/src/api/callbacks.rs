@@ -73,11 +73,11 @@ impl ChangeHandler for CallbackEvents {
             let Some(value) = change.change.messages_value() else { return Ok(()) };
             let tenant = change.tenant;
             // Most tenants have no callback endpoint: one look-up per change, not two per message.
-            let subscribed = with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, i64>("SELECT 1 FROM callback_endpoints WHERE tenant_id = $1 LIMIT 1")
+            let subscribed = with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM callback_endpoints WHERE tenant_id = $1)")
                 .bind(tenant)
-                .fetch_optional(c)
+                .fetch_one(c)
                 .await)?;
-            if subscribed.is_none() {
+            if !subscribed {
                 return Ok(());
             }
             for m in &value.messages {
