@@ -264,8 +264,7 @@ fn load_average() -> String {
 }
 
 async fn pending(db: &Db) -> i64 {
-    with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL").fetch_one(p).await)
-        .unwrap()
+    wabridge::ingest::journal::pending_count(db).await.unwrap()
 }
 
 async fn run(args: Args) {

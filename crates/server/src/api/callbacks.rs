@@ -72,6 +72,14 @@ impl ChangeHandler for CallbackEvents {
         Box::pin(async move {
             let Some(value) = change.change.messages_value() else { return Ok(()) };
             let tenant = change.tenant;
+            // Most tenants have no callback endpoint: one look-up per change, not two per message.
+            let subscribed = with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM callback_endpoints WHERE tenant_id = $1)")
+                .bind(tenant)
+                .fetch_one(c)
+                .await)?;
+            if !subscribed {
+                return Ok(());
+            }
             for m in &value.messages {
                 let Some(wamid) = &m.id else { continue };
                 #[derive(sqlx::FromRow)]

@@ -64,16 +64,27 @@ impl ChangeHandler for CostRecorder {
                     continue;
                 }
                 let outbox = crate::outbox::id_from_callback(status.biz_opaque_callback_data.as_deref());
-                let facts = with_tx!(&mut *tx, |c| sqlx::query_as::<_, SentFacts>(
+                // Two indexed lookups: an OR of both keys would scan every message of the tenant.
+                let mut facts = with_tx!(&mut *tx, |c| sqlx::query_as::<_, SentFacts>(
                     "SELECT m.id, m.meta_at, c.last_customer_message_at, u.phone, u.bsuid
                      FROM messages m JOIN conversations c ON c.id = m.conversation_id JOIN customers u ON u.id = c.customer_id
-                     WHERE m.tenant_id = $1 AND m.direction = 'out' AND (m.wamid = $2 OR ($3 IS NOT NULL AND m.outbox_id = $3)) LIMIT 1"
+                     WHERE m.tenant_id = $1 AND m.wamid = $2 AND m.direction = 'out'"
                 )
                 .bind(change.tenant)
                 .bind(wamid)
-                .bind(outbox)
                 .fetch_optional(c)
                 .await)?;
+                if let (None, Some(outbox)) = (&facts, outbox) {
+                    facts = with_tx!(&mut *tx, |c| sqlx::query_as::<_, SentFacts>(
+                        "SELECT m.id, m.meta_at, c.last_customer_message_at, u.phone, u.bsuid
+                         FROM messages m JOIN conversations c ON c.id = m.conversation_id JOIN customers u ON u.id = c.customer_id
+                         WHERE m.outbox_id = $1 AND m.tenant_id = $2 AND m.direction = 'out' LIMIT 1"
+                    )
+                    .bind(outbox)
+                    .bind(change.tenant)
+                    .fetch_optional(c)
+                    .await)?;
+                }
                 let status_ms = status.timestamp.map_or(change.now, |s| s * 1000);
                 let sent_at = facts.as_ref().map_or(status_ms, |f| f.meta_at.min(status_ms));
                 let phone = status.recipient_id.clone().or_else(|| facts.as_ref().and_then(|f| f.phone.clone()));

@@ -37,33 +37,47 @@ pub async fn upsert_customer(
 ) -> Result<Option<i64>, sqlx::Error> {
     let bsuid = bsuid.filter(|s| !s.is_empty());
     let phone = phone.filter(|s| !s.is_empty());
+    #[derive(sqlx::FromRow)]
+    struct Known {
+        id: i64,
+        bsuid: Option<String>,
+        phone: Option<String>,
+        name: Option<String>,
+        username: Option<String>,
+    }
     let by_bsuid = match bsuid {
-        Some(b) => with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, i64>("SELECT id FROM customers WHERE tenant_id = $1 AND bsuid = $2")
-            .bind(tenant)
-            .bind(b)
-            .fetch_optional(c)
-            .await)?,
+        Some(b) => with_tx!(&mut *tx, |c| sqlx::query_as::<_, Known>(
+            "SELECT id, bsuid, phone, name, username FROM customers WHERE tenant_id = $1 AND bsuid = $2"
+        )
+        .bind(tenant)
+        .bind(b)
+        .fetch_optional(c)
+        .await)?,
         None => None,
     };
+    // A customer found by BSUID who already has this phone needs no second look-up.
     let by_phone = match phone {
-        Some(p) => with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, i64>("SELECT id FROM customers WHERE tenant_id = $1 AND phone = $2")
-            .bind(tenant)
-            .bind(p)
-            .fetch_optional(c)
-            .await)?,
-        None => None,
+        Some(p) if by_bsuid.as_ref().is_none_or(|k| k.phone.as_deref() != Some(p)) => with_tx!(&mut *tx, |c| sqlx::query_as::<_, Known>(
+            "SELECT id, bsuid, phone, name, username FROM customers WHERE tenant_id = $1 AND phone = $2"
+        )
+        .bind(tenant)
+        .bind(p)
+        .fetch_optional(c)
+        .await)?,
+        _ => None,
     };
-    let id = match (by_bsuid, by_phone) {
-        (Some(a), Some(b)) if a != b => {
-            merge_customers(tx, a, b).await?;
-            a
+    let name = name.filter(|n| !n.trim().is_empty());
+    let (id, known) = match (by_bsuid, by_phone) {
+        (Some(a), Some(b)) if a.id != b.id => {
+            merge_customers(tx, a.id, b.id).await?;
+            (a.id, None)
         }
-        (Some(a), _) | (None, Some(a)) => a,
+        (Some(a), _) | (None, Some(a)) => (a.id, Some(a)),
         (None, None) => {
             if bsuid.is_none() && phone.is_none() {
                 return Ok(None);
             }
-            with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, i64>(
+            let id = with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, i64>(
                 "INSERT INTO customers (tenant_id, bsuid, phone, name, username, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id"
             )
             .bind(tenant)
@@ -73,9 +87,17 @@ pub async fn upsert_customer(
             .bind(username)
             .bind(now)
             .fetch_one(c)
-            .await)?
+            .await)?;
+            return Ok(Some(id));
         }
     };
+    // Most messages come from a customer whose record already says all this: no UPDATE.
+    if let Some(k) = known {
+        let same = |new: Option<&str>, old: &Option<String>| new.is_none() || new == old.as_deref();
+        if same(bsuid, &k.bsuid) && same(phone, &k.phone) && same(name, &k.name) && same(username, &k.username) {
+            return Ok(Some(id));
+        }
+    }
     with_tx!(&mut *tx, |c| sqlx::query(
         "UPDATE customers SET bsuid = COALESCE($2, bsuid), phone = COALESCE($3, phone), name = COALESCE($4, name),
              username = COALESCE($5, username), updated_at = $6 WHERE id = $1"
@@ -83,7 +105,7 @@ pub async fn upsert_customer(
     .bind(id)
     .bind(bsuid)
     .bind(phone)
-    .bind(name.filter(|n| !n.trim().is_empty()))
+    .bind(name)
     .bind(username)
     .bind(now)
     .execute(c)
@@ -159,22 +181,31 @@ async fn merge_customers(tx: &mut Tx, into: i64, from: i64) -> Result<(), sqlx::
 
 /// The conversation of a customer with one of the tenant's numbers, created if new.
 pub async fn conversation_for(tx: &mut Tx, tenant: TenantId, phone_number_id: &str, customer: i64, now: i64) -> Result<i64, sqlx::Error> {
-    with_tx!(&mut *tx, |c| sqlx::query(
+    let find = async |tx: &mut Tx| {
+        with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, i64>("SELECT id FROM conversations WHERE phone_number_id = $1 AND customer_id = $2")
+            .bind(phone_number_id)
+            .bind(customer)
+            .fetch_optional(c)
+            .await)
+    };
+    // Usually it exists: one look-up; the unique key still decides when two create it at once.
+    if let Some(id) = find(&mut *tx).await? {
+        return Ok(id);
+    }
+    let created = with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, i64>(
         "INSERT INTO conversations (tenant_id, phone_number_id, customer_id, last_message_at, last_preview, created_at)
-         VALUES ($1, $2, $3, $4, '', $4) ON CONFLICT (phone_number_id, customer_id) DO NOTHING"
+         VALUES ($1, $2, $3, $4, '', $4) ON CONFLICT (phone_number_id, customer_id) DO NOTHING RETURNING id"
     )
     .bind(tenant)
     .bind(phone_number_id)
     .bind(customer)
     .bind(now)
-    .execute(c)
-    .await
-    .map(drop))?;
-    with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, i64>("SELECT id FROM conversations WHERE phone_number_id = $1 AND customer_id = $2")
-        .bind(phone_number_id)
-        .bind(customer)
-        .fetch_one(c)
-        .await)
+    .fetch_optional(c)
+    .await)?;
+    match created {
+        Some(id) => Ok(id),
+        None => find(&mut *tx).await?.ok_or(sqlx::Error::RowNotFound),
+    }
 }
 
 /// A message to store.

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::clock::Clock;
-use crate::store::{Db, PoolRef};
+use crate::store::{Db, Engine, PoolRef, Tx};
+use crate::{with_pool, with_tx};
 
 /// Most bodies one commit takes.
 const MAX_BATCH: usize = 512;
@@ -78,36 +79,26 @@ async fn writer(db: Db, clock: Clock, mut rx: mpsc::Receiver<Pending>, committed
 }
 
 async fn write_batch(db: &Db, now: i64, batch: &[Pending]) -> Result<(), sqlx::Error> {
-    match db.write() {
+    match db.journal_write() {
+        // The journal's own file and writer, opened with synchronous=FULL: the commit fsyncs.
         PoolRef::Sqlite(pool) => {
-            let mut conn = pool.acquire().await?;
-            // FULL makes this commit fsync the WAL: the acknowledgement promises durability.
-            sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
-            let result = async {
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-                // Multi-row inserts: one statement per chunk instead of one per body.
-                for chunk in batch.chunks(ROWS_PER_INSERT) {
-                    let mut sql = String::from("INSERT INTO webhook_journal (received_at, body) VALUES ");
-                    for i in 0..chunk.len() {
-                        if i > 0 {
-                            sql.push(',');
-                        }
-                        sql.push_str(&format!("($1, ${})", i + 2));
+            let mut tx = pool.begin().await?;
+            // Multi-row inserts: one statement per chunk instead of one per body.
+            for chunk in batch.chunks(ROWS_PER_INSERT) {
+                let mut sql = String::from("INSERT INTO webhook_journal (received_at, body) VALUES ");
+                for i in 0..chunk.len() {
+                    if i > 0 {
+                        sql.push(',');
                     }
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
-                    for p in chunk {
-                        query = query.bind(p.body.as_ref());
-                    }
-                    if let Err(e) = query.execute(&mut *conn).await {
-                        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                        return Err(e);
-                    }
+                    sql.push_str(&format!("($1, ${})", i + 2));
                 }
-                sqlx::query("COMMIT").execute(&mut *conn).await.map(drop)
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+                for p in chunk {
+                    query = query.bind(p.body.as_ref());
+                }
+                query.execute(&mut *tx).await?;
             }
-            .await;
-            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-            result
+            tx.commit().await
         }
         PoolRef::Postgres(pool) => {
             let mut tx = pool.begin().await?;
@@ -121,5 +112,71 @@ async fn write_batch(db: &Db, now: i64, batch: &[Pending]) -> Result<(), sqlx::E
             sqlx::query("SELECT pg_notify('wabridge_journal', '')").execute(&mut *tx).await?;
             tx.commit().await
         }
+    }
+}
+
+/// One journal entry as the processor reads it.
+#[derive(sqlx::FromRow)]
+pub struct Entry {
+    /// Journal id (ascending in commit order).
+    pub id: i64,
+    /// When it was received (Unix ms).
+    pub received_at: i64,
+    /// The raw body as signed by Meta.
+    pub body: Vec<u8>,
+}
+
+/// The processed position on SQLite (entries up to it are applied), read in the processor's
+/// transaction so that it commits together with the batch's effects.
+pub(crate) async fn sqlite_cursor(tx: &mut Tx) -> Result<i64, sqlx::Error> {
+    with_tx!(tx, |c| sqlx::query_scalar::<_, i64>("SELECT processed_through FROM ingest_cursor WHERE id = 1").fetch_one(c).await)
+}
+
+/// Entries after `cursor` in id order, from SQLite's journal file.
+pub(crate) async fn sqlite_entries_after(db: &Db, cursor: i64, limit: i64) -> Result<Vec<Entry>, sqlx::Error> {
+    with_pool!(db.journal_read(), |p| sqlx::query_as::<_, Entry>(
+        "SELECT id, received_at, body FROM webhook_journal WHERE id > $1 ORDER BY id LIMIT $2"
+    )
+    .bind(cursor)
+    .bind(limit)
+    .fetch_all(p)
+    .await)
+}
+
+/// The journaled body of an entry, if it exists.
+pub async fn body(db: &Db, id: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    with_pool!(db.journal_read(), |p| sqlx::query_scalar::<_, Vec<u8>>("SELECT body FROM webhook_journal WHERE id = $1")
+        .bind(id)
+        .fetch_optional(p)
+        .await)
+}
+
+/// Every journaled body, oldest first (tests and diagnostics).
+pub async fn bodies(db: &Db) -> Result<Vec<Vec<u8>>, sqlx::Error> {
+    with_pool!(db.journal_read(), |p| sqlx::query_scalar::<_, Vec<u8>>("SELECT body FROM webhook_journal ORDER BY id").fetch_all(p).await)
+}
+
+/// How many entries the journal holds, processed or not.
+pub async fn total_count(db: &Db) -> Result<i64, sqlx::Error> {
+    with_pool!(db.journal_read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM webhook_journal").fetch_one(p).await)
+}
+
+/// How many entries wait for the processor.
+pub async fn pending_count(db: &Db) -> Result<i64, sqlx::Error> {
+    match db.engine() {
+        Engine::Sqlite => {
+            let cursor = with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT processed_through FROM ingest_cursor WHERE id = 1")
+                .fetch_one(p)
+                .await)?;
+            with_pool!(db.journal_read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM webhook_journal WHERE id > $1")
+                .bind(cursor)
+                .fetch_one(p)
+                .await)
+        }
+        Engine::Postgres => with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL"
+        )
+        .fetch_one(p)
+        .await),
     }
 }

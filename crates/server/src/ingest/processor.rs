@@ -13,7 +13,7 @@ use tokio::sync::{Notify, watch};
 use wabridge_cloud_api::parse_webhook;
 use wabridge_cloud_api::webhook::{ChangeRef, WebhookField};
 
-use super::{ChangeHandler, Effects, Registry, RoutedChange};
+use super::{ChangeHandler, Effects, Registry, RoutedChange, journal};
 use crate::accounts::TenantId;
 use crate::clock::Clock;
 use crate::live::{self, LiveHub};
@@ -38,12 +38,7 @@ pub struct Processor {
     metrics: Arc<Metrics>,
 }
 
-#[derive(sqlx::FromRow)]
-struct JournalRow {
-    id: i64,
-    received_at: i64,
-    body: Vec<u8>,
-}
+type JournalRow = journal::Entry;
 
 #[derive(sqlx::FromRow)]
 struct RetryRow {
@@ -102,12 +97,12 @@ impl Processor {
     async fn apply_batch(&self, isolated: bool) -> anyhow::Result<usize> {
         let mut tx = self.db.begin().await?;
         let rows = match &mut tx {
-            Tx::Sqlite(t) => sqlx::query_as::<_, JournalRow>(
-                "SELECT id, received_at, body FROM webhook_journal WHERE processed_at IS NULL ORDER BY id LIMIT $1",
-            )
-            .bind(BATCH)
-            .fetch_all(&mut **t)
-            .await?,
+            // The cursor is read under the write lock: no other transaction can move it until
+            // this one commits the batch's effects together with the new position.
+            Tx::Sqlite(_) => {
+                let cursor = journal::sqlite_cursor(&mut tx).await?;
+                journal::sqlite_entries_after(&self.db, cursor, BATCH).await?
+            }
             Tx::Postgres(t) => sqlx::query_as::<_, JournalRow>(
                 "SELECT id, received_at, body FROM webhook_journal WHERE processed_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
             )
@@ -128,10 +123,8 @@ impl Processor {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let last = ids.iter().copied().max().unwrap_or(0);
         match &mut tx {
-            // The batch is the oldest pending entries up to `last`, and this transaction holds
-            // the only write lock since it read them: one range update marks exactly them.
-            Tx::Sqlite(t) => sqlx::query("UPDATE webhook_journal SET processed_at = $1 WHERE processed_at IS NULL AND id <= $2")
-                .bind(now)
+            // The batch is every entry after the cursor up to `last` (SQLite has one processor).
+            Tx::Sqlite(t) => sqlx::query("UPDATE ingest_cursor SET processed_through = $1 WHERE id = 1")
                 .bind(last)
                 .execute(&mut **t)
                 .await
@@ -233,10 +226,7 @@ impl Processor {
         let mut effects = Effects::default();
         let mut succeeded = 0;
         for retry in due {
-            let body = with_tx!(&mut tx, |c| sqlx::query_scalar::<_, Vec<u8>>("SELECT body FROM webhook_journal WHERE id = $1")
-                .bind(retry.journal_id)
-                .fetch_optional(c)
-                .await)?;
+            let body = journal::body(&self.db, retry.journal_id).await?;
             let parsed = body.as_deref().and_then(|b| parse_webhook(b).ok());
             let change = parsed.as_ref().and_then(|b| b.changes().nth(usize::try_from(retry.change_index).unwrap_or(usize::MAX)));
             let Some(change) = change else {

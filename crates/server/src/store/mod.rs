@@ -33,7 +33,9 @@ pub struct Db {
 
 #[derive(Clone)]
 enum Backend {
-    Sqlite { writer: SqlitePool, readers: SqlitePool },
+    /// The webhook journal lives in its own file (`journal`, `journal_readers`) so that its
+    /// durable group commits never queue behind the processor's transactions on `writer`.
+    Sqlite { writer: SqlitePool, readers: SqlitePool, journal: SqlitePool, journal_readers: SqlitePool },
     Postgres(PgPool),
 }
 
@@ -138,13 +140,35 @@ impl Db {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Db { backend: Backend::Sqlite { writer, readers } })
+        // Every journal commit promises durability to Meta: FULL fsyncs the WAL on commit.
+        let journal_options = SqliteConnectOptions::new()
+            .filename(journal_path(path))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        let journal = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(journal_options.clone())
+            .await?;
+        // The journal's schema is created before its readers open it read-only.
+        sqlx::query(JOURNAL_SCHEMA).execute(&journal).await?;
+        let journal_readers = SqlitePoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(journal_options.read_only(true))
+            .await?;
+        Ok(Db { backend: Backend::Sqlite { writer, readers, journal, journal_readers } })
     }
 
     /// Applies the backend's pending migrations.
     pub async fn migrate(&self) -> Result<(), OpenError> {
         match &self.backend {
-            Backend::Sqlite { writer, .. } => sqlx::migrate!("./migrations/sqlite").run(writer).await?,
+            Backend::Sqlite { writer, journal, .. } => {
+                sqlx::migrate!("./migrations/sqlite").run(writer).await?;
+                move_journal_out(writer, journal).await?;
+            }
             Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
         Ok(())
@@ -162,6 +186,23 @@ impl Db {
     pub fn write(&self) -> PoolRef<'_> {
         match &self.backend {
             Backend::Sqlite { writer, .. } => PoolRef::Sqlite(writer),
+            Backend::Postgres(pool) => PoolRef::Postgres(pool),
+        }
+    }
+
+    /// The pool that appends to the webhook journal (on SQLite its own file and writer; on
+    /// PostgreSQL the one database). Only `ingest::journal` uses it.
+    pub fn journal_write(&self) -> PoolRef<'_> {
+        match &self.backend {
+            Backend::Sqlite { journal, .. } => PoolRef::Sqlite(journal),
+            Backend::Postgres(pool) => PoolRef::Postgres(pool),
+        }
+    }
+
+    /// The pool that reads the webhook journal.
+    pub fn journal_read(&self) -> PoolRef<'_> {
+        match &self.backend {
+            Backend::Sqlite { journal_readers, .. } => PoolRef::Sqlite(journal_readers),
             Backend::Postgres(pool) => PoolRef::Postgres(pool),
         }
     }
@@ -191,12 +232,48 @@ impl Db {
     /// Closes every connection.
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { writer, readers } => {
+            Backend::Sqlite { writer, readers, journal, journal_readers } => {
                 readers.close().await;
                 writer.close().await;
+                journal_readers.close().await;
+                journal.close().await;
             }
             Backend::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+/// The SQLite journal file's only table (ids continue those of the main file's old journal).
+const JOURNAL_SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS webhook_journal (id INTEGER PRIMARY KEY, received_at INTEGER NOT NULL, body BLOB NOT NULL)";
+
+/// `data/wabridge.db` → `data/wabridge-journal.db`.
+fn journal_path(main: &str) -> String {
+    match main.strip_suffix(".db") {
+        Some(stem) => format!("{stem}-journal.db"),
+        None => format!("{main}-journal.db"),
+    }
+}
+
+/// Databases from before the separate journal file kept the journal in the main file: its
+/// entries move to the journal file once, with their ids (retries and unhandled changes name
+/// them; migration 0007 set the processed cursor). Re-runnable if interrupted.
+async fn move_journal_out(main: &SqlitePool, journal: &SqlitePool) -> Result<(), sqlx::Error> {
+    loop {
+        let rows: Vec<(i64, i64, Vec<u8>)> =
+            sqlx::query_as("SELECT id, received_at, body FROM webhook_journal ORDER BY id LIMIT 256").fetch_all(main).await?;
+        let Some(last) = rows.last().map(|r| r.0) else { return Ok(()) };
+        let mut tx = journal.begin().await?;
+        for (id, received_at, body) in &rows {
+            sqlx::query("INSERT OR IGNORE INTO webhook_journal (id, received_at, body) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(received_at)
+                .bind(body)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        sqlx::query("DELETE FROM webhook_journal WHERE id <= $1").bind(last).execute(main).await?;
     }
 }
 

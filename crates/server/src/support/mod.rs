@@ -145,9 +145,7 @@ async fn get_webhooks(State(app): State<AppState>, staff: SupportStaff) -> AppRe
     )
     .fetch_all(p)
     .await)?;
-    let pending = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL")
-        .fetch_one(p)
-        .await)?;
+    let pending = crate::ingest::journal::pending_count(&app.db).await?;
     let unhandled = unhandled.into_iter().map(|u| { let when = crate::notifications::format_time(u.at); (UnhandledRow { raw: pretty(&u.raw), ..u }, when) }).collect();
     let retries = retries.into_iter().map(|r| { let when = crate::notifications::format_time(r.next_attempt_at); (r, when) }).collect();
     render(&WebhooksPage { unhandled, retries, pending, p: staff.ctx.into() })

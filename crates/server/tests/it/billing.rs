@@ -123,7 +123,7 @@ async fn costs_follow_the_rules_of_the_day_and_pricing_type() {
     post_signed(&app, &statuses_body(&number, vec![status("w.read_only", "delivered", at(2026, 11, 4, 12), de, Some(("regular", "utility")))])).await;
     post_signed(&app, &body).await;
     eventually("processed", || async {
-        with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL").fetch_one(p).await).unwrap() == 0
+        wabridge::ingest::journal::pending_count(&app.db).await.unwrap() == 0
     })
     .await;
     let c = cost(&app, "w.read_only").await.unwrap();

@@ -57,7 +57,7 @@ async fn scalar(db: &Db, sql: &'static str) -> i64 {
 
 /// Every wamid named in the journal's bodies.
 async fn journaled_wamids(db: &Db) -> HashSet<String> {
-    let bodies = with_pool!(db.read(), |p| sqlx::query_scalar::<_, Vec<u8>>("SELECT body FROM webhook_journal").fetch_all(p).await).unwrap();
+    let bodies = wabridge::ingest::journal::bodies(db).await.unwrap();
     let mut out = HashSet::new();
     for b in bodies {
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
@@ -145,7 +145,7 @@ async fn a_server_killed_mid_stream_applies_every_acknowledged_message_exactly_o
     let port = free_port();
     let mut server = start_server(&url, &key, port).await;
     eventually("the journal drained after the restart", || async {
-        scalar(&db, "SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL").await == 0
+        wabridge::ingest::journal::pending_count(&db).await.unwrap() == 0
     })
     .await;
     server.kill().unwrap();

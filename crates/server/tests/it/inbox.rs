@@ -95,7 +95,7 @@ async fn a_customer_writes_the_agent_replies_and_the_ticks_follow() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    eventually("journal drained", || async { count(&s, "SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL").await == 0 }).await;
+    eventually("journal drained", || async { wabridge::ingest::journal::pending_count(&s.app.db).await.unwrap() == 0 }).await;
     assert_eq!(message_status(&s, "Ja, um 10 Uhr?").await, "read");
 
     let page = c.get(s.app.url(&format!("/inbox/{id}/messages"))).send().await.unwrap().text().await.unwrap();

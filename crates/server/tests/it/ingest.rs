@@ -88,7 +88,7 @@ async fn unsigned_and_wrongly_signed_bodies_are_refused_and_not_kept() {
     assert_eq!(resp.status(), 401);
     let resp = c.post(app.url("/webhooks/whatsapp")).header("X-Hub-Signature-256", "sha256=zz").body(body).send().await.unwrap();
     assert_eq!(resp.status(), 401);
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM webhook_journal").await, 0);
+    assert_eq!(wabridge::ingest::journal::total_count(&app.db).await.unwrap(), 0);
     let metrics = c.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("wabridge_webhook_signature_rejected_total 3"), "{metrics}");
 }
@@ -124,10 +124,10 @@ async fn every_conformance_body_is_accepted_and_kept() {
         let resp = post_signed(&app, &body).await;
         assert_eq!(resp.status(), 200, "{}", f.display());
     }
-    let kept = count(&app, "SELECT COUNT(*) FROM webhook_journal").await;
+    let kept = wabridge::ingest::journal::total_count(&app.db).await.unwrap();
     assert_eq!(kept, files.len() as i64);
     // None of them names one of our numbers: each is processed and kept for support.
-    eventually("every body processed", || async { count(&app, "SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL").await == 0 }).await;
+    eventually("every body processed", || async { wabridge::ingest::journal::pending_count(&app.db).await.unwrap() == 0 }).await;
     assert!(count(&app, "SELECT COUNT(*) FROM webhook_unhandled").await >= files.len() as i64 - 5);
 }
 
@@ -140,7 +140,7 @@ async fn a_customer_message_notifies_every_user_of_the_tenant_once() {
     assert_eq!(post_signed(&app, &body).await.status(), 200);
     // Meta delivers at least once: the same body again changes nothing.
     assert_eq!(post_signed(&app, &body).await.status(), 200);
-    eventually("processed", || async { count(&app, "SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL").await == 0 }).await;
+    eventually("processed", || async { wabridge::ingest::journal::pending_count(&app.db).await.unwrap() == 0 }).await;
     assert_eq!(count_for_key(&app.db, t, "msg:wamid.ONE").await.unwrap(), 2, "owner and agent");
     assert_eq!(count_for_key(&app.db, other, "msg:wamid.ONE").await.unwrap(), 0);
 
@@ -171,7 +171,7 @@ async fn a_batched_body_is_applied_completely() {
     entries.push(two["entry"][0].clone());
     let body = json!({"object": "whatsapp_business_account", "entry": entries}).to_string();
     assert_eq!(post_signed(&app, body.as_bytes()).await.status(), 200);
-    eventually("processed", || async { count(&app, "SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL").await == 0 }).await;
+    eventually("processed", || async { wabridge::ingest::journal::pending_count(&app.db).await.unwrap() == 0 }).await;
     for id in ["wamid.1", "wamid.2", "wamid.3"] {
         assert_eq!(count_for_key(&app.db, t, &format!("msg:{id}")).await.unwrap(), 2, "{id}");
     }
@@ -297,7 +297,7 @@ async fn live_events_reach_the_stream_and_a_reconnect_replays_what_it_missed() {
     // Two more messages while disconnected; the reconnect with Last-Event-ID gets both.
     post_signed(&app, &text_body(&number, "4955", "Lena", &[("wamid.L2", "Zweite")])).await;
     post_signed(&app, &text_body(&number, "4955", "Lena", &[("wamid.L3", "Dritte")])).await;
-    eventually("processed", || async { count(&app, "SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL").await == 0 }).await;
+    eventually("processed", || async { wabridge::ingest::journal::pending_count(&app.db).await.unwrap() == 0 }).await;
     let again = c.get(app.url("/events")).header("Last-Event-ID", last_id).send().await.unwrap();
     let replayed = read_events(again, "notification", 2).await;
     assert_eq!(replayed[0].1["preview"], "Zweite");

@@ -14,14 +14,12 @@ use wabridge::live::LiveHub;
 use wabridge::notifications::count_for_key;
 use wabridge::onboarding::store::{Attachment, attach};
 use wabridge::store::{Db, Tx};
-use wabridge::with_pool;
 
 use crate::helpers::{backend, eventually, fresh_database_url, spawn_app_on};
 use crate::ingest::{post_signed, read_events, tenant_with_number, text_body};
 
 async fn pending(db: &Db) -> i64 {
-    with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL").fetch_one(p).await)
-        .unwrap()
+    wabridge::ingest::journal::pending_count(db).await.unwrap()
 }
 
 #[tokio::test]
