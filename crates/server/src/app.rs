@@ -80,6 +80,9 @@ impl Application {
         let callbacks = crate::api::callbacks::CallbackWorker { db: db.clone(), clock: clock.clone(), keyring: settings.keyring.clone() };
         tokio::spawn(callbacks.run(Arc::new(tokio::sync::Notify::new()), shutdown.clone()));
         let sync_every = Duration::from_secs(settings.template_sync_secs);
+        if let Some(relay) = settings.smtp_url.as_deref().and_then(|u| crate::mail::SmtpRelay::parse(u, &settings.mail_from)) {
+            tokio::spawn(crate::mail::run(db.clone(), clock.clone(), relay, shutdown.clone()));
+        }
         let settings = Arc::new(settings);
         tokio::spawn(crate::onboarding::poller::run(db.clone(), clock.clone(), settings.clone(), graph.clone(), live.clone(), shutdown.clone()));
         let state = AppState { db, settings, metrics, clock, product, journal, live, shutdown, graph, outbox_wake };

@@ -46,6 +46,8 @@ pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec { name: "WABRIDGE_GRAPH_TIMEOUT_SECS", default: Some("30"), help: "timeout of a Graph API call; a send that times out is marked unknown, never repeated blindly" },
     SettingSpec { name: "WABRIDGE_NUMBER_THROUGHPUT", default: Some("80"), help: "messages per second per business number (Meta's default 80, up to 1000)" },
     SettingSpec { name: "WABRIDGE_OUTBOX_WORKERS", default: Some("4"), help: "outbox workers per instance" },
+    SettingSpec { name: "WABRIDGE_SMTP_URL", default: Some(""), help: "smtp://host[:port] of a plain-SMTP relay for e-mails; empty: e-mails only appear on /mailbox" },
+    SettingSpec { name: "WABRIDGE_MAIL_FROM", default: Some("wabridge@localhost"), help: "sender address of e-mails" },
     SettingSpec { name: "WABRIDGE_SIGN_IN_LIMIT", default: Some("5"), help: "failed sign-ins per e-mail address in 15 minutes before further attempts are refused" },
     SettingSpec { name: "WABRIDGE_RATE_CARD", default: Some(""), help: "path of a rate card CSV (format of rates/default.csv) replacing the built-in one" },
     SettingSpec { name: "WABRIDGE_OPERATOR_API_KEY", default: Some(""), help: "operator key for /api/v1 tenant and user administration; empty: disabled" },
@@ -110,6 +112,10 @@ pub struct Settings {
     pub number_throughput: u32,
     /// Outbox workers per instance.
     pub outbox_workers: usize,
+    /// SMTP relay for e-mails, if any.
+    pub smtp_url: Option<String>,
+    /// Sender of e-mails.
+    pub mail_from: String,
     /// The built-in sandbox's customer page, when Meta is the sandbox (the UI says so).
     pub sandbox_url: Option<String>,
     /// The dated rate card costs are computed with.
@@ -209,6 +215,9 @@ impl Settings {
         let graph_timeout = get("WABRIDGE_GRAPH_TIMEOUT_SECS");
         let throughput = get("WABRIDGE_NUMBER_THROUGHPUT");
         let workers = get("WABRIDGE_OUTBOX_WORKERS");
+        let smtp_url = get("WABRIDGE_SMTP_URL");
+        let mail_from = get("WABRIDGE_MAIL_FROM");
+
         let rate_card_path = get("WABRIDGE_RATE_CARD");
         let operator_api_key = get("WABRIDGE_OPERATOR_API_KEY");
         let template_sync = get("WABRIDGE_TEMPLATE_SYNC_SECS");
@@ -261,6 +270,9 @@ impl Settings {
             problems.push("WABRIDGE_ONBOARDING_POLL_SECS must be a positive number".to_owned());
             30
         });
+        if !smtp_url.is_empty() && crate::mail::SmtpRelay::parse(&smtp_url, &mail_from).is_none() {
+            problems.push("WABRIDGE_SMTP_URL must look like smtp://host[:port]".to_owned());
+        }
         if !["auto", "json", "text"].contains(&log_format.as_str()) {
             problems.push("WABRIDGE_LOG_FORMAT must be auto, json or text".to_owned());
         }
@@ -292,6 +304,8 @@ impl Settings {
                 graph_timeout_secs,
                 number_throughput,
                 outbox_workers,
+                smtp_url: Some(smtp_url).filter(|u| !u.is_empty()),
+                mail_from,
                 sandbox_url: None,
                 rate_card: std::sync::Arc::new(rate_card),
                 operator_api_key: Some(operator_api_key).filter(|k| !k.is_empty()).map(SecretString::from),

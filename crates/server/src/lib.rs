@@ -16,6 +16,7 @@ pub mod inbox;
 pub mod ingest;
 pub mod integrations;
 pub mod live;
+pub mod mail;
 pub mod notifications;
 pub mod onboarding;
 pub mod ops;

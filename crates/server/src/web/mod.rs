@@ -187,6 +187,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::notifications::routes())
         .merge(crate::live::routes())
         .merge(crate::inbox::routes())
+        .merge(crate::mail::routes())
         .merge(crate::templates::routes())
         .merge(crate::billing::routes())
         .merge(crate::api::routes())

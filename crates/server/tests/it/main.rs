@@ -17,6 +17,7 @@ mod inbox;
 mod ingest;
 mod isolation;
 mod live_browser;
+mod mail;
 mod multi;
 mod onboarding;
 mod onboarding_browser;
