@@ -116,7 +116,8 @@ pub struct TemplateFacts<'a> {
 }
 
 /// Inserts or updates a template by (WABA, name, language); returns its id and the category
-/// it had before (to warn when Meta moved it).
+/// it had before (to warn when Meta moved it). A submit and Meta's webhook for the same
+/// template may insert at once: the conflict keeps the texts of one and the newer status.
 pub async fn upsert(tx: &mut Tx, tenant: TenantId, waba_id: &str, f: &TemplateFacts<'_>, now: i64) -> Result<(i64, Option<String>), sqlx::Error> {
     #[derive(sqlx::FromRow)]
     struct Before {
@@ -159,7 +160,13 @@ pub async fn upsert(tx: &mut Tx, tenant: TenantId, waba_id: &str, f: &TemplateFa
         None => with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, i64>(
             "INSERT INTO templates (tenant_id, waba_id, meta_template_id, name, language, category, parameter_format, components, status, reason, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
-             ON CONFLICT (waba_id, name, language) DO UPDATE SET updated_at = excluded.updated_at RETURNING id"
+             ON CONFLICT (waba_id, name, language) DO UPDATE SET
+                 meta_template_id = COALESCE(excluded.meta_template_id, templates.meta_template_id),
+                 components = CASE WHEN excluded.components <> '[]' THEN excluded.components ELSE templates.components END,
+                 parameter_format = CASE WHEN excluded.components <> '[]' THEN excluded.parameter_format ELSE templates.parameter_format END,
+                 status = CASE WHEN templates.status = 'pending' THEN excluded.status ELSE templates.status END,
+                 updated_at = excluded.updated_at
+             RETURNING id"
         )
         .bind(tenant)
         .bind(waba_id)
