@@ -65,12 +65,13 @@ async fn get_tenants(State(app): State<AppState>, staff: SupportStaff) -> AppRes
     let mut tenants = Vec::new();
     for t in accounts::all_tenants(&app.db).await? {
         let users = accounts::tenant_users(&app.db, t.id).await?;
-        let status = crate::onboarding::connection_status(&app.db, t.id).await?;
+        // The same status the tenant sees on its API settings page, broken connections included.
+        let (status, _) = crate::onboarding::row_status(&app.db, t.id).await?;
         tenants.push(TenantLine {
             id: t.id.0,
             name: t.name,
             users: users.into_iter().map(|u| format!("{} <{}>", u.display_name, u.email)).collect(),
-            whatsapp_status: status.key(),
+            whatsapp_status: status,
         });
     }
     render(&TenantsPage { tenants, p: staff.ctx.into() })

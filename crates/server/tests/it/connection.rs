@@ -148,6 +148,11 @@ async fn partner_removed_marks_the_connection_once_and_tells_every_user() {
     assert!(store::emails(&app.db, o.tenant).await.unwrap().iter().any(|e| e.body.contains("Zugriff entzogen")));
     let html = page(app, &o).await;
     assert!(element_text(&html, "connection-health-title").unwrap().contains("Zugriff"));
+    // Support's tenant list says the same.
+    app.user(None, "support@entfernt.test", Role::Support).await;
+    let (support, _) = app.signed_in("support@entfernt.test").await;
+    let list = support.get(app.url("/support")).send().await.unwrap().text().await.unwrap();
+    assert!(list.contains("status-partner_removed") && list.contains("Zugriff entzogen"), "{list}");
 }
 
 fn signed(body: &Value) -> (Vec<u8>, String) {
