@@ -1,10 +1,13 @@
 //! Meta's webhooks for onboarding: the WABA review, the display-name review and the default
-//! template's review drive the checklist; `account_update` is acknowledged. Each handler is
+//! template's review drive the checklist; `account_update` is acknowledged. The reviews use
+//! the cloud-api crate's types; the template and account events read the raw value, whose ids
+//! Meta sends as numbers or strings. Each handler is
 //! idempotent: a repeated change finds the item already in that state and changes nothing.
 
 use std::sync::Arc;
 
 use serde_json::Value;
+use wabridge_cloud_api::webhook::ChangeValue;
 
 use super::checklist::{self, Computed};
 use super::{health, store};
@@ -43,7 +46,8 @@ impl ChangeHandler for AccountReview {
 
     fn apply<'a>(&'a self, tx: &'a mut crate::store::Tx, change: &'a RoutedChange<'a>, effects: &'a mut Effects) -> HandlerFuture<'a> {
         Box::pin(async move {
-            let Some(decision) = text(raw(change), "decision") else { return Ok(()) };
+            let ChangeValue::AccountReview(review) = change.change.value() else { return Ok(()) };
+            let Some(decision) = review.decision.clone() else { return Ok(()) };
             with_tx!(&mut *tx, |c| sqlx::query("UPDATE onboarding_state SET account_review = $1, updated_at = $2 WHERE tenant_id = $3")
                 .bind(&decision)
                 .bind(change.now)
@@ -72,8 +76,8 @@ impl ChangeHandler for NameReview {
 
     fn apply<'a>(&'a self, tx: &'a mut crate::store::Tx, change: &'a RoutedChange<'a>, _effects: &'a mut Effects) -> HandlerFuture<'a> {
         Box::pin(async move {
-            let v = raw(change);
-            let Some(decision) = text(v, "decision") else { return Ok(()) };
+            let ChangeValue::PhoneNumberName(update) = change.change.value() else { return Ok(()) };
+            let Some(decision) = update.decision.clone() else { return Ok(()) };
             let status = if decision == "REJECTED" { "DECLINED".to_owned() } else { decision.clone() };
             with_tx!(&mut *tx, |c| sqlx::query("UPDATE onboarding_state SET name_status = $1, updated_at = $2 WHERE tenant_id = $3")
                 .bind(&status)
@@ -83,20 +87,18 @@ impl ChangeHandler for NameReview {
                 .await
                 .map(drop))?;
             if decision == "APPROVED"
-                && let Some(name) = text(v, "requested_verified_name")
+                && let Some(name) = &update.requested_verified_name
             {
-                {
-                    with_tx!(&mut *tx, |c| sqlx::query(
-                        "UPDATE phone_numbers SET verified_name = $1, updated_at = $2
-                         WHERE tenant_id = $3 AND phone_number_id = (SELECT phone_number_id FROM onboarding_state WHERE tenant_id = $3)"
-                    )
-                    .bind(&name)
-                    .bind(change.now)
-                    .bind(change.tenant)
-                    .execute(c)
-                    .await
-                    .map(drop))?;
-                }
+                with_tx!(&mut *tx, |c| sqlx::query(
+                    "UPDATE phone_numbers SET verified_name = $1, updated_at = $2
+                     WHERE tenant_id = $3 AND phone_number_id = (SELECT phone_number_id FROM onboarding_state WHERE tenant_id = $3)"
+                )
+                .bind(name)
+                .bind(change.now)
+                .bind(change.tenant)
+                .execute(c)
+                .await
+                .map(drop))?;
             }
             Ok(())
         })
