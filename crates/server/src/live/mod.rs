@@ -139,15 +139,6 @@ pub async fn store_events(tx: &mut Tx, events: &[NewEvent], now: i64) -> Result<
     Ok(stored)
 }
 
-/// Publishes an event outside the webhook road (a feature's own action).
-pub async fn emit(db: &Db, hub: &LiveHub, events: &[NewEvent], now: i64) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    let stored = store_events(&mut tx, events, now).await?;
-    tx.commit().await?;
-    hub.published(db, stored);
-    Ok(())
-}
-
 async fn events_by_ids(db: &Db, ids: &[i64]) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
