@@ -4,6 +4,7 @@
 //! `X-Wabridge-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>` and retried
 //! with backoff; the tenant sees every delivery.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use crate::accounts::TenantId;
 use crate::clock::Clock;
 use crate::crypto::Keyring;
 use crate::ingest::{ChangeHandler, Effects, HandlerFuture, RoutedChange};
-use crate::store::{Db, Tx};
+use crate::store::{Db, ROWS_PER_STATEMENT, Tx, param_list, select_in, value_rows};
 use crate::{with_pool, with_tx};
 
 /// Attempts before a delivery is given up.
@@ -38,20 +39,43 @@ pub fn signature(secret: &SecretString, timestamp: i64, body: &[u8]) -> String {
 
 /// Records an event for the tenant's callback URL (nothing when none is configured).
 pub async fn enqueue(tx: &mut Tx, tenant: TenantId, kind: &str, event_key: &str, data: Value, now: i64) -> Result<(), sqlx::Error> {
-    let payload = json!({"event": kind, "tenant_id": tenant.0, "created_at": now, "data": data}).to_string();
-    with_tx!(&mut *tx, |c| sqlx::query(
-        "INSERT INTO callback_deliveries (tenant_id, event_key, kind, payload, state, next_attempt_at, created_at)
-         SELECT $1, $2, $3, $4, 'pending', $5, $5 WHERE EXISTS (SELECT 1 FROM callback_endpoints WHERE tenant_id = $1)
-         ON CONFLICT (tenant_id, event_key) DO NOTHING"
-    )
-    .bind(tenant)
-    .bind(event_key)
-    .bind(kind)
-    .bind(payload)
-    .bind(now)
-    .execute(c)
-    .await
-    .map(drop))
+    enqueue_all(tx, &[CallbackEvent { tenant, kind, event_key: event_key.to_owned(), data }], now).await
+}
+
+/// An event for a tenant's callback URL.
+pub struct CallbackEvent<'a> {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// `message.received`, `message.status`, `onboarding.changed`.
+    pub kind: &'a str,
+    /// Makes repeated reports of one change one event.
+    pub event_key: String,
+    /// The event's data.
+    pub data: Value,
+}
+
+/// [`enqueue`] for many events: one multi-row statement per chunk; events of tenants without
+/// a callback URL are left out by the statement itself.
+pub async fn enqueue_all(tx: &mut Tx, events: &[CallbackEvent<'_>], now: i64) -> Result<(), sqlx::Error> {
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO callback_deliveries (tenant_id, event_key, kind, payload, state, next_attempt_at, created_at)
+             SELECT v.column1, v.column2, v.column3, v.column4, 'pending', v.column5, v.column5 FROM (VALUES {}) AS v
+             WHERE EXISTS (SELECT 1 FROM callback_endpoints e WHERE e.tenant_id = v.column1)
+             ON CONFLICT (tenant_id, event_key) DO NOTHING",
+            value_rows(chunk.len(), 5, 1)
+        );
+        let payloads: Vec<String> =
+            chunk.iter().map(|e| json!({"event": e.kind, "tenant_id": e.tenant.0, "created_at": now, "data": e.data}).to_string()).collect();
+        with_tx!(&mut *tx, |c| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
+            for (e, payload) in chunk.iter().zip(&payloads) {
+                q = q.bind(e.tenant).bind(&e.event_key).bind(e.kind).bind(payload).bind(now);
+            }
+            q.execute(c).await.map(drop)
+        })?;
+    }
+    Ok(())
 }
 
 /// For onboarding: the tenant's WhatsApp connection or checklist changed (`key` makes
@@ -68,58 +92,80 @@ impl ChangeHandler for CallbackEvents {
         "api_callbacks"
     }
 
-    fn apply<'a>(&'a self, tx: &'a mut Tx, change: &'a RoutedChange<'a>, _effects: &'a mut Effects) -> HandlerFuture<'a> {
+    fn apply<'a>(&'a self, tx: &'a mut Tx, change: &'a RoutedChange<'a>, effects: &'a mut Effects) -> HandlerFuture<'a> {
+        self.apply_all(tx, std::slice::from_ref(change), effects)
+    }
+
+    fn apply_all<'a>(&'a self, tx: &'a mut Tx, changes: &'a [RoutedChange<'a>], _effects: &'a mut Effects) -> HandlerFuture<'a> {
         Box::pin(async move {
-            let Some(value) = change.change.messages_value() else { return Ok(()) };
-            let tenant = change.tenant;
-            // Most tenants have no callback endpoint: one look-up per change, not two per message.
-            let subscribed = with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM callback_endpoints WHERE tenant_id = $1)")
-                .bind(tenant)
-                .fetch_one(c)
-                .await)?;
-            if !subscribed {
+            let Some(now) = changes.first().map(|c| c.now) else { return Ok(()) };
+            // Most tenants have no callback endpoint: one look-up for the batch's tenants.
+            let mut tenants: Vec<TenantId> = changes.iter().filter(|c| c.change.messages_value().is_some()).map(|c| c.tenant).collect();
+            tenants.sort_unstable_by_key(|t| t.0);
+            tenants.dedup();
+            let mut subscribed = HashSet::new();
+            for chunk in tenants.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!("SELECT DISTINCT tenant_id FROM callback_endpoints WHERE tenant_id IN ({})", param_list(chunk.len(), 1));
+                let rows = with_tx!(&mut *tx, |c| {
+                    let mut q = sqlx::query_scalar::<_, TenantId>(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
+                    for t in chunk {
+                        q = q.bind(t);
+                    }
+                    q.fetch_all(c).await
+                })?;
+                subscribed.extend(rows);
+            }
+            let ours: Vec<&RoutedChange<'_>> = changes.iter().filter(|c| subscribed.contains(&c.tenant)).collect();
+            if ours.is_empty() {
                 return Ok(());
             }
-            for m in &value.messages {
-                let Some(wamid) = &m.id else { continue };
-                #[derive(sqlx::FromRow)]
-                struct Row {
-                    id: i64,
-                    conversation_id: i64,
-                    kind: String,
-                    body: String,
-                    meta_at: i64,
+            let mut wamids: HashMap<TenantId, Vec<&str>> = HashMap::new();
+            for change in &ours {
+                let ids = change.change.messages().iter().filter_map(|m| m.id.as_deref());
+                let ids = ids.chain(change.change.statuses().iter().filter_map(|s| s.id.as_deref()));
+                wamids.entry(change.tenant).or_default().extend(ids);
+            }
+            #[derive(sqlx::FromRow)]
+            struct Row {
+                id: i64,
+                wamid: String,
+                direction: String,
+                conversation_id: i64,
+                kind: String,
+                body: String,
+                meta_at: i64,
+            }
+            const ROWS: &str = "SELECT id, wamid, direction, conversation_id, kind, body, meta_at FROM messages WHERE tenant_id = $1";
+            let stored: HashMap<(TenantId, String), Row> =
+                select_in::<Row, _>(tx, ROWS, "wamid", wamids).await?.into_iter().map(|(t, r)| ((t, r.wamid.clone()), r)).collect();
+            let mut events = Vec::new();
+            for change in ours {
+                let tenant = change.tenant;
+                for m in change.change.messages() {
+                    let Some(wamid) = &m.id else { continue };
+                    let Some(row) = stored.get(&(tenant, wamid.clone())) else { continue };
+                    let data = json!({
+                        "message_id": row.id, "conversation_id": row.conversation_id, "wamid": wamid, "from": m.from, "from_user_id": m.from_user_id,
+                        "type": row.kind, "text": row.body, "timestamp": row.meta_at,
+                    });
+                    events.push(CallbackEvent { tenant, kind: "message.received", event_key: format!("in:{wamid}"), data });
                 }
-                let row = with_tx!(&mut *tx, |c| sqlx::query_as::<_, Row>("SELECT id, conversation_id, kind, body, meta_at FROM messages WHERE tenant_id = $1 AND wamid = $2")
-                    .bind(tenant)
-                    .bind(wamid)
-                    .fetch_optional(c)
-                    .await)?;
-                let Some(row) = row else { continue };
-                let data = json!({
-                    "message_id": row.id, "conversation_id": row.conversation_id, "wamid": wamid, "from": m.from, "from_user_id": m.from_user_id,
-                    "type": row.kind, "text": row.body, "timestamp": row.meta_at,
-                });
-                enqueue(tx, tenant, "message.received", &format!("in:{wamid}"), data, change.now).await?;
+                for s in change.change.statuses() {
+                    let (Some(wamid), Some(kind)) = (&s.id, &s.status) else { continue };
+                    let status = match kind {
+                        StatusKind::Other(_) => continue,
+                        k => k.as_str(),
+                    };
+                    let message = stored.get(&(tenant, wamid.clone())).filter(|r| r.direction == "out").map(|r| r.id);
+                    let data = json!({
+                        "message_id": message, "wamid": wamid, "status": status, "timestamp": s.timestamp.map(|t| t * 1000),
+                        "error_code": s.errors.first().and_then(|e| e.code),
+                        "pricing": s.pricing.as_ref().map(|p| json!({"type": p.pricing_type, "category": p.category})),
+                    });
+                    events.push(CallbackEvent { tenant, kind: "message.status", event_key: format!("status:{wamid}:{status}"), data });
+                }
             }
-            for s in &value.statuses {
-                let (Some(wamid), Some(kind)) = (&s.id, &s.status) else { continue };
-                let status = match kind {
-                    StatusKind::Other(_) => continue,
-                    k => k.as_str(),
-                };
-                let message = with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, i64>("SELECT id FROM messages WHERE tenant_id = $1 AND wamid = $2 AND direction = 'out'")
-                    .bind(tenant)
-                    .bind(wamid)
-                    .fetch_optional(c)
-                    .await)?;
-                let data = json!({
-                    "message_id": message, "wamid": wamid, "status": status, "timestamp": s.timestamp.map(|t| t * 1000),
-                    "error_code": s.errors.first().and_then(|e| e.code),
-                    "pricing": s.pricing.as_ref().map(|p| json!({"type": p.pricing_type, "category": p.category})),
-                });
-                enqueue(tx, tenant, "message.status", &format!("status:{wamid}:{status}"), data, change.now).await?;
-            }
+            enqueue_all(tx, &events, now).await?;
             Ok(())
         })
     }

@@ -8,6 +8,7 @@
 
 pub mod rate_card;
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -18,13 +19,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use time::Date;
+use wabridge_cloud_api::webhook::{Pricing, Status, StatusKind};
 
 pub use rate_card::{Market, Rate, RateCard, day_of, format_micros};
 
 use crate::accounts::{TenantId, store as accounts};
 use crate::ingest::{ChangeHandler, Effects, HandlerFuture, RoutedChange};
 use crate::inbox::window::WINDOW_MS;
-use crate::store::{Db, Tx};
+use crate::store::{Db, ROWS_PER_STATEMENT, Tx, select_in, value_rows};
 use crate::web::context::{SupportStaff, TenantMember};
 use crate::web::error::{AppError, AppResult};
 use crate::web::{AppState, PageCtx, render};
@@ -45,6 +47,8 @@ pub struct CostRecorder {
 #[derive(sqlx::FromRow)]
 struct SentFacts {
     id: i64,
+    wamid: Option<String>,
+    outbox_id: Option<i64>,
     meta_at: i64,
     last_customer_message_at: Option<i64>,
     phone: Option<String>,
@@ -56,77 +60,148 @@ impl ChangeHandler for CostRecorder {
         "billing"
     }
 
-    fn apply<'a>(&'a self, tx: &'a mut Tx, change: &'a RoutedChange<'a>, _effects: &'a mut Effects) -> HandlerFuture<'a> {
+    fn apply<'a>(&'a self, tx: &'a mut Tx, change: &'a RoutedChange<'a>, effects: &'a mut Effects) -> HandlerFuture<'a> {
+        self.apply_all(tx, std::slice::from_ref(change), effects)
+    }
+
+    fn apply_all<'a>(&'a self, tx: &'a mut Tx, changes: &'a [RoutedChange<'a>], _effects: &'a mut Effects) -> HandlerFuture<'a> {
         Box::pin(async move {
-            for status in change.change.statuses() {
-                let (Some(pricing), Some(wamid)) = (&status.pricing, &status.id) else { continue };
-                if matches!(status.status, Some(wabridge_cloud_api::webhook::StatusKind::Failed)) {
-                    continue;
+            // The first priced status of each message counts (the insert keeps the first too).
+            let mut priced: Vec<(TenantId, &str, &Status, &Pricing, i64)> = Vec::new();
+            let mut seen = HashSet::new();
+            for change in changes {
+                for status in change.change.statuses() {
+                    let (Some(pricing), Some(wamid)) = (&status.pricing, &status.id) else { continue };
+                    if matches!(status.status, Some(StatusKind::Failed)) || !seen.insert((change.tenant, wamid.as_str())) {
+                        continue;
+                    }
+                    priced.push((change.tenant, wamid, status, pricing, change.now));
                 }
-                let outbox = crate::outbox::id_from_callback(status.biz_opaque_callback_data.as_deref());
-                // Two indexed lookups: an OR of both keys would scan every message of the tenant.
-                let mut facts = with_tx!(&mut *tx, |c| sqlx::query_as::<_, SentFacts>(
-                    "SELECT m.id, m.meta_at, c.last_customer_message_at, u.phone, u.bsuid
-                     FROM messages m JOIN conversations c ON c.id = m.conversation_id JOIN customers u ON u.id = c.customer_id
-                     WHERE m.tenant_id = $1 AND m.wamid = $2 AND m.direction = 'out'"
-                )
-                .bind(change.tenant)
-                .bind(wamid)
-                .fetch_optional(c)
-                .await)?;
-                if let (None, Some(outbox)) = (&facts, outbox) {
-                    facts = with_tx!(&mut *tx, |c| sqlx::query_as::<_, SentFacts>(
-                        "SELECT m.id, m.meta_at, c.last_customer_message_at, u.phone, u.bsuid
-                         FROM messages m JOIN conversations c ON c.id = m.conversation_id JOIN customers u ON u.id = c.customer_id
-                         WHERE m.outbox_id = $1 AND m.tenant_id = $2 AND m.direction = 'out' LIMIT 1"
-                    )
-                    .bind(outbox)
-                    .bind(change.tenant)
-                    .fetch_optional(c)
-                    .await)?;
+            }
+            if priced.is_empty() {
+                return Ok(());
+            }
+            // What we sent: by Meta's id, else by the outbox id Meta echoes.
+            const FACTS: &str = "SELECT m.id, m.wamid, m.outbox_id, m.meta_at, c.last_customer_message_at, u.phone, u.bsuid
+                 FROM messages m JOIN conversations c ON c.id = m.conversation_id JOIN customers u ON u.id = c.customer_id
+                 WHERE m.tenant_id = $1 AND m.direction = 'out'";
+            let mut wamids: HashMap<TenantId, Vec<String>> = HashMap::new();
+            for &(tenant, wamid, ..) in &priced {
+                wamids.entry(tenant).or_default().push(wamid.to_owned());
+            }
+            let mut by_wamid: HashMap<(TenantId, String), SentFacts> = HashMap::new();
+            for (tenant, facts) in select_in::<SentFacts, _>(tx, FACTS, "m.wamid", wamids).await? {
+                if let Some(w) = facts.wamid.clone() {
+                    by_wamid.insert((tenant, w), facts);
                 }
-                let status_ms = status.timestamp.map_or(change.now, |s| s * 1000);
-                let sent_at = facts.as_ref().map_or(status_ms, |f| f.meta_at.min(status_ms));
-                let phone = status.recipient_id.clone().or_else(|| facts.as_ref().and_then(|f| f.phone.clone()));
-                let bsuid = status.recipient_user_id.clone().or_else(|| facts.as_ref().and_then(|f| f.bsuid.clone()));
-                let inside = facts
-                    .as_ref()
-                    .and_then(|f| f.last_customer_message_at)
-                    .is_some_and(|last| last <= sent_at && sent_at < last + WINDOW_MS);
-                let category = pricing.category.clone().unwrap_or_else(|| "unknown".to_owned()).to_ascii_lowercase();
-                let pricing_type = pricing.pricing_type.clone().unwrap_or_else(|| "unknown".to_owned()).to_ascii_lowercase();
-                let market = self.card.market_for(phone.as_deref(), bsuid.as_deref());
-                let day = day_of(status_ms);
-                let (amount, flagged) = match pricing_type.as_str() {
-                    "regular" => (self.card.rate(market.as_ref(), &category, inside, day).micros(), false),
-                    t if FREE_TYPES.contains(&t) => (Some(0), false),
-                    _ => (None, true),
-                };
-                if flagged {
-                    tracing::warn!(pricing_type, wamid, "unknown pricing type kept and flagged");
+            }
+            let mut outboxes: HashMap<TenantId, Vec<i64>> = HashMap::new();
+            for &(tenant, wamid, status, ..) in &priced {
+                if let (false, Some(o)) = (by_wamid.contains_key(&(tenant, wamid.to_owned())), outbox_of(status)) {
+                    outboxes.entry(tenant).or_default().push(o);
                 }
-                with_tx!(&mut *tx, |c| sqlx::query(
+            }
+            let mut by_outbox: HashMap<(TenantId, i64), SentFacts> = HashMap::new();
+            for (tenant, facts) in select_in::<SentFacts, _>(tx, FACTS, "m.outbox_id", outboxes).await? {
+                if let Some(o) = facts.outbox_id {
+                    by_outbox.entry((tenant, o)).or_insert(facts);
+                }
+            }
+            let costs: Vec<Cost> = priced
+                .iter()
+                .map(|&(tenant, wamid, status, pricing, now)| {
+                    let facts = by_wamid.get(&(tenant, wamid.to_owned())).or_else(|| outbox_of(status).and_then(|o| by_outbox.get(&(tenant, o))));
+                    self.cost(tenant, wamid, status, pricing, facts, now)
+                })
+                .collect();
+            for chunk in costs.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
                     "INSERT INTO message_costs (tenant_id, wamid, message_id, category, pricing_type, market, inside_window, amount_micros, currency, flagged, day, priced_at, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'EUR', $9, $10, $11, $12) ON CONFLICT (tenant_id, wamid) DO NOTHING"
-                )
-                .bind(change.tenant)
-                .bind(wamid)
-                .bind(facts.as_ref().map(|f| f.id))
-                .bind(&category)
-                .bind(&pricing_type)
-                .bind(market.as_ref().map(|m| m.name.clone()))
-                .bind(inside)
-                .bind(amount)
-                .bind(flagged)
-                .bind(day.to_string())
-                .bind(status_ms)
-                .bind(change.now)
-                .execute(c)
-                .await
-                .map(drop))?;
+                     VALUES {} ON CONFLICT (tenant_id, wamid) DO NOTHING",
+                    value_rows(chunk.len(), 13, 1)
+                );
+                with_tx!(&mut *tx, |c| {
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
+                    for k in chunk {
+                        q = q
+                            .bind(k.tenant)
+                            .bind(k.wamid)
+                            .bind(k.message_id)
+                            .bind(&k.category)
+                            .bind(&k.pricing_type)
+                            .bind(&k.market)
+                            .bind(k.inside_window)
+                            .bind(k.amount)
+                            .bind("EUR")
+                            .bind(k.flagged)
+                            .bind(k.day.to_string())
+                            .bind(k.priced_at)
+                            .bind(k.now);
+                    }
+                    q.execute(c).await.map(drop)
+                })?;
             }
             Ok(())
         })
+    }
+}
+
+/// One message's cost, as stored.
+struct Cost<'a> {
+    tenant: TenantId,
+    wamid: &'a str,
+    message_id: Option<i64>,
+    category: String,
+    pricing_type: String,
+    market: Option<String>,
+    inside_window: bool,
+    amount: Option<i64>,
+    flagged: bool,
+    day: Date,
+    priced_at: i64,
+    now: i64,
+}
+
+fn outbox_of(status: &Status) -> Option<i64> {
+    crate::outbox::id_from_callback(status.biz_opaque_callback_data.as_deref()).map(|o| o.0)
+}
+
+impl CostRecorder {
+    /// The cost of a message from its priced status and what we know of the send: `regular`
+    /// at the card's rate for the customer's market on that day, the free types free, any
+    /// other type unknown and flagged.
+    fn cost<'a>(&self, tenant: TenantId, wamid: &'a str, status: &Status, pricing: &Pricing, facts: Option<&SentFacts>, now: i64) -> Cost<'a> {
+        let status_ms = status.timestamp.map_or(now, |s| s * 1000);
+        let sent_at = facts.map_or(status_ms, |f| f.meta_at.min(status_ms));
+        let phone = status.recipient_id.clone().or_else(|| facts.and_then(|f| f.phone.clone()));
+        let bsuid = status.recipient_user_id.clone().or_else(|| facts.and_then(|f| f.bsuid.clone()));
+        let inside = facts.and_then(|f| f.last_customer_message_at).is_some_and(|last| last <= sent_at && sent_at < last + WINDOW_MS);
+        let category = pricing.category.clone().unwrap_or_else(|| "unknown".to_owned()).to_ascii_lowercase();
+        let pricing_type = pricing.pricing_type.clone().unwrap_or_else(|| "unknown".to_owned()).to_ascii_lowercase();
+        let market = self.card.market_for(phone.as_deref(), bsuid.as_deref());
+        let day = day_of(status_ms);
+        let (amount, flagged) = match pricing_type.as_str() {
+            "regular" => (self.card.rate(market.as_ref(), &category, inside, day).micros(), false),
+            t if FREE_TYPES.contains(&t) => (Some(0), false),
+            _ => (None, true),
+        };
+        if flagged {
+            tracing::warn!(pricing_type, wamid, "unknown pricing type kept and flagged");
+        }
+        Cost {
+            tenant,
+            wamid,
+            message_id: facts.map(|f| f.id),
+            category,
+            pricing_type,
+            market: market.map(|m| m.name.clone()),
+            inside_window: inside,
+            amount,
+            flagged,
+            day,
+            priced_at: status_ms,
+            now,
+        }
     }
 }
 

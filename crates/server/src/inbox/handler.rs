@@ -1,15 +1,18 @@
 //! The inbox's part of the `messages` webhook: customer messages into conversations, statuses
-//! onto the messages they concern.
+//! onto the messages they concern — set-wise for a whole batch of changes, so that a message
+//! costs a share of a few statements rather than several of its own.
+
+use std::collections::HashMap;
 
 use serde_json::json;
 use wabridge_cloud_api::webhook::{Message, MessageContent, MessagesValue, Status, StatusKind, SystemKind};
 
-use super::store::{self, NewMessage, status_event, status_rank};
+use super::store::{self, CustomerKey, NewInbound, NewMessage, Touch, status_event, status_rank};
 use crate::accounts::TenantId;
 use crate::ingest::{ChangeHandler, Effects, HandlerFuture, RoutedChange};
 use crate::live::NewEvent;
 use crate::outbox;
-use crate::store::Tx;
+use crate::store::{ROWS_PER_STATEMENT, Tx, select_in, value_rows};
 use crate::with_tx;
 
 /// Keeps conversations and message statuses current from the `messages` field.
@@ -21,19 +24,42 @@ impl ChangeHandler for InboxHandler {
     }
 
     fn apply<'a>(&'a self, tx: &'a mut Tx, change: &'a RoutedChange<'a>, effects: &'a mut Effects) -> HandlerFuture<'a> {
+        self.apply_all(tx, std::slice::from_ref(change), effects)
+    }
+
+    fn apply_all<'a>(&'a self, tx: &'a mut Tx, changes: &'a [RoutedChange<'a>], effects: &'a mut Effects) -> HandlerFuture<'a> {
         Box::pin(async move {
-            let Some(value) = change.change.messages_value() else { return Ok(()) };
-            let Some(number) = change.change.phone_number_id() else { return Ok(()) };
-            for (i, message) in value.messages.iter().enumerate() {
-                let fallback_id = format!("wabridge:{}:{}:{i}", change.journal_id, change.change_index);
-                inbound(tx, change.tenant, number, value, message, &fallback_id, change, effects).await?;
+            // Customer messages in order; a changed number or BSUID is applied between the
+            // messages before it and those after it.
+            let mut run = Vec::new();
+            let mut statuses = Vec::new();
+            for change in changes {
+                let (Some(value), Some(number)) = (change.change.messages_value(), change.change.phone_number_id()) else { continue };
+                for (i, message) in value.messages.iter().enumerate() {
+                    if let MessageContent::System(system) = &message.content {
+                        inbound(tx, &run, effects).await?;
+                        run.clear();
+                        changed_identity(tx, change, value, message, system).await?;
+                        continue;
+                    }
+                    run.push(Inbound { change, number, value, message, index: i });
+                }
+                statuses.extend(value.statuses.iter().map(|s| (change.tenant, s)));
             }
-            for status in &value.statuses {
-                apply_status(tx, change.tenant, status, change.now, effects).await?;
-            }
-            Ok(())
+            inbound(tx, &run, effects).await?;
+            apply_statuses(tx, &statuses, changes.first().map_or(0, |c| c.now), effects).await
         })
     }
+}
+
+/// A customer message of a batch.
+struct Inbound<'a> {
+    change: &'a RoutedChange<'a>,
+    number: &'a str,
+    value: &'a MessagesValue,
+    message: &'a Message,
+    /// Position in its change (names a message without Meta's id).
+    index: usize,
 }
 
 /// Text shown in lists for a message (the text, the caption, or the type).
@@ -55,159 +81,243 @@ pub fn preview_text(message: &serde_json::Value) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn inbound(
-    tx: &mut Tx,
-    tenant: TenantId,
-    number: &str,
-    value: &MessagesValue,
-    message: &Message,
-    fallback_id: &str,
-    change: &RoutedChange<'_>,
-    effects: &mut Effects,
-) -> anyhow::Result<()> {
+
+/// Who sent a message, as its keys and profile name it.
+fn customer_key<'a>(tenant: TenantId, value: &'a MessagesValue, message: &'a Message) -> CustomerKey<'a> {
     let contact = value.contact_for(message);
-    let bsuid = message.from_user_id.as_deref().or(contact.and_then(|c| c.user_id.as_deref()));
-    let phone = message.from.as_deref().or(contact.and_then(|c| c.wa_id.as_deref()));
-    if let MessageContent::System(system) = &message.content {
-        // The customer changed number or BSUID: the same customer, under the new key.
-        let (new_phone, new_bsuid) = match system.kind {
-            Some(SystemKind::UserChangedNumber) => (system.wa_id.as_deref(), None),
-            Some(SystemKind::UserChangedUserId) => (None, system.user_id.as_deref()),
-            _ => (None, None),
-        };
-        if let Some(customer) = store::upsert_customer(tx, tenant, bsuid.or(system.previous_user_id.as_deref()), phone, None, None, change.now).await? {
-            with_tx!(&mut *tx, |c| sqlx::query(
-                "UPDATE customers SET phone = COALESCE($2, phone), bsuid = COALESCE($3, bsuid), updated_at = $4 WHERE id = $1
-                   AND NOT EXISTS (SELECT 1 FROM customers o WHERE o.tenant_id = $5 AND o.id <> $1 AND (o.phone = $2 OR o.bsuid = $3))"
-            )
-            .bind(customer)
-            .bind(new_phone)
-            .bind(new_bsuid)
-            .bind(change.now)
-            .bind(tenant)
-            .execute(c)
-            .await
-            .map(drop))?;
-        }
-        return Ok(());
-    }
-    let name = contact.and_then(|c| c.name.as_deref());
-    let username = contact.and_then(|c| c.username.as_deref());
-    let Some(customer) = store::upsert_customer(tx, tenant, bsuid, phone, name, username, change.now).await? else {
-        anyhow::bail!("message without any customer id");
-    };
-    let conversation = store::conversation_for(tx, tenant, number, customer, change.now).await?;
-    let meta_at = message.timestamp.map_or(change.received_at, |s| s * 1000);
-    let wamid = message.id.as_deref().unwrap_or(fallback_id);
-    let kind = message.content.type_name().unwrap_or("unknown");
-    let preview = preview_text(&message.raw);
-    let body = if preview.starts_with("@type:") { String::new() } else { preview.clone() };
-    let inserted = store::insert_message(
-        tx,
-        &NewMessage {
-            tenant,
-            conversation_id: conversation,
-            direction: "in",
-            wamid: Some(wamid),
-            kind,
-            body: &body,
-            payload: &message.raw,
-            reply_to: message.context.as_ref().and_then(|c| c.id.as_deref()),
-            outbox_id: None,
-            status: "received",
-            meta_at,
-        },
-        change.now,
-    )
-    .await?;
-    let Some(message_id) = inserted else { return Ok(()) };
-    // Every customer message opens or restarts the window. A reaction only decorates another
-    // message: it counts neither as unread nor — to stay on the safe side of 131047 — as
-    // opening the window.
-    let is_reaction = matches!(message.content, MessageContent::Reaction { .. });
-    if !is_reaction {
-        store::touch_conversation(tx, conversation, meta_at, &preview, true, true).await?;
-    }
-    effects.events.push(NewEvent {
+    CustomerKey {
         tenant,
-        user: None,
-        kind: "message".to_owned(),
-        payload: json!({"conversation": conversation, "message": message_id, "inbound": true}),
-    });
+        bsuid: message.from_user_id.as_deref().or(contact.and_then(|c| c.user_id.as_deref())),
+        phone: message.from.as_deref().or(contact.and_then(|c| c.wa_id.as_deref())),
+        name: contact.and_then(|c| c.name.as_deref()),
+        username: contact.and_then(|c| c.username.as_deref()),
+    }
+}
+
+/// Stores customer messages: customers, conversations, messages and the conversations'
+/// state, each with a few statements for the whole run.
+async fn inbound(tx: &mut Tx, run: &[Inbound<'_>], effects: &mut Effects) -> anyhow::Result<()> {
+    let Some(first) = run.first() else { return Ok(()) };
+    let now = first.change.now;
+    let keys: Vec<CustomerKey<'_>> = run.iter().map(|m| customer_key(m.change.tenant, m.value, m.message)).collect();
+    let customers = store::resolve_customers(tx, &keys, now)
+        .await?
+        .into_iter()
+        .map(|c| c.ok_or_else(|| anyhow::anyhow!("message without any customer id")))
+        .collect::<anyhow::Result<Vec<i64>>>()?;
+    let pairs: Vec<(TenantId, &str, i64)> = run.iter().zip(&customers).map(|(m, &c)| (m.change.tenant, m.number, c)).collect();
+    let conversations = store::conversations_for(tx, &pairs, now).await?;
+    let fallback_ids: Vec<String> =
+        run.iter().map(|m| format!("wabridge:{}:{}:{}", m.change.journal_id, m.change.change_index, m.index)).collect();
+    let previews: Vec<String> = run.iter().map(|m| preview_text(&m.message.raw)).collect();
+    let meta_at = |m: &Inbound<'_>| m.message.timestamp.map_or(m.change.received_at, |s| s * 1000);
+    let news: Vec<NewInbound<'_>> = run
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let wamid = m.message.id.as_deref().unwrap_or(&fallback_ids[i]);
+            NewInbound {
+                wamid,
+                message: NewMessage {
+                    tenant: m.change.tenant,
+                    conversation_id: conversations[i],
+                    direction: "in",
+                    wamid: Some(wamid),
+                    kind: m.message.content.type_name().unwrap_or("unknown"),
+                    body: if previews[i].starts_with("@type:") { "" } else { &previews[i] },
+                    payload: &m.message.raw,
+                    reply_to: m.message.context.as_ref().and_then(|c| c.id.as_deref()),
+                    outbox_id: None,
+                    status: "received",
+                    meta_at: meta_at(m),
+                },
+            }
+        })
+        .collect();
+    let ids = store::insert_inbound(tx, &news, now).await?;
+    let mut touches = Vec::with_capacity(run.len());
+    for (i, m) in run.iter().enumerate() {
+        // A redelivered message changes nothing.
+        let Some(message_id) = ids[i] else { continue };
+        // Every customer message opens or restarts the window. A reaction only decorates
+        // another message: it counts neither as unread nor — to stay on the safe side of
+        // 131047 — as opening the window.
+        if !matches!(m.message.content, MessageContent::Reaction { .. }) {
+            touches.push(Touch { conversation: conversations[i], at: meta_at(m), preview: &previews[i], from_customer: true, opens_window: true });
+        }
+        effects.events.push(NewEvent {
+            tenant: m.change.tenant,
+            user: None,
+            kind: "message".to_owned(),
+            payload: json!({"conversation": conversations[i], "message": message_id, "inbound": true}),
+        });
+    }
+    store::touch_conversations(tx, &touches).await?;
     Ok(())
 }
 
-/// Applies a status to the outbound message it concerns: found by Meta's id, or — when our
-/// send timed out before we learned that id — by the outbox id Meta echoes. Statuses never
-/// move backwards (`read` stays `read`; `failed` is final), because Meta does not keep order.
-pub async fn apply_status(tx: &mut Tx, tenant: TenantId, status: &Status, now: i64, effects: &mut Effects) -> anyhow::Result<()> {
-    let Some(kind) = &status.status else { return Ok(()) };
-    let name = match kind {
-        StatusKind::Played => "read",
-        StatusKind::Other(_) => return Ok(()),
-        other => other.as_str(),
+/// The customer changed number or BSUID: the same customer, under the new key.
+async fn changed_identity(
+    tx: &mut Tx,
+    change: &RoutedChange<'_>,
+    value: &MessagesValue,
+    message: &Message,
+    system: &wabridge_cloud_api::webhook::SystemChange,
+) -> anyhow::Result<()> {
+    let key = customer_key(change.tenant, value, message);
+    let (new_phone, new_bsuid) = match system.kind {
+        Some(SystemKind::UserChangedNumber) => (system.wa_id.as_deref(), None),
+        Some(SystemKind::UserChangedUserId) => (None, system.user_id.as_deref()),
+        _ => (None, None),
     };
-    let rank = status_rank(name);
-    let outbox_id = outbox::id_from_callback(status.biz_opaque_callback_data.as_deref());
-    let error_code = status.errors.first().and_then(|e| e.code);
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        id: i64,
-        conversation_id: i64,
-    }
-    // Two indexed lookups rather than one OR, which would scan every message.
-    let mut found = match &status.id {
-        Some(wamid) => with_tx!(&mut *tx, |c| sqlx::query_as::<_, Row>(
-            "SELECT id, conversation_id FROM messages WHERE tenant_id = $1 AND wamid = $2 AND direction = 'out'"
-        )
-        .bind(tenant)
-        .bind(wamid)
-        .fetch_optional(c)
-        .await)?,
-        None => None,
-    };
-    if let (None, Some(id)) = (&found, outbox_id) {
-        found = with_tx!(&mut *tx, |c| sqlx::query_as::<_, Row>(
-            "SELECT id, conversation_id FROM messages WHERE outbox_id = $1 AND tenant_id = $2"
-        )
-        .bind(id)
-        .bind(tenant)
-        .fetch_optional(c)
-        .await)?;
-    }
-    if let Some(id) = outbox_id {
-        // A send whose outcome was unknown is settled by the status that follows it.
-        with_tx!(&mut *tx, |c| sqlx::query(
-            "UPDATE outbox SET state = CASE WHEN $3 = 'failed' THEN 'failed' ELSE 'sent' END, wamid = COALESCE(wamid, $2),
-                 error_code = COALESCE($4, error_code), updated_at = $5
-             WHERE id = $1 AND tenant_id = $6 AND state IN ('unknown', 'sending', 'sent')"
-        )
-        .bind(id)
-        .bind(&status.id)
-        .bind(name)
-        .bind(error_code)
-        .bind(now)
-        .bind(tenant)
-        .execute(c)
-        .await
-        .map(drop))?;
-    }
-    let Some(row) = found else { return Ok(()) };
-    let changed = with_tx!(&mut *tx, |c| sqlx::query(
-        "UPDATE messages SET status = $2, status_rank = $3, wamid = COALESCE(wamid, $4), error_code = COALESCE($5, error_code)
-         WHERE id = $1 AND status_rank < $3"
+    let bsuid = key.bsuid.or(system.previous_user_id.as_deref());
+    let Some(customer) = store::upsert_customer(tx, change.tenant, bsuid, key.phone, None, None, change.now).await? else { return Ok(()) };
+    with_tx!(&mut *tx, |c| sqlx::query(
+        "UPDATE customers SET phone = COALESCE($2, phone), bsuid = COALESCE($3, bsuid), updated_at = $4 WHERE id = $1
+           AND NOT EXISTS (SELECT 1 FROM customers o WHERE o.tenant_id = $5 AND o.id <> $1 AND (o.phone = $2 OR o.bsuid = $3))"
     )
-    .bind(row.id)
-    .bind(name)
-    .bind(rank)
-    .bind(&status.id)
-    .bind(error_code)
+    .bind(customer)
+    .bind(new_phone)
+    .bind(new_bsuid)
+    .bind(change.now)
+    .bind(change.tenant)
     .execute(c)
     .await
-    .map(|r| r.rows_affected()))?;
-    if changed > 0 {
-        effects.events.push(status_event(tenant, row.conversation_id, row.id));
+    .map(drop))?;
+    Ok(())
+}
+
+/// A status, with what it means for us.
+struct StatusItem<'a> {
+    tenant: TenantId,
+    wamid: Option<&'a str>,
+    name: &'a str,
+    rank: i64,
+    outbox: Option<i64>,
+    error_code: Option<i64>,
+}
+
+/// Applies statuses to the outbound messages they concern: found by Meta's id, or — when our
+/// send timed out before we learned that id — by the outbox id Meta echoes. Statuses never
+/// move backwards (`read` stays `read`; `failed` is final), because Meta does not keep order.
+/// Set-wise: a look-up per tenant, one update for the outbox and one for the messages.
+pub async fn apply_statuses(tx: &mut Tx, statuses: &[(TenantId, &Status)], now: i64, effects: &mut Effects) -> anyhow::Result<()> {
+    let items: Vec<StatusItem<'_>> = statuses
+        .iter()
+        .filter_map(|&(tenant, status)| {
+            let name = match status.status.as_ref()? {
+                StatusKind::Played => "read",
+                StatusKind::Other(_) => return None,
+                other => other.as_str(),
+            };
+            Some(StatusItem {
+                tenant,
+                wamid: status.id.as_deref(),
+                name,
+                rank: status_rank(name),
+                outbox: outbox::id_from_callback(status.biz_opaque_callback_data.as_deref()).map(|o| o.0),
+                error_code: status.errors.first().and_then(|e| e.code),
+            })
+        })
+        .collect();
+    if items.is_empty() {
+        return Ok(());
+    }
+    // The messages: by Meta's id, else by the outbox id.
+    const FOUND: &str = "SELECT id, wamid, outbox_id FROM messages WHERE tenant_id = $1";
+    type Found = (i64, Option<String>, Option<i64>);
+    let mut by_wamid: HashMap<(TenantId, String), i64> = HashMap::new();
+    for (tenant, (id, wamid, _)) in select_in::<Found, _>(tx, FOUND, "direction = 'out' AND wamid", keys_of(&items, |i| i.wamid.map(str::to_owned))).await? {
+        by_wamid.extend(wamid.map(|w| ((tenant, w), id)));
+    }
+    let unmatched = |i: &StatusItem<'_>| i.wamid.is_none_or(|w| !by_wamid.contains_key(&(i.tenant, w.to_owned())));
+    let mut by_outbox: HashMap<(TenantId, i64), i64> = HashMap::new();
+    for (tenant, (id, _, outbox)) in select_in::<Found, _>(tx, FOUND, "outbox_id", keys_of(&items, |i| i.outbox.filter(|_| unmatched(i)))).await? {
+        by_outbox.extend(outbox.map(|o| ((tenant, o), id)));
+    }
+
+    // A send whose outcome was unknown is settled by the status that follows it: failed if
+    // any status says so, sent otherwise.
+    let mut outbox_rows: Vec<(i64, TenantId, Option<&str>, &str, Option<i64>)> = Vec::new();
+    for item in &items {
+        let Some(id) = item.outbox else { continue };
+        match outbox_rows.iter_mut().find(|r| r.0 == id) {
+            Some(r) => {
+                r.2 = r.2.or(item.wamid);
+                if item.name == "failed" {
+                    r.3 = "failed";
+                }
+                r.4 = item.error_code.or(r.4);
+            }
+            None => outbox_rows.push((id, item.tenant, item.wamid, item.name, item.error_code)),
+        }
+    }
+    for chunk in outbox_rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE outbox SET state = CASE WHEN v.column4 = 'failed' THEN 'failed' ELSE 'sent' END, wamid = COALESCE(outbox.wamid, v.column3),
+                 error_code = COALESCE(v.column5, outbox.error_code), updated_at = v.column6
+             FROM (VALUES {}) AS v WHERE outbox.id = v.column1 AND outbox.tenant_id = v.column2 AND outbox.state IN ('unknown', 'sending', 'sent')",
+            value_rows(chunk.len(), 6, 1)
+        );
+        with_tx!(&mut *tx, |c| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
+            for (id, tenant, wamid, name, code) in chunk {
+                q = q.bind(id).bind(tenant).bind(wamid).bind(*name).bind(code).bind(now);
+            }
+            q.execute(c).await.map(drop)
+        })?;
+    }
+
+    // Per message the highest status of the batch; the update keeps a higher one stored.
+    let mut best: Vec<(i64, &StatusItem<'_>)> = Vec::new();
+    let mut at_of: HashMap<i64, usize> = HashMap::new();
+    for item in &items {
+        let found = item
+            .wamid
+            .and_then(|w| by_wamid.get(&(item.tenant, w.to_owned())))
+            .or_else(|| item.outbox.and_then(|o| by_outbox.get(&(item.tenant, o))));
+        let Some(&message) = found else { continue };
+        match at_of.get(&message) {
+            Some(&i) if best[i].1.rank >= item.rank => {}
+            Some(&i) => best[i].1 = item,
+            None => {
+                at_of.insert(message, best.len());
+                best.push((message, item));
+            }
+        }
+    }
+    let mut changed: Vec<(i64, i64, TenantId)> = Vec::new();
+    for chunk in best.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE messages SET status = v.column2, status_rank = v.column3, wamid = COALESCE(messages.wamid, v.column4),
+                 error_code = COALESCE(v.column5, messages.error_code)
+             FROM (VALUES {}) AS v WHERE messages.id = v.column1 AND messages.status_rank < v.column3
+             RETURNING messages.id, messages.conversation_id, messages.tenant_id",
+            value_rows(chunk.len(), 5, 1)
+        );
+        let rows = with_tx!(&mut *tx, |c| {
+            let mut q = sqlx::query_as::<_, (i64, i64, TenantId)>(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
+            for (message, item) in chunk {
+                q = q.bind(message).bind(item.name).bind(item.rank).bind(item.wamid).bind(item.error_code);
+            }
+            q.fetch_all(c).await
+        })?;
+        changed.extend(rows);
+    }
+    changed.sort_unstable_by_key(|c| c.0);
+    for (id, conversation, tenant) in changed {
+        effects.events.push(status_event(tenant, conversation, id));
     }
     Ok(())
+}
+
+/// The keys `key` gives for the items, by tenant.
+fn keys_of<'a, K>(items: &[StatusItem<'a>], key: impl Fn(&StatusItem<'a>) -> Option<K>) -> HashMap<TenantId, Vec<K>> {
+    let mut wanted: HashMap<TenantId, Vec<K>> = HashMap::new();
+    for item in items {
+        if let Some(k) = key(item) {
+            wanted.entry(item.tenant).or_default().push(k);
+        }
+    }
+    wanted
 }

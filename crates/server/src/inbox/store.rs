@@ -1,12 +1,14 @@
 //! Queries of the inbox: customers, conversations, messages, and how sends and statuses
 //! change them.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
+
 use serde_json::json;
 
 use crate::accounts::TenantId;
 use crate::live::{self, LiveHub, NewEvent};
 use crate::outbox::OutboxId;
-use crate::store::{Db, Tx};
+use crate::store::{Db, ROWS_PER_STATEMENT, Tx, param_list, select_in, value_rows};
 use crate::{with_pool, with_tx};
 
 /// Order of statuses; a message's status only ever moves up (failed is final).
@@ -24,8 +26,23 @@ pub fn status_rank(status: &str) -> i64 {
     }
 }
 
+/// Who a message names: the keys and profile Meta sent for a customer.
+#[derive(Clone, Copy)]
+pub struct CustomerKey<'a> {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Business-scoped user id (`user_id`).
+    pub bsuid: Option<&'a str>,
+    /// Phone number (`wa_id`).
+    pub phone: Option<&'a str>,
+    /// Profile name.
+    pub name: Option<&'a str>,
+    /// WhatsApp username.
+    pub username: Option<&'a str>,
+}
+
 /// Finds or creates the customer, merging the BSUID record and the phone record when a
-/// message reveals that they are the same person.
+/// message reveals that they are the same person. `None` when the message names neither.
 pub async fn upsert_customer(
     tx: &mut Tx,
     tenant: TenantId,
@@ -35,83 +52,204 @@ pub async fn upsert_customer(
     username: Option<&str>,
     now: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
-    let bsuid = bsuid.filter(|s| !s.is_empty());
-    let phone = phone.filter(|s| !s.is_empty());
-    #[derive(sqlx::FromRow)]
-    struct Known {
-        id: i64,
-        bsuid: Option<String>,
-        phone: Option<String>,
-        name: Option<String>,
-        username: Option<String>,
+    let key = CustomerKey { tenant, bsuid, phone, name, username };
+    Ok(resolve_customers(tx, &[key], now).await?.pop().flatten())
+}
+
+/// A customer record as the resolver holds it: loaded (`id`) or still to be inserted.
+#[derive(sqlx::FromRow)]
+struct CustomerRec {
+    id: Option<i64>,
+    tenant_id: TenantId,
+    bsuid: Option<String>,
+    phone: Option<String>,
+    name: Option<String>,
+    username: Option<String>,
+    #[sqlx(skip)]
+    dirty: bool,
+    /// Merged into another record (the index).
+    #[sqlx(skip)]
+    merged_into: Option<usize>,
+}
+
+/// [`upsert_customer`] for many keys at once, in order, as if called for each: two look-ups
+/// per tenant, one multi-row insert for the new customers, an update only for a changed
+/// profile and a merge only when two records turn out to be one person.
+pub async fn resolve_customers(tx: &mut Tx, keys: &[CustomerKey<'_>], now: i64) -> Result<Vec<Option<i64>>, sqlx::Error> {
+    let clean = |s: Option<&str>| s.filter(|v| !v.is_empty()).map(str::to_owned);
+    let mut recs: Vec<CustomerRec> = Vec::new();
+    let mut by_bsuid: HashMap<(TenantId, String), usize> = HashMap::new();
+    let mut by_phone: HashMap<(TenantId, String), usize> = HashMap::new();
+
+    // Every stored record any key names.
+    let mut wanted: [HashMap<TenantId, Vec<String>>; 2] = Default::default();
+    for k in keys {
+        wanted[0].entry(k.tenant).or_default().extend(clean(k.bsuid));
+        wanted[1].entry(k.tenant).or_default().extend(clean(k.phone));
     }
-    let by_bsuid = match bsuid {
-        Some(b) => with_tx!(&mut *tx, |c| sqlx::query_as::<_, Known>(
-            "SELECT id, bsuid, phone, name, username FROM customers WHERE tenant_id = $1 AND bsuid = $2"
-        )
-        .bind(tenant)
-        .bind(b)
-        .fetch_optional(c)
-        .await)?,
-        None => None,
-    };
-    // A customer found by BSUID who already has this phone needs no second look-up.
-    let by_phone = match phone {
-        Some(p) if by_bsuid.as_ref().is_none_or(|k| k.phone.as_deref() != Some(p)) => with_tx!(&mut *tx, |c| sqlx::query_as::<_, Known>(
-            "SELECT id, bsuid, phone, name, username FROM customers WHERE tenant_id = $1 AND phone = $2"
-        )
-        .bind(tenant)
-        .bind(p)
-        .fetch_optional(c)
-        .await)?,
-        _ => None,
-    };
-    let name = name.filter(|n| !n.trim().is_empty());
-    let (id, known) = match (by_bsuid, by_phone) {
-        (Some(a), Some(b)) if a.id != b.id => {
-            merge_customers(tx, a.id, b.id).await?;
-            (a.id, None)
-        }
-        (Some(a), _) | (None, Some(a)) => (a.id, Some(a)),
-        (None, None) => {
-            if bsuid.is_none() && phone.is_none() {
-                return Ok(None);
+    let mut loaded = HashSet::new();
+    for (column, wanted) in ["bsuid", "phone"].into_iter().zip(wanted) {
+        let select = "SELECT id, tenant_id, bsuid, phone, name, username FROM customers WHERE tenant_id = $1";
+        for (_, rec) in select_in::<CustomerRec, _>(tx, select, column, wanted).await? {
+            if loaded.insert(rec.id) {
+                index_rec(&mut by_bsuid, &mut by_phone, &rec, recs.len());
+                recs.push(rec);
             }
-            let id = with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, i64>(
-                "INSERT INTO customers (tenant_id, bsuid, phone, name, username, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id"
-            )
-            .bind(tenant)
-            .bind(bsuid)
-            .bind(phone)
-            .bind(name)
-            .bind(username)
-            .bind(now)
-            .fetch_one(c)
-            .await)?;
-            return Ok(Some(id));
-        }
-    };
-    // Most messages come from a customer whose record already says all this: no UPDATE.
-    if let Some(k) = known {
-        let same = |new: Option<&str>, old: &Option<String>| new.is_none() || new == old.as_deref();
-        if same(bsuid, &k.bsuid) && same(phone, &k.phone) && same(name, &k.name) && same(username, &k.username) {
-            return Ok(Some(id));
         }
     }
+
+    // Each key in order, against what is known so far (earlier keys included).
+    let mut resolved = Vec::with_capacity(keys.len());
+    for k in keys {
+        let (bsuid, phone) = (clean(k.bsuid), clean(k.phone));
+        let name = k.name.filter(|n| !n.trim().is_empty()).map(str::to_owned);
+        let username = clean(k.username);
+        if bsuid.is_none() && phone.is_none() {
+            resolved.push(None);
+            continue;
+        }
+        let a = bsuid.as_ref().and_then(|b| by_bsuid.get(&(k.tenant, b.clone())).copied());
+        let b = phone.as_ref().and_then(|p| by_phone.get(&(k.tenant, p.clone())).copied());
+        let at = match (a, b) {
+            (Some(a), Some(b)) if a != b => merge_recs(tx, &mut recs, &mut by_bsuid, &mut by_phone, a, b, now).await?,
+            (Some(a), _) | (None, Some(a)) => a,
+            (None, None) => {
+                let rec = CustomerRec {
+                    id: None,
+                    tenant_id: k.tenant,
+                    bsuid: None,
+                    phone: None,
+                    name: None,
+                    username: None,
+                    dirty: false,
+                    merged_into: None,
+                };
+                recs.push(rec);
+                recs.len() - 1
+            }
+        };
+        // The message's values win over stored ones (COALESCE(new, old)); a replaced key no
+        // longer finds this record.
+        let rec = &mut recs[at];
+        for (map, old, new) in [(&mut by_bsuid, &rec.bsuid, &bsuid), (&mut by_phone, &rec.phone, &phone)] {
+            if let (Some(old), Some(new)) = (old, new)
+                && old != new
+            {
+                map.remove(&(k.tenant, old.clone()));
+            }
+        }
+        for (slot, new) in [(&mut rec.bsuid, bsuid), (&mut rec.phone, phone), (&mut rec.name, name), (&mut rec.username, username)] {
+            if new.is_some() && *slot != new {
+                *slot = new;
+                rec.dirty = true;
+            }
+        }
+        index_rec(&mut by_bsuid, &mut by_phone, &recs[at], at);
+        resolved.push(Some(at));
+    }
+
+    // Changed profiles first (they may free a key a new record takes), then the new records.
+    for rec in recs.iter_mut().filter(|r| r.id.is_some() && r.dirty && r.merged_into.is_none()) {
+        update_rec(tx, rec, now).await?;
+    }
+    let fresh: Vec<usize> = (0..recs.len()).filter(|&i| recs[i].id.is_none() && recs[i].merged_into.is_none()).collect();
+    for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO customers (tenant_id, bsuid, phone, name, username, created_at, updated_at) VALUES {} RETURNING id, tenant_id, bsuid, phone, name, username",
+            value_rows(chunk.len(), 7, 1)
+        );
+        let rows = with_tx!(&mut *tx, |c| {
+            let mut q = sqlx::query_as::<_, CustomerRec>(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
+            for &i in chunk {
+                let r = &recs[i];
+                q = q.bind(r.tenant_id).bind(&r.bsuid).bind(&r.phone).bind(&r.name).bind(&r.username).bind(now).bind(now);
+            }
+            q.fetch_all(c).await
+        })?;
+        for row in rows {
+            let at = match (&row.bsuid, &row.phone) {
+                (Some(b), _) => by_bsuid.get(&(row.tenant_id, b.clone())),
+                (None, Some(p)) => by_phone.get(&(row.tenant_id, p.clone())),
+                (None, None) => None,
+            };
+            if let Some(&at) = at {
+                recs[at].id = row.id;
+            }
+        }
+    }
+    resolved
+        .into_iter()
+        .map(|at| {
+            let Some(mut at) = at else { return Ok(None) };
+            while let Some(next) = recs[at].merged_into {
+                at = next;
+            }
+            recs[at].id.map(Some).ok_or(sqlx::Error::RowNotFound)
+        })
+        .collect()
+}
+
+fn index_rec(by_bsuid: &mut HashMap<(TenantId, String), usize>, by_phone: &mut HashMap<(TenantId, String), usize>, rec: &CustomerRec, at: usize) {
+    if let Some(b) = &rec.bsuid {
+        by_bsuid.insert((rec.tenant_id, b.clone()), at);
+    }
+    if let Some(p) = &rec.phone {
+        by_phone.insert((rec.tenant_id, p.clone()), at);
+    }
+}
+
+async fn update_rec(tx: &mut Tx, rec: &mut CustomerRec, now: i64) -> Result<(), sqlx::Error> {
+    rec.dirty = false;
     with_tx!(&mut *tx, |c| sqlx::query(
-        "UPDATE customers SET bsuid = COALESCE($2, bsuid), phone = COALESCE($3, phone), name = COALESCE($4, name),
-             username = COALESCE($5, username), updated_at = $6 WHERE id = $1"
+        "UPDATE customers SET bsuid = $2, phone = $3, name = $4, username = $5, updated_at = $6 WHERE id = $1"
     )
-    .bind(id)
-    .bind(bsuid)
-    .bind(phone)
-    .bind(name)
-    .bind(username)
+    .bind(rec.id)
+    .bind(&rec.bsuid)
+    .bind(&rec.phone)
+    .bind(&rec.name)
+    .bind(&rec.username)
     .bind(now)
     .execute(c)
     .await
-    .map(drop))?;
-    Ok(Some(id))
+    .map(drop))
+}
+
+/// Record `b` (found by phone) is the same person as `a` (found by BSUID): one survives —
+/// `a` when both are stored (its conversations and messages absorb `b`'s) — and takes the
+/// other's keys. Returns the survivor.
+async fn merge_recs(
+    tx: &mut Tx,
+    recs: &mut [CustomerRec],
+    by_bsuid: &mut HashMap<(TenantId, String), usize>,
+    by_phone: &mut HashMap<(TenantId, String), usize>,
+    a: usize,
+    b: usize,
+    now: i64,
+) -> Result<usize, sqlx::Error> {
+    let (into, from) = if recs[a].id.is_none() && recs[b].id.is_some() { (b, a) } else { (a, b) };
+    if let (Some(into_id), Some(from_id)) = (recs[into].id, recs[from].id) {
+        // Pending profile changes are written first: the merge reads the stored rows.
+        for i in [into, from] {
+            if recs[i].dirty {
+                update_rec(tx, &mut recs[i], now).await?;
+            }
+        }
+        merge_customers(tx, into_id, from_id).await?;
+    }
+    let tenant_id = recs[into].tenant_id;
+    let from_rec = std::mem::replace(
+        &mut recs[from],
+        CustomerRec { id: None, tenant_id, bsuid: None, phone: None, name: None, username: None, dirty: false, merged_into: Some(into) },
+    );
+    let target = &mut recs[into];
+    for (slot, old) in [(&mut target.bsuid, from_rec.bsuid), (&mut target.phone, from_rec.phone), (&mut target.name, from_rec.name), (&mut target.username, from_rec.username)] {
+        if slot.is_none() && old.is_some() {
+            *slot = old;
+            target.dirty |= target.id.is_some() && from_rec.id.is_none();
+        }
+    }
+    index_rec(by_bsuid, by_phone, &recs[into], into);
+    Ok(into)
 }
 
 /// Moves everything of customer `from` to `into` and removes `from`.
@@ -181,31 +319,61 @@ async fn merge_customers(tx: &mut Tx, into: i64, from: i64) -> Result<(), sqlx::
 
 /// The conversation of a customer with one of the tenant's numbers, created if new.
 pub async fn conversation_for(tx: &mut Tx, tenant: TenantId, phone_number_id: &str, customer: i64, now: i64) -> Result<i64, sqlx::Error> {
-    let find = async |tx: &mut Tx| {
-        with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, i64>("SELECT id FROM conversations WHERE phone_number_id = $1 AND customer_id = $2")
-            .bind(phone_number_id)
-            .bind(customer)
-            .fetch_optional(c)
-            .await)
-    };
-    // Usually it exists: one look-up; the unique key still decides when two create it at once.
-    if let Some(id) = find(&mut *tx).await? {
-        return Ok(id);
+    conversations_for(tx, &[(tenant, phone_number_id, customer)], now).await?.pop().ok_or(sqlx::Error::RowNotFound)
+}
+
+/// [`conversation_for`] for many (tenant, number, customer) at once: one look-up per number,
+/// one multi-row insert for the new ones. A conversation created meanwhile by another
+/// instance violates the unique key; the caller's retry then finds it.
+pub async fn conversations_for(tx: &mut Tx, keys: &[(TenantId, &str, i64)], now: i64) -> Result<Vec<i64>, sqlx::Error> {
+    let mut known: HashMap<(&str, i64), i64> = HashMap::new();
+    let mut by_number: HashMap<&str, BTreeSet<i64>> = HashMap::new();
+    for &(_, number, customer) in keys {
+        by_number.entry(number).or_default().insert(customer);
     }
-    let created = with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, i64>(
-        "INSERT INTO conversations (tenant_id, phone_number_id, customer_id, last_message_at, last_preview, created_at)
-         VALUES ($1, $2, $3, $4, '', $4) ON CONFLICT (phone_number_id, customer_id) DO NOTHING RETURNING id"
-    )
-    .bind(tenant)
-    .bind(phone_number_id)
-    .bind(customer)
-    .bind(now)
-    .fetch_optional(c)
-    .await)?;
-    match created {
-        Some(id) => Ok(id),
-        None => find(&mut *tx).await?.ok_or(sqlx::Error::RowNotFound),
+    for (number, customers) in &by_number {
+        let customers: Vec<i64> = customers.iter().copied().collect();
+        for chunk in customers.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!("SELECT id, customer_id FROM conversations WHERE phone_number_id = $1 AND customer_id IN ({})", param_list(chunk.len(), 2));
+            let rows = with_tx!(&mut *tx, |c| {
+                let mut q = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql.clone())).persistent(false).bind(*number);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.fetch_all(c).await
+            })?;
+            for (id, customer) in rows {
+                known.insert((number, customer), id);
+            }
+        }
     }
+    let mut missing: Vec<(TenantId, &str, i64)> = Vec::new();
+    let mut seen = HashSet::new();
+    for &(tenant, number, customer) in keys {
+        if !known.contains_key(&(number, customer)) && seen.insert((number, customer)) {
+            missing.push((tenant, number, customer));
+        }
+    }
+    for chunk in missing.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO conversations (tenant_id, phone_number_id, customer_id, last_message_at, last_preview, created_at) VALUES {} RETURNING id, phone_number_id, customer_id",
+            value_rows(chunk.len(), 6, 1)
+        );
+        let rows = with_tx!(&mut *tx, |c| {
+            let mut q = sqlx::query_as::<_, (i64, String, i64)>(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
+            for (tenant, number, customer) in chunk {
+                q = q.bind(tenant).bind(*number).bind(customer).bind(now).bind("").bind(now);
+            }
+            q.fetch_all(c).await
+        })?;
+        let returned: HashMap<(String, i64), i64> = rows.into_iter().map(|(id, number, customer)| ((number, customer), id)).collect();
+        for &(_, number, customer) in chunk {
+            if let Some(&id) = returned.get(&(number.to_owned(), customer)) {
+                known.insert((number, customer), id);
+            }
+        }
+    }
+    keys.iter().map(|&(_, number, customer)| known.get(&(number, customer)).copied().ok_or(sqlx::Error::RowNotFound)).collect()
 }
 
 /// A message to store.
@@ -258,24 +426,126 @@ pub async fn insert_message(tx: &mut Tx, m: &NewMessage<'_>, now: i64) -> Result
     .await)
 }
 
+/// An inbound message to store: [`NewMessage`] always has Meta's id here.
+pub struct NewInbound<'a> {
+    /// The message.
+    pub message: NewMessage<'a>,
+    /// Meta's id (or ours, for a message without one).
+    pub wamid: &'a str,
+}
+
+/// Stores inbound messages with one multi-row insert per chunk; for each, its id, or `None`
+/// when Meta's id is already stored (a redelivery, also within the same batch).
+pub async fn insert_inbound(tx: &mut Tx, messages: &[NewInbound<'_>], now: i64) -> Result<Vec<Option<i64>>, sqlx::Error> {
+    let mut first: HashMap<(TenantId, &str), usize> = HashMap::new();
+    let mut fresh = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        if let std::collections::hash_map::Entry::Vacant(v) = first.entry((m.message.tenant, m.wamid)) {
+            v.insert(i);
+            fresh.push(i);
+        }
+    }
+    let mut ids: Vec<Option<i64>> = vec![None; messages.len()];
+    for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO messages (tenant_id, conversation_id, direction, wamid, kind, body, payload, reply_to_wamid, outbox_id, status, status_rank, meta_at, created_at)
+             VALUES {} ON CONFLICT (tenant_id, wamid) DO NOTHING RETURNING id, tenant_id, wamid",
+            value_rows(chunk.len(), 13, 1)
+        );
+        let payloads: Vec<String> = chunk.iter().map(|&i| messages[i].message.payload.to_string()).collect();
+        let rows = with_tx!(&mut *tx, |c| {
+            let mut q = sqlx::query_as::<_, (i64, TenantId, String)>(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
+            for (&i, payload) in chunk.iter().zip(&payloads) {
+                let m = &messages[i].message;
+                q = q
+                    .bind(m.tenant)
+                    .bind(m.conversation_id)
+                    .bind(m.direction)
+                    .bind(messages[i].wamid)
+                    .bind(m.kind)
+                    .bind(m.body)
+                    .bind(payload)
+                    .bind(m.reply_to)
+                    .bind(m.outbox_id)
+                    .bind(m.status)
+                    .bind(status_rank(m.status))
+                    .bind(m.meta_at)
+                    .bind(now);
+            }
+            q.fetch_all(c).await
+        })?;
+        for (id, tenant, wamid) in rows {
+            if let Some(&i) = first.get(&(tenant, wamid.as_str())) {
+                ids[i] = Some(id);
+            }
+        }
+    }
+    Ok(ids)
+}
+
 /// Moves the conversation forward after a new message.
 pub async fn touch_conversation(tx: &mut Tx, conversation: i64, at: i64, preview: &str, from_customer: bool, opens_window: bool) -> Result<(), sqlx::Error> {
-    with_tx!(&mut *tx, |c| sqlx::query(
-        "UPDATE conversations SET
-             last_message_at = CASE WHEN last_message_at > $2 THEN last_message_at ELSE $2 END,
-             last_preview = $3,
-             unread = unread + $4,
-             last_customer_message_at = CASE WHEN $5 AND (last_customer_message_at IS NULL OR last_customer_message_at < $2) THEN $2 ELSE last_customer_message_at END
-         WHERE id = $1"
-    )
-    .bind(conversation)
-    .bind(at)
-    .bind(preview)
-    .bind(i64::from(from_customer))
-    .bind(opens_window)
-    .execute(c)
-    .await
-    .map(drop))
+    touch_conversations(tx, &[Touch { conversation, at, preview, from_customer, opens_window }]).await
+}
+
+/// A new message in a conversation, for [`touch_conversations`].
+pub struct Touch<'a> {
+    /// The conversation.
+    pub conversation: i64,
+    /// The message's time (Meta's, for a customer's), Unix ms.
+    pub at: i64,
+    /// Its text for the list.
+    pub preview: &'a str,
+    /// Whether the customer sent it (counts as unread).
+    pub from_customer: bool,
+    /// Whether it opens the 24-hour window.
+    pub opens_window: bool,
+}
+
+/// [`touch_conversation`] for many messages, in order: one update per chunk of conversations.
+/// The list shows the latest message, the window runs from the latest customer message
+/// (Meta's timestamps, whatever order they arrive in), and every customer message is unread.
+pub async fn touch_conversations(tx: &mut Tx, touches: &[Touch<'_>]) -> Result<(), sqlx::Error> {
+    // Per conversation: latest time, last preview in order, unread count, latest opening time.
+    let mut merged: Vec<(i64, i64, &str, i64, Option<i64>)> = Vec::new();
+    let mut at_of: HashMap<i64, usize> = HashMap::new();
+    for t in touches {
+        let opens = t.opens_window.then_some(t.at);
+        let unread = i64::from(t.from_customer);
+        match at_of.get(&t.conversation) {
+            Some(&i) => {
+                let m = &mut merged[i];
+                m.1 = m.1.max(t.at);
+                m.2 = t.preview;
+                m.3 += unread;
+                m.4 = m.4.max(opens);
+            }
+            None => {
+                at_of.insert(t.conversation, merged.len());
+                merged.push((t.conversation, t.at, t.preview, unread, opens));
+            }
+        }
+    }
+    for chunk in merged.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE conversations SET
+                 last_message_at = CASE WHEN last_message_at > v.column2 THEN last_message_at ELSE v.column2 END,
+                 last_preview = v.column3,
+                 unread = unread + v.column4,
+                 last_customer_message_at = CASE WHEN v.column5 IS NOT NULL AND (last_customer_message_at IS NULL OR last_customer_message_at < v.column5)
+                     THEN v.column5 ELSE last_customer_message_at END
+             FROM (VALUES {}) AS v WHERE conversations.id = v.column1",
+            value_rows(chunk.len(), 5, 1)
+        );
+        with_tx!(&mut *tx, |c| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
+            for (conversation, at, preview, unread, opens) in chunk {
+                q = q.bind(conversation).bind(at).bind(*preview).bind(unread).bind(opens);
+            }
+            q.execute(c).await.map(drop)
+        })?;
+    }
+    Ok(())
 }
 
 /// What happened to a send, as the outbox worker reports it.

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::clock::Clock;
-use crate::store::{Db, Engine, PoolRef, Tx};
+use crate::store::{Db, Engine, PoolRef, Tx, value_rows};
 use crate::{with_pool, with_tx};
 
 /// Most bodies one commit takes.
@@ -85,16 +85,10 @@ async fn write_batch(db: &Db, now: i64, batch: &[Pending]) -> Result<(), sqlx::E
             let mut tx = pool.begin().await?;
             // Multi-row inserts: one statement per chunk instead of one per body.
             for chunk in batch.chunks(ROWS_PER_INSERT) {
-                let mut sql = String::from("INSERT INTO webhook_journal (received_at, body) VALUES ");
-                for i in 0..chunk.len() {
-                    if i > 0 {
-                        sql.push(',');
-                    }
-                    sql.push_str(&format!("($1, ${})", i + 2));
-                }
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+                let sql = format!("INSERT INTO webhook_journal (received_at, body) VALUES {}", value_rows(chunk.len(), 2, 1));
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for p in chunk {
-                    query = query.bind(p.body.as_ref());
+                    query = query.bind(now).bind(p.body.as_ref());
                 }
                 query.execute(&mut *tx).await?;
             }

@@ -22,6 +22,7 @@ use crate::live::NewEvent;
 use crate::store::Tx;
 
 /// One change of a journaled body, with the tenant it belongs to.
+#[derive(Clone, Copy)]
 pub struct RoutedChange<'a> {
     /// Journal entry id.
     pub journal_id: i64,
@@ -54,6 +55,22 @@ pub trait ChangeHandler: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Applies the change inside the processor's transaction.
     fn apply<'a>(&'a self, tx: &'a mut Tx, change: &'a RoutedChange<'a>, effects: &'a mut Effects) -> HandlerFuture<'a>;
+
+    /// Applies consecutive changes of one field, in journal order, as if [`apply`] had been
+    /// called for each. Handlers on the hot path (`messages`) override it with set-wise
+    /// statements — a few per batch instead of several per message — and implement `apply`
+    /// as this over one change, so that both paths are the same code. If it fails, the
+    /// processor applies the changes one by one, each in its own savepoint.
+    ///
+    /// [`apply`]: ChangeHandler::apply
+    fn apply_all<'a>(&'a self, tx: &'a mut Tx, changes: &'a [RoutedChange<'a>], effects: &'a mut Effects) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            for change in changes {
+                self.apply(tx, change, effects).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Which handlers subscribed to which webhook `field`.

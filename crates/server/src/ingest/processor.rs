@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use wabridge_cloud_api::parse_webhook;
-use wabridge_cloud_api::webhook::{ChangeRef, WebhookField};
+use wabridge_cloud_api::webhook::{ChangeRef, WebhookBody, WebhookField};
 
 use super::{ChangeHandler, Effects, Registry, RoutedChange, journal};
 use crate::accounts::TenantId;
@@ -22,7 +22,7 @@ use crate::web::metrics::Metrics;
 use crate::with_tx;
 
 /// Journal entries applied per transaction.
-const BATCH: i64 = 64;
+const BATCH: i64 = 128;
 /// Longest wait between retries of a failing handler.
 const MAX_BACKOFF_MS: i64 = 3_600_000;
 /// Raw JSON kept for support per unhandled change.
@@ -115,10 +115,34 @@ impl Processor {
         }
         let now = self.clock.now_ms();
         let mut effects = Effects::default();
-        let mut changes = 0u64;
         let mut routes = RouteCache::default();
-        for row in &rows {
-            changes += self.process_body(&mut tx, row, now, &mut effects, &mut routes, isolated).await?;
+        let parsed: Vec<Option<WebhookBody>> = rows.iter().map(|row| parse_webhook(&row.body).ok()).collect();
+        let mut routed = Vec::new();
+        let mut changes = 0u64;
+        for (row, body) in rows.iter().zip(&parsed) {
+            changes += route_body(&mut tx, row, body.as_ref(), &self.registry, now, &mut routes, &mut routed).await?;
+        }
+        if isolated {
+            for change in &routed {
+                for handler in self.registry.handlers(change.change.field().as_str()) {
+                    if let Err(e) = apply_in_savepoint(&mut tx, handler.as_ref(), change, &mut effects).await {
+                        self.metrics.add("wabridge_webhook_handler_failures_total", 1);
+                        tracing::warn!(handler = handler.name(), journal_id = change.journal_id, error = format!("{e:#}"), "handler failed; will retry");
+                        schedule_retry(&mut tx, change, handler.name(), 0, &format!("{e:#}"), now).await?;
+                    }
+                }
+            }
+        } else {
+            // Consecutive changes of one field go to each handler together: set-wise statements
+            // instead of several per message.
+            for run in routed.chunk_by(|a, b| a.change.field() == b.change.field()) {
+                for handler in self.registry.handlers(run[0].change.field().as_str()) {
+                    if let Err(e) = handler.apply_all(&mut tx, run, &mut effects).await {
+                        tracing::debug!(handler = handler.name(), journal_id = run[0].journal_id, error = format!("{e:#}"), "handler failed; isolating");
+                        return Err(FastPathFailed.into());
+                    }
+                }
+            }
         }
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let last = ids.iter().copied().max().unwrap_or(0);
@@ -143,63 +167,6 @@ impl Processor {
         self.metrics.add("wabridge_webhook_bodies_processed_total", rows.len() as u64);
         self.metrics.add("wabridge_webhook_changes_processed_total", changes);
         Ok(rows.len())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn process_body(
-        &self,
-        tx: &mut Tx,
-        row: &JournalRow,
-        now: i64,
-        effects: &mut Effects,
-        routes: &mut RouteCache,
-        isolated: bool,
-    ) -> anyhow::Result<u64> {
-        let body = match parse_webhook(&row.body) {
-            Ok(b) => b,
-            Err(_) => {
-                let raw = String::from_utf8_lossy(&row.body);
-                unhandled(tx, row.id, -1, None, "not_json", None, &raw, now).await?;
-                return Ok(0);
-            }
-        };
-        let mut count = 0;
-        for (index, change) in body.changes().enumerate() {
-            let index = i64::try_from(index).unwrap_or(i64::MAX);
-            count += 1;
-            let field = change.field().as_str().to_owned();
-            let tenant = routes.route(tx, &change).await?;
-            let handlers = self.registry.handlers(&field);
-            let raw = || change.change.raw_value.to_string();
-            let Some(tenant) = tenant else {
-                let reason = if matches!(change.field(), WebhookField::Messages) { "unknown_number" } else { "unknown_waba" };
-                unhandled(tx, row.id, index, Some(&field), reason, None, &raw(), now).await?;
-                continue;
-            };
-            if handlers.is_empty() {
-                unhandled(tx, row.id, index, Some(&field), "no_handler", Some(tenant), &raw(), now).await?;
-                continue;
-            }
-            let routed = RoutedChange { journal_id: row.id, change_index: index, tenant, change, received_at: row.received_at, now };
-            for handler in handlers {
-                if !isolated {
-                    if let Err(e) = handler.apply(tx, &routed, effects).await {
-                        tracing::debug!(handler = handler.name(), journal_id = row.id, error = format!("{e:#}"), "handler failed; isolating");
-                        return Err(FastPathFailed.into());
-                    }
-                    continue;
-                }
-                if let Err(e) = apply_in_savepoint(tx, handler.as_ref(), &routed, effects).await {
-                    self.metrics.add("wabridge_webhook_handler_failures_total", 1);
-                    tracing::warn!(handler = handler.name(), journal_id = row.id, error = format!("{e:#}"), "handler failed; will retry");
-                    schedule_retry(tx, &routed, handler.name(), 0, &format!("{e:#}"), now).await?;
-                }
-            }
-        }
-        if count == 0 {
-            unhandled(tx, row.id, -1, None, "no_changes", None, &String::from_utf8_lossy(&row.body), now).await?;
-        }
-        Ok(count)
     }
 
     /// Retries handlers whose backoff has passed; returns how many succeeded.
@@ -302,6 +269,45 @@ impl RouteCache {
         self.known.insert(key, tenant);
         Ok(tenant)
     }
+}
+
+/// Routes the changes of one body to their tenants; those that no tenant or no handler owns
+/// are kept for support. Returns how many changes the body has.
+async fn route_body<'a>(
+    tx: &mut Tx,
+    row: &'a JournalRow,
+    body: Option<&'a WebhookBody>,
+    registry: &Registry,
+    now: i64,
+    routes: &mut RouteCache,
+    routed: &mut Vec<RoutedChange<'a>>,
+) -> anyhow::Result<u64> {
+    let Some(body) = body else {
+        unhandled(tx, row.id, -1, None, "not_json", None, &String::from_utf8_lossy(&row.body), now).await?;
+        return Ok(0);
+    };
+    let mut count = 0;
+    for (index, change) in body.changes().enumerate() {
+        let index = i64::try_from(index).unwrap_or(i64::MAX);
+        count += 1;
+        let field = change.field().as_str();
+        let tenant = routes.route(tx, &change).await?;
+        let raw = || change.change.raw_value.to_string();
+        let Some(tenant) = tenant else {
+            let reason = if matches!(change.field(), WebhookField::Messages) { "unknown_number" } else { "unknown_waba" };
+            unhandled(tx, row.id, index, Some(field), reason, None, &raw(), now).await?;
+            continue;
+        };
+        if registry.handlers(field).is_empty() {
+            unhandled(tx, row.id, index, Some(field), "no_handler", Some(tenant), &raw(), now).await?;
+            continue;
+        }
+        routed.push(RoutedChange { journal_id: row.id, change_index: index, tenant, change, received_at: row.received_at, now });
+    }
+    if count == 0 {
+        unhandled(tx, row.id, -1, None, "no_changes", None, &String::from_utf8_lossy(&row.body), now).await?;
+    }
+    Ok(count)
 }
 
 async fn exec(tx: &mut Tx, sql: &'static str) -> Result<(), sqlx::Error> {

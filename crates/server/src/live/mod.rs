@@ -22,15 +22,13 @@ use futures_util::stream::{self, StreamExt};
 use tokio::sync::{broadcast, watch};
 
 use crate::accounts::{TenantId, UserId};
-use crate::store::{Db, Tx};
+use crate::store::{Db, ROWS_PER_STATEMENT, Tx, value_rows};
 use crate::web::AppState;
 use crate::web::context::TenantMember;
 use crate::web::error::AppResult;
 use crate::web::i18n::Lang;
 use crate::{with_pool, with_tx};
 
-/// Events per INSERT statement (four parameters each).
-const EVENTS_PER_INSERT: usize = 200;
 /// Events a reconnecting browser may replay at most.
 const REPLAY_LIMIT: i64 = 500;
 
@@ -108,21 +106,16 @@ pub async fn store_events(tx: &mut Tx, events: &[NewEvent], now: i64) -> Result<
     let mut stored = Vec::with_capacity(events.len());
     // Multi-row inserts; RETURNING gives each row back whole, so nothing relies on the order
     // in which ids are assigned.
-    for chunk in events.chunks(EVENTS_PER_INSERT) {
-        let mut sql = String::from("INSERT INTO live_events (tenant_id, user_id, kind, payload, at) VALUES ");
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push(',');
-            }
-            let b = 2 + i * 4;
-            sql.push_str(&format!("(${}, ${}, ${}, ${}, $1)", b, b + 1, b + 2, b + 3));
-        }
-        sql.push_str(" RETURNING id, tenant_id, user_id, kind, payload");
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO live_events (tenant_id, user_id, kind, payload, at) VALUES {} RETURNING id, tenant_id, user_id, kind, payload",
+            value_rows(chunk.len(), 5, 1)
+        );
         let payloads: Vec<String> = chunk.iter().map(|e| e.payload.to_string()).collect();
         let rows = with_tx!(tx, |c| {
-            let mut q = sqlx::query_as::<_, StoredEvent>(sqlx::AssertSqlSafe(sql.clone())).bind(now);
+            let mut q = sqlx::query_as::<_, StoredEvent>(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
             for (e, payload) in chunk.iter().zip(&payloads) {
-                q = q.bind(e.tenant).bind(e.user).bind(&e.kind).bind(payload);
+                q = q.bind(e.tenant).bind(e.user).bind(&e.kind).bind(payload).bind(now);
             }
             q.fetch_all(c).await
         })?;

@@ -2,6 +2,8 @@
 //! an unread count in the header and a list of recent ones. The first producer: a customer's
 //! message to one of the tenant's numbers.
 
+use std::collections::HashMap;
+
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -12,7 +14,7 @@ use wabridge_cloud_api::webhook::{Message, MessageContent, MessagesValue};
 use crate::accounts::{TenantId, UserId};
 use crate::ingest::{ChangeHandler, Effects, HandlerFuture, RoutedChange};
 use crate::live::NewEvent;
-use crate::store::{Db, Tx};
+use crate::store::{Db, ROWS_PER_STATEMENT, Tx, value_rows};
 use crate::web::context::TenantMember;
 use crate::web::error::{AppError, AppResult};
 use crate::web::i18n::Lang;
@@ -35,49 +37,62 @@ impl ChangeHandler for InboundMessageNotifier {
     }
 
     fn apply<'a>(&'a self, tx: &'a mut Tx, change: &'a RoutedChange<'a>, effects: &'a mut Effects) -> HandlerFuture<'a> {
+        self.apply_all(tx, std::slice::from_ref(change), effects)
+    }
+
+    fn apply_all<'a>(&'a self, tx: &'a mut Tx, changes: &'a [RoutedChange<'a>], effects: &'a mut Effects) -> HandlerFuture<'a> {
         Box::pin(async move {
-            let Some(value) = change.change.messages_value() else { return Ok(()) };
-            if value.messages.is_empty() {
-                return Ok(());
+            // (tenant, dedupe key, actor, preview, link) per customer message.
+            let mut rows: Vec<(TenantId, String, String, String, String)> = Vec::new();
+            for change in changes {
+                let Some(value) = change.change.messages_value() else { continue };
+                for (i, message) in value.messages.iter().enumerate() {
+                    if matches!(message.content, MessageContent::System(_)) {
+                        continue;
+                    }
+                    let dedupe = match &message.id {
+                        Some(id) => format!("msg:{id}"),
+                        None => format!("journal:{}:{}:{i}", change.journal_id, change.change_index),
+                    };
+                    let link = match &message.id {
+                        Some(id) => format!("/inbox/by-wamid/{}", url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()),
+                        None => "/inbox".to_owned(),
+                    };
+                    rows.push((change.tenant, dedupe, actor_of(value, message), preview_of(&message.content), link));
+                }
             }
-            for (i, message) in value.messages.iter().enumerate() {
-                if matches!(message.content, MessageContent::System(_)) {
-                    continue;
-                }
-                let dedupe = match &message.id {
-                    Some(id) => format!("msg:{id}"),
-                    None => format!("journal:{}:{}:{i}", change.journal_id, change.change_index),
-                };
-                let actor = actor_of(value, message);
-                let preview = preview_of(&message.content);
-                let link = match &message.id {
-                    Some(id) => format!("/inbox/by-wamid/{}", url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()),
-                    None => "/inbox".to_owned(),
-                };
-                // One statement for every user of the tenant; RETURNING names the rows that are
+            let Some(now) = changes.first().map(|c| c.now) else { return Ok(()) };
+            let at_of: HashMap<(TenantId, &str), usize> = rows.iter().enumerate().rev().map(|(i, r)| ((r.0, r.1.as_str()), i)).collect();
+            let mut created: Vec<(i64, UserId, usize)> = Vec::new();
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                // One statement for every user of the tenants; RETURNING names the rows that are
                 // new (a redelivered message returns none).
-                let mut created = with_tx!(&mut *tx, |c| sqlx::query_as::<_, (i64, UserId)>(
+                let sql = format!(
                     "INSERT INTO notifications (tenant_id, user_id, kind, dedupe_key, actor, preview, link, created_at)
-                     SELECT $1, id, 'inbound_message', $2, $3, $4, $5, $6 FROM users WHERE tenant_id = $1
-                     ON CONFLICT (user_id, dedupe_key) DO NOTHING RETURNING id, user_id"
-                )
-                .bind(change.tenant)
-                .bind(&dedupe)
-                .bind(&actor)
-                .bind(&preview)
-                .bind(&link)
-                .bind(change.now)
-                .fetch_all(c)
-                .await)?;
-                created.sort_unstable_by_key(|(_, user)| user.0);
-                for (id, user) in created {
-                    effects.events.push(NewEvent {
-                        tenant: change.tenant,
-                        user: Some(user),
-                        kind: "notification".to_owned(),
-                        payload: json!({"id": id, "kind": "inbound_message", "actor": actor, "preview": preview, "link": link}),
-                    });
-                }
+                     SELECT v.column1, u.id, 'inbound_message', v.column2, v.column3, v.column4, v.column5, v.column6
+                     FROM (VALUES {}) AS v JOIN users u ON u.tenant_id = v.column1 WHERE true
+                     ON CONFLICT (user_id, dedupe_key) DO NOTHING RETURNING id, user_id, tenant_id, dedupe_key",
+                    value_rows(chunk.len(), 6, 1)
+                );
+                let returned = with_tx!(&mut *tx, |c| {
+                    let mut q = sqlx::query_as::<_, (i64, UserId, TenantId, String)>(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
+                    for (tenant, dedupe, actor, preview, link) in chunk {
+                        q = q.bind(tenant).bind(dedupe).bind(actor).bind(preview).bind(link).bind(now);
+                    }
+                    q.fetch_all(c).await
+                })?;
+                created.extend(returned.into_iter().filter_map(|(id, user, tenant, dedupe)| at_of.get(&(tenant, dedupe.as_str())).map(|&i| (id, user, i))));
+            }
+            // Toasts in the order of the messages, each message's users in a stable order.
+            created.sort_unstable_by_key(|&(_, user, i)| (i, user.0));
+            for (id, user, i) in created {
+                let (tenant, _, actor, preview, link) = &rows[i];
+                effects.events.push(NewEvent {
+                    tenant: *tenant,
+                    user: Some(user),
+                    kind: "notification".to_owned(),
+                    payload: json!({"id": id, "kind": "inbound_message", "actor": actor, "preview": preview, "link": link}),
+                });
             }
             Ok(())
         })

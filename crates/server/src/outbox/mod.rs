@@ -4,7 +4,7 @@
 //!
 //! Each send carries `wabridge:ob:<id>` in `biz_opaque_callback_data`, which Meta echoes in its
 //! statuses: a send that timed out after leaving is marked unknown and reconciled by the status
-//! that follows (see `inbox::apply_status`).
+//! that follows (see `inbox::handler::apply_statuses`).
 
 pub mod worker;
 

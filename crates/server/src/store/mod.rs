@@ -9,12 +9,15 @@
 //! Conventions shared by both migration folders: ids are 64-bit integers, times are Unix
 //! milliseconds in 64-bit integers, booleans are BOOLEAN (SQLite stores 0/1).
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+use crate::accounts::TenantId;
 
 /// Which database engine a [`Db`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -285,6 +288,63 @@ impl Tx {
             Tx::Postgres(t) => t.commit().await,
         }
     }
+}
+
+/// Rows per multi-row statement on the hot path: parameters stay far below both engines'
+/// limits (SQLite 32,766, PostgreSQL 65,535).
+pub const ROWS_PER_STATEMENT: usize = 200;
+
+/// `($first, …), (…)`: `rows` rows of `cols` numbered parameters each, from `$first` on —
+/// the VALUES of a multi-row statement, written the same for both engines.
+pub fn value_rows(rows: usize, cols: usize, first: usize) -> String {
+    let mut sql = String::with_capacity(rows * cols * 6);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(first + r * cols + c).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// `$first, $first+1, …`: `n` numbered parameters, for `IN (…)`.
+pub fn param_list(n: usize, first: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The rows of `select` — a query whose WHERE clause names the tenant as `$1` — for which
+/// `column` is one of the tenant's `keys`: one statement per tenant and chunk of keys, for
+/// the hot path's look-ups of a whole batch.
+pub async fn select_in<R, K>(tx: &mut Tx, select: &str, column: &str, wanted: HashMap<TenantId, Vec<K>>) -> Result<Vec<(TenantId, R)>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    K: for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send + Sync + Ord,
+{
+    let mut found = Vec::new();
+    for (tenant, mut keys) in wanted {
+        keys.sort_unstable();
+        keys.dedup();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!("{select} AND {column} IN ({})", param_list(chunk.len(), 2));
+            let rows = with_tx!(&mut *tx, |c| {
+                let mut q = sqlx::query_as::<_, R>(sqlx::AssertSqlSafe(sql.clone())).persistent(false).bind(tenant);
+                for k in chunk {
+                    q = q.bind(k);
+                }
+                q.fetch_all(c).await
+            })?;
+            found.extend(rows.into_iter().map(|r| (tenant, r)));
+        }
+    }
+    Ok(found)
 }
 
 /// True when the error is a violated unique constraint (a duplicate that an idempotent
