@@ -89,7 +89,10 @@ impl Processor {
     /// handler, so that only the failing one is retried later.
     pub async fn process_batch(&self) -> anyhow::Result<usize> {
         match self.apply_batch(false).await {
-            Err(e) if e.is::<FastPathFailed>() => self.apply_batch(true).await,
+            Err(e) if e.is::<FastPathFailed>() => {
+                self.metrics.add("wabridge_webhook_batches_isolated_total", 1);
+                self.apply_batch(true).await
+            }
             other => other,
         }
     }

@@ -315,3 +315,102 @@ async fn live_events_reach_the_stream_and_a_reconnect_replays_what_it_missed() {
     let outcome = tokio::time::timeout(Duration::from_millis(800), read_events(theirs, "notification", 1)).await;
     assert!(outcome.is_err(), "another tenant's stream stays silent");
 }
+
+/// One body (one journal entry, so one batch applied set-wise) with everything at once: the
+/// same as if each message had been applied on its own.
+#[tokio::test]
+async fn a_batch_is_applied_as_if_message_by_message() {
+    let app = spawn_app().await;
+    let (t, number) = tenant_with_number(&app, "Salon Batch").await;
+    let change = |contacts: Value, messages: Value| {
+        json!({"field": "messages", "value": {"messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "4930123456", "phone_number_id": number}, "contacts": contacts, "messages": messages}})
+    };
+    let text = |from: Value, user: Value, id: &str, at: i64, body: &str| {
+        json!({"from": from, "from_user_id": user, "id": id, "timestamp": at.to_string(), "type": "text", "text": {"body": body}})
+    };
+    let anna = json!([{"profile": {"name": "Anna"}, "wa_id": "491700000001"}]);
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": format!("WABA-{}", t.0), "changes": [
+        // Anna (phone only) writes twice, the second message first in time.
+        change(anna.clone(), json!([text(json!("491700000001"), Value::Null, "wamid.A1", 1_764_000_100, "erste"),
+                                    text(json!("491700000001"), Value::Null, "wamid.A2", 1_764_000_050, "zweite")])),
+        // Ben by BSUID only, then by phone only, then by both: one customer.
+        change(json!([{"profile": {"name": "Ben"}, "user_id": "DE.1001"}]), json!([text(Value::Null, json!("DE.1001"), "wamid.B1", 1_764_000_200, "b eins")])),
+        change(json!([{"profile": {"name": "Ben"}, "wa_id": "491700000002"}]), json!([text(json!("491700000002"), Value::Null, "wamid.B2", 1_764_000_300, "b zwei")])),
+        change(json!([{"profile": {"name": "Ben K."}, "wa_id": "491700000002", "user_id": "DE.1001"}]),
+               json!([text(json!("491700000002"), json!("DE.1001"), "wamid.B3", 1_764_000_400, "b drei")])),
+        // Anna's first message again (Meta redelivers), and a reaction to it.
+        change(anna.clone(), json!([text(json!("491700000001"), Value::Null, "wamid.A1", 1_764_000_100, "erste"),
+            {"from": "491700000001", "id": "wamid.A3", "timestamp": "1764000500", "type": "reaction", "reaction": {"message_id": "wamid.A1", "emoji": "👍"}}])),
+    ]}]})
+    .to_string();
+    assert_eq!(post_signed(&app, body.as_bytes()).await.status(), 200);
+    eventually("applied", || async { wabridge::ingest::journal::pending_count(&app.db).await.unwrap() == 0 }).await;
+
+    let check = async || {
+        assert_eq!(count(&app, "SELECT COUNT(*) FROM customers").await, 2, "Anna and Ben");
+        assert_eq!(count(&app, "SELECT COUNT(*) FROM customers WHERE bsuid = 'DE.1001' AND phone = '491700000002' AND name = 'Ben K.'").await, 1);
+        assert_eq!(count(&app, "SELECT COUNT(*) FROM conversations").await, 2);
+        assert_eq!(count(&app, "SELECT COUNT(*) FROM messages").await, 6, "A1 once, A2, A3, B1, B2, B3");
+        // Unread: every customer message but the reaction; the list shows the last one
+        // applied; the window runs from the latest customer message by Meta's time.
+        let anna: (i64, String, i64) = with_pool!(app.db.read(), |p| sqlx::query_as(
+            "SELECT c.unread, c.last_preview, c.last_customer_message_at FROM conversations c JOIN customers u ON u.id = c.customer_id WHERE u.name = 'Anna'"
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap();
+        assert_eq!(anna, (2, "zweite".to_owned(), 1_764_000_100_000));
+        let ben: (i64, String) = with_pool!(app.db.read(), |p| sqlx::query_as(
+            "SELECT c.unread, c.last_preview FROM conversations c JOIN customers u ON u.id = c.customer_id WHERE u.bsuid = 'DE.1001'"
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap();
+        assert_eq!(ben, (3, "b drei".to_owned()));
+        // Two users, six distinct messages.
+        assert_eq!(count(&app, "SELECT COUNT(*) FROM notifications").await, 12);
+    };
+    check().await;
+    // The whole body once more (a new journal entry): nothing changes.
+    assert_eq!(post_signed(&app, body.as_bytes()).await.status(), 200);
+    eventually("applied", || async { wabridge::ingest::journal::pending_count(&app.db).await.unwrap() == 0 }).await;
+    check().await;
+
+    // Statuses of two sends in one batch, out of order: one found by Meta's id, one only by
+    // the outbox id Meta echoes (our send timed out before we learned the wamid).
+    let conversation: i64 = with_pool!(app.db.read(), |p| sqlx::query_scalar("SELECT MIN(id) FROM conversations").fetch_one(p).await).unwrap();
+    for (wamid, outbox) in [(Some("wamid.OUT1"), 7001_i64), (None, 7002)] {
+        with_pool!(app.db.write(), |p| sqlx::query(
+            "INSERT INTO messages (tenant_id, conversation_id, direction, wamid, kind, body, payload, outbox_id, status, status_rank, meta_at, created_at)
+             VALUES ($1, $2, 'out', $3, 'text', 'x', '{}', $4, 'accepted', 1, 1764000600000, 1764000600000)"
+        )
+        .bind(t)
+        .bind(conversation)
+        .bind(wamid)
+        .bind(outbox)
+        .execute(p)
+        .await
+        .map(drop))
+        .unwrap();
+    }
+    let status = |id: &str, s: &str, outbox: i64| {
+        json!({"id": id, "status": s, "timestamp": "1764000700", "recipient_id": "491700000001", "biz_opaque_callback_data": format!("wabridge:ob:{outbox}"),
+               "pricing": {"billable": true, "pricing_model": "PMP", "type": "regular", "category": "utility"}})
+    };
+    let statuses = json!({"object": "whatsapp_business_account", "entry": [{"id": format!("WABA-{}", t.0), "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"phone_number_id": number},
+        "statuses": [status("wamid.OUT1", "read", 7001), status("wamid.OUT1", "delivered", 7001), status("wamid.OUT1", "sent", 7001),
+                     status("wamid.OUT2", "delivered", 7002), status("wamid.OUT2", "sent", 7002)]}}]}]})
+    .to_string();
+    assert_eq!(post_signed(&app, statuses.as_bytes()).await.status(), 200);
+    eventually("applied", || async { wabridge::ingest::journal::pending_count(&app.db).await.unwrap() == 0 }).await;
+    let out: Vec<(Option<String>, String)> =
+        with_pool!(app.db.read(), |p| sqlx::query_as("SELECT wamid, status FROM messages WHERE direction = 'out' ORDER BY outbox_id").fetch_all(p).await).unwrap();
+    assert_eq!(out, vec![(Some("wamid.OUT1".to_owned()), "read".to_owned()), (Some("wamid.OUT2".to_owned()), "delivered".to_owned())]);
+    // One cost per message, tied to it.
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM message_costs WHERE message_id IS NOT NULL").await, 2);
+    // All of it on the set-wise path: no batch fell back to change-by-change.
+    let metrics = client().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("wabridge_webhook_batches_isolated_total"), "{metrics}");
+}
