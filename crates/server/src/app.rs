@@ -18,7 +18,7 @@ use crate::outbox::worker::OutboxWorker;
 use crate::clock::Clock;
 use crate::ingest::Registry;
 use crate::ingest::journal::Journal;
-use crate::ingest::processor::Processor;
+use crate::ingest::processor::{POSTGRES_PROCESSORS, Processor};
 use crate::live::LiveHub;
 use crate::store::Engine;
 use crate::web::metrics::Metrics;
@@ -57,7 +57,12 @@ impl Application {
         let live = LiveHub::default();
         let metrics: Arc<Metrics> = Arc::default();
         let processor = Processor::new(db.clone(), clock.clone(), registry, live.clone(), metrics.clone());
-        tokio::spawn(processor.run(journal.committed.clone(), shutdown.clone()));
+        // SQLite has one writer: one processor. PostgreSQL's processors claim disjoint
+        // batches (SKIP LOCKED), so each instance runs several.
+        let processors = if db.engine() == crate::store::Engine::Postgres { POSTGRES_PROCESSORS } else { 1 };
+        for _ in 0..processors {
+            tokio::spawn(processor.clone().run(journal.committed.clone(), shutdown.clone()));
+        }
         if db.engine() == Engine::Postgres {
             tokio::spawn(crate::live::run_pg_listener(db.clone(), live.clone(), journal.committed.clone(), shutdown.clone()));
         }

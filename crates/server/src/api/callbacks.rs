@@ -63,7 +63,7 @@ pub async fn enqueue_all(tx: &mut Tx, events: &[CallbackEvent<'_>], now: i64) ->
              SELECT v.column1, v.column2, v.column3, v.column4, 'pending', v.column5, v.column5 FROM (VALUES {}) AS v
              WHERE EXISTS (SELECT 1 FROM callback_endpoints e WHERE e.tenant_id = v.column1)
              ON CONFLICT (tenant_id, event_key) DO NOTHING",
-            value_rows(chunk.len(), 5, 1)
+            value_rows(tx.engine(), chunk.len(), 5, 1)
         );
         let payloads: Vec<String> =
             chunk.iter().map(|e| json!({"event": e.kind, "tenant_id": e.tenant.0, "created_at": now, "data": e.data}).to_string()).collect();
@@ -105,7 +105,7 @@ impl ChangeHandler for CallbackEvents {
             tenants.dedup();
             let mut subscribed = HashSet::new();
             for chunk in tenants.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!("SELECT DISTINCT tenant_id FROM callback_endpoints WHERE tenant_id IN ({})", param_list(chunk.len(), 1));
+                let sql = format!("SELECT DISTINCT tenant_id FROM callback_endpoints WHERE tenant_id IN ({})", param_list(tx.engine(), chunk.len(), 1));
                 let rows = with_tx!(&mut *tx, |c| {
                     let mut q = sqlx::query_scalar::<_, TenantId>(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
                     for t in chunk {

@@ -85,6 +85,10 @@ impl ChangeHandler for CostRecorder {
             const FACTS: &str = "SELECT m.id, m.wamid, m.outbox_id, m.meta_at, c.last_customer_message_at, u.phone, u.bsuid
                  FROM messages m JOIN conversations c ON c.id = m.conversation_id JOIN customers u ON u.id = c.customer_id
                  WHERE m.tenant_id = $1 AND m.direction = 'out'";
+            // `+` keeps SQLite on the outbox index instead of scanning the tenant's messages.
+            const FACTS_BY_OUTBOX: &str = "SELECT m.id, m.wamid, m.outbox_id, m.meta_at, c.last_customer_message_at, u.phone, u.bsuid
+                 FROM messages m JOIN conversations c ON c.id = m.conversation_id JOIN customers u ON u.id = c.customer_id
+                 WHERE +m.tenant_id = $1 AND m.direction = 'out'";
             let mut wamids: HashMap<TenantId, Vec<String>> = HashMap::new();
             for &(tenant, wamid, ..) in &priced {
                 wamids.entry(tenant).or_default().push(wamid.to_owned());
@@ -102,7 +106,7 @@ impl ChangeHandler for CostRecorder {
                 }
             }
             let mut by_outbox: HashMap<(TenantId, i64), SentFacts> = HashMap::new();
-            for (tenant, facts) in select_in::<SentFacts, _>(tx, FACTS, "m.outbox_id", outboxes).await? {
+            for (tenant, facts) in select_in::<SentFacts, _>(tx, FACTS_BY_OUTBOX, "m.outbox_id", outboxes).await? {
                 if let Some(o) = facts.outbox_id {
                     by_outbox.entry((tenant, o)).or_insert(facts);
                 }
@@ -118,7 +122,7 @@ impl ChangeHandler for CostRecorder {
                 let sql = format!(
                     "INSERT INTO message_costs (tenant_id, wamid, message_id, category, pricing_type, market, inside_window, amount_micros, currency, flagged, day, priced_at, created_at)
                      VALUES {} ON CONFLICT (tenant_id, wamid) DO NOTHING",
-                    value_rows(chunk.len(), 13, 1)
+                    value_rows(tx.engine(), chunk.len(), 13, 1)
                 );
                 with_tx!(&mut *tx, |c| {
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).persistent(false);

@@ -225,6 +225,8 @@ pub async fn apply_statuses(tx: &mut Tx, statuses: &[(TenantId, &Status)], now: 
     }
     // The messages: by Meta's id, else by the outbox id.
     const FOUND: &str = "SELECT id, wamid, outbox_id FROM messages WHERE tenant_id = $1";
+    // `+` keeps SQLite on the outbox index instead of scanning the tenant's messages.
+    const FOUND_BY_OUTBOX: &str = "SELECT id, wamid, outbox_id FROM messages WHERE +tenant_id = $1";
     type Found = (i64, Option<String>, Option<i64>);
     let mut by_wamid: HashMap<(TenantId, String), i64> = HashMap::new();
     for (tenant, (id, wamid, _)) in select_in::<Found, _>(tx, FOUND, "direction = 'out' AND wamid", keys_of(&items, |i| i.wamid.map(str::to_owned))).await? {
@@ -232,7 +234,7 @@ pub async fn apply_statuses(tx: &mut Tx, statuses: &[(TenantId, &Status)], now: 
     }
     let unmatched = |i: &StatusItem<'_>| i.wamid.is_none_or(|w| !by_wamid.contains_key(&(i.tenant, w.to_owned())));
     let mut by_outbox: HashMap<(TenantId, i64), i64> = HashMap::new();
-    for (tenant, (id, _, outbox)) in select_in::<Found, _>(tx, FOUND, "outbox_id", keys_of(&items, |i| i.outbox.filter(|_| unmatched(i)))).await? {
+    for (tenant, (id, _, outbox)) in select_in::<Found, _>(tx, FOUND_BY_OUTBOX, "outbox_id", keys_of(&items, |i| i.outbox.filter(|_| unmatched(i)))).await? {
         by_outbox.extend(outbox.map(|o| ((tenant, o), id)));
     }
 
@@ -257,7 +259,7 @@ pub async fn apply_statuses(tx: &mut Tx, statuses: &[(TenantId, &Status)], now: 
             "UPDATE outbox SET state = CASE WHEN v.column4 = 'failed' THEN 'failed' ELSE 'sent' END, wamid = COALESCE(outbox.wamid, v.column3),
                  error_code = COALESCE(v.column5, outbox.error_code), updated_at = v.column6
              FROM (VALUES {}) AS v WHERE outbox.id = v.column1 AND outbox.tenant_id = v.column2 AND outbox.state IN ('unknown', 'sending', 'sent')",
-            value_rows(chunk.len(), 6, 1)
+            value_rows(tx.engine(), chunk.len(), 6, 1)
         );
         with_tx!(&mut *tx, |c| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
@@ -286,6 +288,8 @@ pub async fn apply_statuses(tx: &mut Tx, statuses: &[(TenantId, &Status)], now: 
             }
         }
     }
+    // In id order, so that two instances updating the same messages lock them alike.
+    best.sort_unstable_by_key(|b| b.0);
     let mut changed: Vec<(i64, i64, TenantId)> = Vec::new();
     for chunk in best.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
@@ -293,7 +297,7 @@ pub async fn apply_statuses(tx: &mut Tx, statuses: &[(TenantId, &Status)], now: 
                  error_code = COALESCE(v.column5, messages.error_code)
              FROM (VALUES {}) AS v WHERE messages.id = v.column1 AND messages.status_rank < v.column3
              RETURNING messages.id, messages.conversation_id, messages.tenant_id",
-            value_rows(chunk.len(), 5, 1)
+            value_rows(tx.engine(), chunk.len(), 5, 1)
         );
         let rows = with_tx!(&mut *tx, |c| {
             let mut q = sqlx::query_as::<_, (i64, i64, TenantId)>(sqlx::AssertSqlSafe(sql.clone())).persistent(false);

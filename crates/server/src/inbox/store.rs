@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::accounts::TenantId;
 use crate::live::{self, LiveHub, NewEvent};
 use crate::outbox::OutboxId;
-use crate::store::{Db, ROWS_PER_STATEMENT, Tx, param_list, select_in, value_rows};
+use crate::store::{Db, ROWS_PER_STATEMENT, Tx, Val, insert_ids, param_list, select_in, value_rows};
 use crate::{with_pool, with_tx};
 
 /// Order of statuses; a message's status only ever moves up (failed is final).
@@ -153,29 +153,14 @@ pub async fn resolve_customers(tx: &mut Tx, keys: &[CustomerKey<'_>], now: i64) 
         update_rec(tx, rec, now).await?;
     }
     let fresh: Vec<usize> = (0..recs.len()).filter(|&i| recs[i].id.is_none() && recs[i].merged_into.is_none()).collect();
-    for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO customers (tenant_id, bsuid, phone, name, username, created_at, updated_at) VALUES {} RETURNING id, tenant_id, bsuid, phone, name, username",
-            value_rows(chunk.len(), 7, 1)
-        );
-        let rows = with_tx!(&mut *tx, |c| {
-            let mut q = sqlx::query_as::<_, CustomerRec>(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
-            for &i in chunk {
-                let r = &recs[i];
-                q = q.bind(r.tenant_id).bind(&r.bsuid).bind(&r.phone).bind(&r.name).bind(&r.username).bind(now).bind(now);
-            }
-            q.fetch_all(c).await
-        })?;
-        for row in rows {
-            let at = match (&row.bsuid, &row.phone) {
-                (Some(b), _) => by_bsuid.get(&(row.tenant_id, b.clone())),
-                (None, Some(p)) => by_phone.get(&(row.tenant_id, p.clone())),
-                (None, None) => None,
-            };
-            if let Some(&at) = at {
-                recs[at].id = row.id;
-            }
-        }
+    let mut values: Vec<Val<'_>> = Vec::with_capacity(fresh.len() * 7);
+    for &i in &fresh {
+        let r = &recs[i];
+        values.extend::<[Val<'_>; 7]>([r.tenant_id.into(), r.bsuid.as_deref().into(), r.phone.as_deref().into(), r.name.as_deref().into(), r.username.as_deref().into(), now.into(), now.into()]);
+    }
+    let ids = insert_ids(tx, "INSERT INTO customers (tenant_id, bsuid, phone, name, username, created_at, updated_at)", 7, &values).await?;
+    for (&i, id) in fresh.iter().zip(ids) {
+        recs[i].id = Some(id);
     }
     resolved
         .into_iter()
@@ -334,7 +319,8 @@ pub async fn conversations_for(tx: &mut Tx, keys: &[(TenantId, &str, i64)], now:
     for (number, customers) in &by_number {
         let customers: Vec<i64> = customers.iter().copied().collect();
         for chunk in customers.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!("SELECT id, customer_id FROM conversations WHERE phone_number_id = $1 AND customer_id IN ({})", param_list(chunk.len(), 2));
+            let e = tx.engine();
+            let sql = format!("SELECT id, customer_id FROM conversations WHERE phone_number_id = {} AND customer_id IN ({})", param_list(e, 1, 1), param_list(e, chunk.len(), 2));
             let rows = with_tx!(&mut *tx, |c| {
                 let mut q = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql.clone())).persistent(false).bind(*number);
                 for id in chunk {
@@ -354,24 +340,13 @@ pub async fn conversations_for(tx: &mut Tx, keys: &[(TenantId, &str, i64)], now:
             missing.push((tenant, number, customer));
         }
     }
-    for chunk in missing.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO conversations (tenant_id, phone_number_id, customer_id, last_message_at, last_preview, created_at) VALUES {} RETURNING id, phone_number_id, customer_id",
-            value_rows(chunk.len(), 6, 1)
-        );
-        let rows = with_tx!(&mut *tx, |c| {
-            let mut q = sqlx::query_as::<_, (i64, String, i64)>(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
-            for (tenant, number, customer) in chunk {
-                q = q.bind(tenant).bind(*number).bind(customer).bind(now).bind("").bind(now);
-            }
-            q.fetch_all(c).await
-        })?;
-        let returned: HashMap<(String, i64), i64> = rows.into_iter().map(|(id, number, customer)| ((number, customer), id)).collect();
-        for &(_, number, customer) in chunk {
-            if let Some(&id) = returned.get(&(number.to_owned(), customer)) {
-                known.insert((number, customer), id);
-            }
-        }
+    let mut values: Vec<Val<'_>> = Vec::with_capacity(missing.len() * 6);
+    for &(tenant, number, customer) in &missing {
+        values.extend::<[Val<'_>; 6]>([tenant.into(), number.into(), customer.into(), now.into(), "".into(), now.into()]);
+    }
+    let ids = insert_ids(tx, "INSERT INTO conversations (tenant_id, phone_number_id, customer_id, last_message_at, last_preview, created_at)", 6, &values).await?;
+    for (&(_, number, customer), id) in missing.iter().zip(ids) {
+        known.insert((number, customer), id);
     }
     keys.iter().map(|&(_, number, customer)| known.get(&(number, customer)).copied().ok_or(sqlx::Error::RowNotFound)).collect()
 }
@@ -435,52 +410,55 @@ pub struct NewInbound<'a> {
 }
 
 /// Stores inbound messages with one multi-row insert per chunk; for each, its id, or `None`
-/// when Meta's id is already stored (a redelivery, also within the same batch).
+/// when Meta's id is already stored (a redelivery, also within the same batch). Stored ids
+/// are looked up first, so that the insert returns nothing but ids; a message stored
+/// meanwhile by another instance violates the unique key and the caller's retry skips it.
 pub async fn insert_inbound(tx: &mut Tx, messages: &[NewInbound<'_>], now: i64) -> Result<Vec<Option<i64>>, sqlx::Error> {
-    let mut first: HashMap<(TenantId, &str), usize> = HashMap::new();
-    let mut fresh = Vec::new();
-    for (i, m) in messages.iter().enumerate() {
-        if let std::collections::hash_map::Entry::Vacant(v) = first.entry((m.message.tenant, m.wamid)) {
-            v.insert(i);
-            fresh.push(i);
-        }
+    let mut wanted: HashMap<TenantId, Vec<&str>> = HashMap::new();
+    for m in messages {
+        wanted.entry(m.message.tenant).or_default().push(m.wamid);
     }
-    let mut ids: Vec<Option<i64>> = vec![None; messages.len()];
-    for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO messages (tenant_id, conversation_id, direction, wamid, kind, body, payload, reply_to_wamid, outbox_id, status, status_rank, meta_at, created_at)
-             VALUES {} ON CONFLICT (tenant_id, wamid) DO NOTHING RETURNING id, tenant_id, wamid",
-            value_rows(chunk.len(), 13, 1)
-        );
-        let payloads: Vec<String> = chunk.iter().map(|&i| messages[i].message.payload.to_string()).collect();
-        let rows = with_tx!(&mut *tx, |c| {
-            let mut q = sqlx::query_as::<_, (i64, TenantId, String)>(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
-            for (&i, payload) in chunk.iter().zip(&payloads) {
-                let m = &messages[i].message;
-                q = q
-                    .bind(m.tenant)
-                    .bind(m.conversation_id)
-                    .bind(m.direction)
-                    .bind(messages[i].wamid)
-                    .bind(m.kind)
-                    .bind(m.body)
-                    .bind(payload)
-                    .bind(m.reply_to)
-                    .bind(m.outbox_id)
-                    .bind(m.status)
-                    .bind(status_rank(m.status))
-                    .bind(m.meta_at)
-                    .bind(now);
-            }
-            q.fetch_all(c).await
-        })?;
-        for (id, tenant, wamid) in rows {
-            if let Some(&i) = first.get(&(tenant, wamid.as_str())) {
-                ids[i] = Some(id);
-            }
-        }
+    let stored: HashSet<(TenantId, String)> =
+        select_in::<(String,), _>(tx, "SELECT wamid FROM messages WHERE tenant_id = $1", "wamid", wanted).await?.into_iter().map(|(t, (w,))| (t, w)).collect();
+    let mut seen: HashSet<(TenantId, &str)> = HashSet::new();
+    let fresh: Vec<usize> = (0..messages.len())
+        .filter(|&i| {
+            let m = &messages[i];
+            !stored.contains(&(m.message.tenant, m.wamid.to_owned())) && seen.insert((m.message.tenant, m.wamid))
+        })
+        .collect();
+    let payloads: Vec<String> = fresh.iter().map(|&i| messages[i].message.payload.to_string()).collect();
+    let mut values: Vec<Val<'_>> = Vec::with_capacity(fresh.len() * 13);
+    for (&i, payload) in fresh.iter().zip(&payloads) {
+        let m = &messages[i].message;
+        values.extend::<[Val<'_>; 13]>([
+            m.tenant.into(),
+            m.conversation_id.into(),
+            m.direction.into(),
+            messages[i].wamid.into(),
+            m.kind.into(),
+            m.body.into(),
+            payload.as_str().into(),
+            m.reply_to.into(),
+            m.outbox_id.map(|o| o.0).into(),
+            m.status.into(),
+            status_rank(m.status).into(),
+            m.meta_at.into(),
+            now.into(),
+        ]);
     }
-    Ok(ids)
+    let ids = insert_ids(
+        tx,
+        "INSERT INTO messages (tenant_id, conversation_id, direction, wamid, kind, body, payload, reply_to_wamid, outbox_id, status, status_rank, meta_at, created_at)",
+        13,
+        &values,
+    )
+    .await?;
+    let mut out = vec![None; messages.len()];
+    for (&i, id) in fresh.iter().zip(ids) {
+        out[i] = Some(id);
+    }
+    Ok(out)
 }
 
 /// Moves the conversation forward after a new message.
@@ -526,6 +504,8 @@ pub async fn touch_conversations(tx: &mut Tx, touches: &[Touch<'_>]) -> Result<(
             }
         }
     }
+    // In id order, so that two instances updating the same conversations lock them alike.
+    merged.sort_unstable_by_key(|m| m.0);
     for chunk in merged.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "UPDATE conversations SET
@@ -535,7 +515,7 @@ pub async fn touch_conversations(tx: &mut Tx, touches: &[Touch<'_>]) -> Result<(
                  last_customer_message_at = CASE WHEN v.column5 IS NOT NULL AND (last_customer_message_at IS NULL OR last_customer_message_at < v.column5)
                      THEN v.column5 ELSE last_customer_message_at END
              FROM (VALUES {}) AS v WHERE conversations.id = v.column1",
-            value_rows(chunk.len(), 5, 1)
+            value_rows(tx.engine(), chunk.len(), 5, 1)
         );
         with_tx!(&mut *tx, |c| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).persistent(false);

@@ -85,7 +85,7 @@ async fn write_batch(db: &Db, now: i64, batch: &[Pending]) -> Result<(), sqlx::E
             let mut tx = pool.begin().await?;
             // Multi-row inserts: one statement per chunk instead of one per body.
             for chunk in batch.chunks(ROWS_PER_INSERT) {
-                let sql = format!("INSERT INTO webhook_journal (received_at, body) VALUES {}", value_rows(chunk.len(), 2, 1));
+                let sql = format!("INSERT INTO webhook_journal (received_at, body) VALUES {}", value_rows(Engine::Sqlite, chunk.len(), 2, 1));
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for p in chunk {
                     query = query.bind(now).bind(p.body.as_ref());

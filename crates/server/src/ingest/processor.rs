@@ -22,7 +22,9 @@ use crate::web::metrics::Metrics;
 use crate::with_tx;
 
 /// Journal entries applied per transaction.
-const BATCH: i64 = 128;
+const BATCH: i64 = 512;
+/// Processors per instance on PostgreSQL (SQLite runs one: it has one writer).
+pub const POSTGRES_PROCESSORS: usize = 3;
 /// Longest wait between retries of a failing handler.
 const MAX_BACKOFF_MS: i64 = 3_600_000;
 /// Raw JSON kept for support per unhandled change.

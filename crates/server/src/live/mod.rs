@@ -22,12 +22,12 @@ use futures_util::stream::{self, StreamExt};
 use tokio::sync::{broadcast, watch};
 
 use crate::accounts::{TenantId, UserId};
-use crate::store::{Db, ROWS_PER_STATEMENT, Tx, value_rows};
+use crate::store::{Db, Tx, Val, insert_ids};
 use crate::web::AppState;
 use crate::web::context::TenantMember;
 use crate::web::error::AppResult;
 use crate::web::i18n::Lang;
-use crate::{with_pool, with_tx};
+use crate::with_pool;
 
 /// Events a reconnecting browser may replay at most.
 const REPLAY_LIMIT: i64 = 500;
@@ -63,26 +63,32 @@ pub struct StoredEvent {
 /// In-process fan-out of events to open streams, one channel per tenant.
 #[derive(Clone, Default)]
 pub struct LiveHub {
-    channels: Arc<Mutex<HashMap<TenantId, broadcast::Sender<Arc<StoredEvent>>>>>,
+    channels: Arc<Mutex<HashMap<TenantId, broadcast::Sender<Arc<Vec<StoredEvent>>>>>>,
     lagged: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl LiveHub {
-    /// Subscribes to a tenant's events.
-    pub fn subscribe(&self, tenant: TenantId) -> broadcast::Receiver<Arc<StoredEvent>> {
+    /// Subscribes to a tenant's events; each item is one commit's events for the tenant, so
+    /// that a large batch is one message on the channel, not hundreds.
+    pub fn subscribe(&self, tenant: TenantId) -> broadcast::Receiver<Arc<Vec<StoredEvent>>> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         channels.entry(tenant).or_insert_with(|| broadcast::channel(1024).0).subscribe()
     }
 
     /// Delivers events to this process's open streams.
     pub fn publish(&self, events: Vec<StoredEvent>) {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let mut by_tenant: HashMap<TenantId, Vec<StoredEvent>> = HashMap::new();
         for event in events {
-            if let Some(sender) = channels.get(&event.tenant_id)
-                && sender.send(Arc::new(event.clone())).is_err() {
-                    // Nobody listens any more: drop the channel.
-                    channels.remove(&event.tenant_id);
-                }
+            by_tenant.entry(event.tenant_id).or_default().push(event);
+        }
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        for (tenant, events) in by_tenant {
+            if let Some(sender) = channels.get(&tenant)
+                && sender.send(Arc::new(events)).is_err()
+            {
+                // Nobody listens any more: drop the channel.
+                channels.remove(&tenant);
+            }
         }
     }
 
@@ -103,24 +109,18 @@ impl LiveHub {
 /// Stores events in the caller's transaction (and, on PostgreSQL, announces them to every
 /// instance when it commits).
 pub async fn store_events(tx: &mut Tx, events: &[NewEvent], now: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let mut stored = Vec::with_capacity(events.len());
-    // Multi-row inserts; RETURNING gives each row back whole, so nothing relies on the order
-    // in which ids are assigned.
-    for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO live_events (tenant_id, user_id, kind, payload, at) VALUES {} RETURNING id, tenant_id, user_id, kind, payload",
-            value_rows(chunk.len(), 5, 1)
-        );
-        let payloads: Vec<String> = chunk.iter().map(|e| e.payload.to_string()).collect();
-        let rows = with_tx!(tx, |c| {
-            let mut q = sqlx::query_as::<_, StoredEvent>(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
-            for (e, payload) in chunk.iter().zip(&payloads) {
-                q = q.bind(e.tenant).bind(e.user).bind(&e.kind).bind(payload).bind(now);
-            }
-            q.fetch_all(c).await
-        })?;
-        stored.extend(rows);
+    let payloads: Vec<String> = events.iter().map(|e| e.payload.to_string()).collect();
+    let mut values = Vec::with_capacity(events.len() * 5);
+    for (e, payload) in events.iter().zip(&payloads) {
+        values.extend([Val::from(e.tenant), Val::Int(e.user.map(|u| u.0)), Val::from(e.kind.as_str()), Val::from(payload.as_str()), Val::from(now)]);
     }
+    let ids = insert_ids(tx, "INSERT INTO live_events (tenant_id, user_id, kind, payload, at)", 5, &values).await?;
+    let mut stored: Vec<StoredEvent> = events
+        .iter()
+        .zip(payloads)
+        .zip(ids)
+        .map(|((e, payload), id)| StoredEvent { id, tenant_id: e.tenant, user_id: e.user, kind: e.kind.clone(), payload })
+        .collect();
     stored.sort_unstable_by_key(|e| e.id);
     if let Tx::Postgres(t) = tx {
         // NOTIFY payloads are limited to 8000 bytes: announce ids in chunks.
@@ -132,20 +132,17 @@ pub async fn store_events(tx: &mut Tx, events: &[NewEvent], now: i64) -> Result<
     Ok(stored)
 }
 
+/// The events a NOTIFY announced (PostgreSQL only), in id order.
 async fn events_by_ids(db: &Db, ids: &[i64]) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(e) = with_pool!(db.read(), |p| sqlx::query_as::<_, StoredEvent>(
-            "SELECT id, tenant_id, user_id, kind, payload FROM live_events WHERE id = $1"
-        )
-        .bind(id)
-        .fetch_optional(p)
-        .await)?
-        {
-            out.push(e);
+    match db.read() {
+        crate::store::PoolRef::Postgres(p) => {
+            sqlx::query_as::<_, StoredEvent>("SELECT id, tenant_id, user_id, kind, payload FROM live_events WHERE id = ANY($1) ORDER BY id")
+                .bind(ids)
+                .fetch_all(p)
+                .await
         }
+        crate::store::PoolRef::Sqlite(_) => Ok(Vec::new()),
     }
-    Ok(out)
 }
 
 /// The id of the tenant's latest event (0 when none).
@@ -191,7 +188,10 @@ pub async fn run_pg_listener(db: Db, hub: LiveHub, journal_wake: Arc<tokio::sync
             tokio::select! {
                 _ = shutdown.changed() => return,
                 n = listener.recv() => match n {
-                    Ok(n) if n.channel() == "wabridge_journal" => journal_wake.notify_one(),
+                    Ok(n) if n.channel() == "wabridge_journal" => {
+                        journal_wake.notify_waiters();
+                        journal_wake.notify_one();
+                    }
                     Ok(n) => {
                         let ids: Vec<i64> = n.payload().split(',').filter_map(|s| s.parse().ok()).collect();
                         match events_by_ids(&db, &ids).await {
@@ -244,23 +244,23 @@ async fn get_events(State(app): State<AppState>, member: TenantMember, headers: 
     let replay = stream::iter(backlog.into_iter().filter(mine).map(move |e| Ok::<_, Infallible>(to_sse(&e, lang))));
     let hub = app.live.clone();
     let replayed = Arc::new(replayed);
-    let live = stream::unfold(rx, move |mut rx| {
+    let live = stream::unfold((rx, std::collections::VecDeque::new()), move |(mut rx, mut ready)| {
         let hub = hub.clone();
         let replayed = replayed.clone();
         async move {
             loop {
+                if let Some(event) = ready.pop_front() {
+                    return Some((Ok(event), (rx, ready)));
+                }
                 match rx.recv().await {
-                    Ok(e) => {
+                    Ok(batch) => {
                         // Events replayed from the backlog may arrive again on the channel.
-                        if replayed.contains(&e.id) || !mine(&e) {
-                            continue;
-                        }
-                        return Some((Ok(to_sse(&e, lang)), rx));
+                        ready.extend(batch.iter().filter(|e| !replayed.contains(&e.id) && mine(e)).map(|e| to_sse(e, lang)));
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         hub.lagged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         // The page refetches its counts; missed toasts stay in the list.
-                        return Some((Ok(Event::default().event("resync").data("{}")), rx));
+                        return Some((Ok(Event::default().event("resync").data("{}")), (rx, ready)));
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
                 }

@@ -2,7 +2,7 @@
 //! an unread count in the header and a list of recent ones. The first producer: a customer's
 //! message to one of the tenant's numbers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -14,7 +14,7 @@ use wabridge_cloud_api::webhook::{Message, MessageContent, MessagesValue};
 use crate::accounts::{TenantId, UserId};
 use crate::ingest::{ChangeHandler, Effects, HandlerFuture, RoutedChange};
 use crate::live::NewEvent;
-use crate::store::{Db, ROWS_PER_STATEMENT, Tx, value_rows};
+use crate::store::{Db, ROWS_PER_STATEMENT, Tx, Val, insert_ids, param_list, select_in};
 use crate::web::context::TenantMember;
 use crate::web::error::{AppError, AppResult};
 use crate::web::i18n::Lang;
@@ -62,29 +62,59 @@ impl ChangeHandler for InboundMessageNotifier {
                 }
             }
             let Some(now) = changes.first().map(|c| c.now) else { return Ok(()) };
-            let at_of: HashMap<(TenantId, &str), usize> = rows.iter().enumerate().rev().map(|(i, r)| ((r.0, r.1.as_str()), i)).collect();
-            let mut created: Vec<(i64, UserId, usize)> = Vec::new();
-            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                // One statement for every user of the tenants; RETURNING names the rows that are
-                // new (a redelivered message returns none).
-                let sql = format!(
-                    "INSERT INTO notifications (tenant_id, user_id, kind, dedupe_key, actor, preview, link, created_at)
-                     SELECT v.column1, u.id, 'inbound_message', v.column2, v.column3, v.column4, v.column5, v.column6
-                     FROM (VALUES {}) AS v JOIN users u ON u.tenant_id = v.column1 WHERE true
-                     ON CONFLICT (user_id, dedupe_key) DO NOTHING RETURNING id, user_id, tenant_id, dedupe_key",
-                    value_rows(chunk.len(), 6, 1)
-                );
-                let returned = with_tx!(&mut *tx, |c| {
-                    let mut q = sqlx::query_as::<_, (i64, UserId, TenantId, String)>(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
-                    for (tenant, dedupe, actor, preview, link) in chunk {
-                        q = q.bind(tenant).bind(dedupe).bind(actor).bind(preview).bind(link).bind(now);
+            // Every user of the tenants, and which of them already have the notification (a
+            // redelivered message): two look-ups, then an insert that returns only ids.
+            let mut tenants: Vec<TenantId> = rows.iter().map(|r| r.0).collect();
+            tenants.sort_unstable_by_key(|t| t.0);
+            tenants.dedup();
+            let mut users: HashMap<TenantId, Vec<UserId>> = HashMap::new();
+            for chunk in tenants.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!("SELECT tenant_id, id FROM users WHERE tenant_id IN ({}) ORDER BY id", param_list(tx.engine(), chunk.len(), 1));
+                let found = with_tx!(&mut *tx, |c| {
+                    let mut q = sqlx::query_as::<_, (TenantId, UserId)>(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
+                    for t in chunk {
+                        q = q.bind(t);
                     }
                     q.fetch_all(c).await
                 })?;
-                created.extend(returned.into_iter().filter_map(|(id, user, tenant, dedupe)| at_of.get(&(tenant, dedupe.as_str())).map(|&i| (id, user, i))));
+                for (tenant, user) in found {
+                    users.entry(tenant).or_default().push(user);
+                }
             }
+            let mut keys: HashMap<TenantId, Vec<&str>> = HashMap::new();
+            for r in &rows {
+                keys.entry(r.0).or_default().push(r.1.as_str());
+            }
+            let existing: HashSet<(TenantId, String)> =
+                select_in::<(String,), _>(tx, "SELECT n.dedupe_key FROM notifications n WHERE n.user_id IN (SELECT u.id FROM users u WHERE u.tenant_id = $1)", "n.dedupe_key", keys)
+                    .await?
+                    .into_iter()
+                    .map(|(t, (k,))| (t, k))
+                    .collect();
+            let mut seen = HashSet::new();
+            let mut targets: Vec<(usize, UserId)> = Vec::new();
+            let mut values: Vec<Val<'_>> = Vec::new();
+            for (i, (tenant, dedupe, actor, preview, link)) in rows.iter().enumerate() {
+                if existing.contains(&(*tenant, dedupe.clone())) || !seen.insert((*tenant, dedupe.as_str())) {
+                    continue;
+                }
+                for user in users.get(tenant).map(Vec::as_slice).unwrap_or_default() {
+                    targets.push((i, *user));
+                    values.extend::<[Val<'_>; 8]>([
+                        (*tenant).into(),
+                        user.0.into(),
+                        "inbound_message".into(),
+                        dedupe.as_str().into(),
+                        actor.as_str().into(),
+                        preview.as_str().into(),
+                        link.as_str().into(),
+                        now.into(),
+                    ]);
+                }
+            }
+            let ids = insert_ids(tx, "INSERT INTO notifications (tenant_id, user_id, kind, dedupe_key, actor, preview, link, created_at)", 8, &values).await?;
+            let created: Vec<(i64, UserId, usize)> = ids.into_iter().zip(targets).map(|(id, (i, user))| (id, user, i)).collect();
             // Toasts in the order of the messages, each message's users in a stable order.
-            created.sort_unstable_by_key(|&(_, user, i)| (i, user.0));
             for (id, user, i) in created {
                 let (tenant, _, actor, preview, link) = &rows[i];
                 effects.events.push(NewEvent {
