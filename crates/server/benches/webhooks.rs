@@ -28,6 +28,10 @@ use wabridge::onboarding::store::{Attachment, attach};
 use wabridge::store::Db;
 use wabridge::with_pool;
 
+/// The binary's allocator (src/main.rs), so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const APP_SECRET: &str = "bench-app-secret";
 const NUMBERS: usize = 4;
 const USERS: usize = 3;
