@@ -43,10 +43,12 @@ struct Args {
     db: String,
     /// `all` (Registry::standard) or `notifications` (only the ingest road's own handler).
     handlers: String,
+    /// Offered load in messages+statuses per second (paced), or as fast as the server answers.
+    rate: Option<f64>,
 }
 
 fn args() -> Args {
-    let mut a = Args { seconds: 10, connections: 64, db: "sqlite".to_owned(), handlers: "all".to_owned() };
+    let mut a = Args { seconds: 10, connections: 64, db: "sqlite".to_owned(), handlers: "all".to_owned(), rate: None };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -54,9 +56,10 @@ fn args() -> Args {
             "--connections" => a.connections = it.next().and_then(|v| v.parse().ok()).expect("--connections N"),
             "--db" => a.db = it.next().expect("--db sqlite|postgres"),
             "--handlers" => a.handlers = it.next().expect("--handlers all|notifications"),
+            "--rate" => a.rate = Some(it.next().and_then(|v| v.parse().ok()).expect("--rate messages-per-second")),
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
-            other => panic!("unknown argument {other}; use --seconds N --connections N --db sqlite|postgres"),
+            other => panic!("unknown argument {other}; use --seconds N --connections N --db sqlite|postgres --handlers all|notifications --rate N"),
         }
     }
     a
@@ -168,12 +171,19 @@ async fn drive(
     sent_at: Arc<Vec<AtomicU64>>,
     origin: Instant,
     acked_items: Arc<AtomicU64>,
+    interval: Option<Duration>,
 ) -> Vec<u64> {
     let mut latencies = Vec::with_capacity(1 << 16);
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
     let mut buf = vec![0u8; 4096];
+    // Paced runs start the connections spread over one interval.
+    let mut next_at = tokio::time::Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(rand::rng().random_range(0.0..1.0)));
     while !stop.load(Ordering::Relaxed) {
+        if let Some(interval) = interval {
+            tokio::time::sleep_until(next_at).await;
+            next_at += interval;
+        }
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(req) = requests.get(i) else { break };
         let start = Instant::now();
@@ -357,6 +367,9 @@ async fn run(args: Args) {
     let watcher_done = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(watch_notifications(events, sent_at.clone(), origin, watcher_done.clone()));
 
+    // Each connection sends one body per interval: bodies/s = rate / (items per body).
+    let items_per_body = total_items as f64 / count as f64;
+    let interval = args.rate.map(|r| Duration::from_secs_f64(args.connections as f64 * items_per_body / r));
     eprintln!("driving {} connections for {} s at http://{addr}/webhooks/whatsapp …", args.connections, args.seconds);
     let next = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -365,7 +378,7 @@ async fn run(args: Args) {
     let cpu_before = cpu_seconds();
     let load_before = load_average();
     let drivers: Vec<_> = (0..args.connections)
-        .map(|_| tokio::spawn(drive(addr, requests.clone(), next.clone(), stop.clone(), sent_at.clone(), origin, acked_items.clone())))
+        .map(|_| tokio::spawn(drive(addr, requests.clone(), next.clone(), stop.clone(), sent_at.clone(), origin, acked_items.clone(), interval)))
         .collect();
     let timer = {
         let stop = stop.clone();
@@ -403,7 +416,8 @@ async fn run(args: Args) {
     let sent_timed = (0..bodies_sent.min(count)).filter(|&i| requests[i].timed).count();
 
     println!();
-    println!("webhooks benchmark — {} on {}, {} connections, {} s, handlers: {}", args.db, std::env::consts::ARCH, args.connections, args.seconds, args.handlers);
+    let offered = args.rate.map_or_else(|| "as fast as answered".to_owned(), |r| format!("offered {r:.0} messages/s"));
+    println!("webhooks benchmark — {} on {}, {} connections, {} s, {offered}, handlers: {}", args.db, std::env::consts::ARCH, args.connections, args.seconds, args.handlers);
     println!("  bodies acknowledged            {bodies_sent} ({acked} messages+statuses){}", if exhausted { " — ran out of pre-signed bodies" } else { "" });
     println!("  acknowledged durably           {:>9.0} messages/s   ({:.0} bodies/s)", acked as f64 / ack_elapsed.as_secs_f64(), bodies_sent as f64 / ack_elapsed.as_secs_f64());
     println!("  applied (backlog drained)      {:>9.0} messages/s   (backlog at last 200: {backlog_peak} bodies, drained after {:.2} s)", acked as f64 / applied_elapsed.as_secs_f64(), applied_elapsed.as_secs_f64());

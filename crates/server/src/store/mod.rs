@@ -131,12 +131,11 @@ impl Db {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
-            // The hot path's indexes stay in memory (the default cache is 2 MB), pages are
-            // read through a mapping rather than copied, and the WAL is folded back into the
-            // database in larger, rarer checkpoints.
+            // The hot path's indexes stay in memory (the default cache is 2 MB) and pages are
+            // read through a mapping rather than copied. (Larger WAL checkpoints were tried:
+            // they delay the journal's fsyncs on the same disk, ack p99 9.5 → 17.6 ms.)
             .pragma("cache_size", "-65536")
-            .pragma("mmap_size", "268435456")
-            .pragma("wal_autocheckpoint", "4096");
+            .pragma("mmap_size", "268435456");
         // SQLite has one writer at a time: one connection serialises writes in-process instead
         // of letting them fight over the lock; readers run beside it thanks to WAL.
         let writer = SqlitePoolOptions::new()
