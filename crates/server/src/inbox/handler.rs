@@ -2,12 +2,12 @@
 //! onto the messages they concern — set-wise for a whole batch of changes, so that a message
 //! costs a share of a few statements rather than several of its own.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
 use wabridge_cloud_api::webhook::{Message, MessageContent, MessagesValue, Status, StatusKind, SystemKind};
 
-use super::store::{self, CustomerKey, NewInbound, NewMessage, Touch, status_event, status_rank};
+use super::store::{self, CustomerKey, Moved, NewInbound, NewMessage, Touch, status_event, status_rank};
 use crate::accounts::TenantId;
 use crate::ingest::{ChangeHandler, Effects, HandlerFuture, RoutedChange};
 use crate::live::NewEvent;
@@ -105,24 +105,38 @@ async fn inbound(tx: &mut Tx, run: &[Inbound<'_>], effects: &mut Effects) -> any
         .into_iter()
         .map(|c| c.ok_or_else(|| anyhow::anyhow!("message without any customer id")))
         .collect::<anyhow::Result<Vec<i64>>>()?;
-    let pairs: Vec<(TenantId, &str, i64)> = run.iter().zip(&customers).map(|(m, &c)| (m.change.tenant, m.number, c)).collect();
-    let conversations = store::conversations_for(tx, &pairs, now).await?;
     let fallback_ids: Vec<String> =
         run.iter().map(|m| format!("wabridge:{}:{}:{}", m.change.journal_id, m.change.change_index, m.index)).collect();
+    let wamids: Vec<&str> = run.iter().zip(&fallback_ids).map(|(m, fallback)| m.message.id.as_deref().unwrap_or(fallback)).collect();
+    // A redelivered message changes nothing.
+    let fresh = store::unstored(tx, &run.iter().zip(&wamids).map(|(m, w)| (m.change.tenant, *w)).collect::<Vec<_>>()).await?;
     let previews: Vec<String> = run.iter().map(|m| preview_text(&m.message.raw)).collect();
     let meta_at = |m: &Inbound<'_>| m.message.timestamp.map_or(m.change.received_at, |s| s * 1000);
-    let news: Vec<NewInbound<'_>> = run
+    // Every customer message opens or restarts the window. A reaction only decorates another
+    // message: it counts neither as unread nor — to stay on the safe side of 131047 — as
+    // opening the window.
+    let touch = |i: usize| {
+        let m = &run[i];
+        (fresh[i] && !matches!(m.message.content, MessageContent::Reaction { .. }))
+            .then(|| Touch { conversation: 0, at: meta_at(m), preview: &previews[i], from_customer: true, opens_window: true })
+    };
+    // New conversations start as their new messages leave them; the others move after.
+    let starts: HashMap<(&str, i64), Moved<'_>> =
+        Moved::fold((0..run.len()).filter_map(|i| touch(i).map(|t| ((run[i].number, customers[i]), Moved::of(&t))))).into_iter().collect();
+    let pairs: Vec<(TenantId, &str, i64)> = run.iter().zip(&customers).map(|(m, &c)| (m.change.tenant, m.number, c)).collect();
+    let (conversations, created) = store::conversations_for(tx, &pairs, &starts, now).await?;
+    let new: Vec<usize> = (0..run.len()).filter(|&i| fresh[i]).collect();
+    let news: Vec<NewInbound<'_>> = new
         .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let wamid = m.message.id.as_deref().unwrap_or(&fallback_ids[i]);
+        .map(|&i| {
+            let m = &run[i];
             NewInbound {
-                wamid,
+                wamid: wamids[i],
                 message: NewMessage {
                     tenant: m.change.tenant,
                     conversation_id: conversations[i],
                     direction: "in",
-                    wamid: Some(wamid),
+                    wamid: Some(wamids[i]),
                     kind: m.message.content.type_name().unwrap_or("unknown"),
                     body: if previews[i].starts_with("@type:") { "" } else { &previews[i] },
                     payload: &m.message.raw,
@@ -135,18 +149,13 @@ async fn inbound(tx: &mut Tx, run: &[Inbound<'_>], effects: &mut Effects) -> any
         })
         .collect();
     let ids = store::insert_inbound(tx, &news, now).await?;
-    let mut touches = Vec::with_capacity(run.len());
-    for (i, m) in run.iter().enumerate() {
-        // A redelivered message changes nothing.
-        let Some(message_id) = ids[i] else { continue };
-        // Every customer message opens or restarts the window. A reaction only decorates
-        // another message: it counts neither as unread nor — to stay on the safe side of
-        // 131047 — as opening the window.
-        if !matches!(m.message.content, MessageContent::Reaction { .. }) {
-            touches.push(Touch { conversation: conversations[i], at: meta_at(m), preview: &previews[i], from_customer: true, opens_window: true });
+    let mut touches = Vec::with_capacity(new.len());
+    for (&i, message_id) in new.iter().zip(ids) {
+        if let Some(t) = touch(i).filter(|_| !created.contains(&conversations[i])) {
+            touches.push(Touch { conversation: conversations[i], ..t });
         }
         effects.events.push(NewEvent {
-            tenant: m.change.tenant,
+            tenant: run[i].change.tenant,
             user: None,
             kind: "message".to_owned(),
             payload: json!({"conversation": conversations[i], "message": message_id, "inbound": true}),
@@ -240,20 +249,18 @@ pub async fn apply_statuses(tx: &mut Tx, statuses: &[(TenantId, &Status)], now: 
 
     // A send whose outcome was unknown is settled by the status that follows it: failed if
     // any status says so, sent otherwise.
-    let mut outbox_rows: Vec<(i64, TenantId, Option<&str>, &str, Option<i64>)> = Vec::new();
+    // By outbox id (and so in id order: two instances lock the rows alike).
+    let mut outbox_rows: BTreeMap<i64, (TenantId, Option<&str>, &str, Option<i64>)> = BTreeMap::new();
     for item in &items {
         let Some(id) = item.outbox else { continue };
-        match outbox_rows.iter_mut().find(|r| r.0 == id) {
-            Some(r) => {
-                r.2 = r.2.or(item.wamid);
-                if item.name == "failed" {
-                    r.3 = "failed";
-                }
-                r.4 = item.error_code.or(r.4);
-            }
-            None => outbox_rows.push((id, item.tenant, item.wamid, item.name, item.error_code)),
+        let row = outbox_rows.entry(id).or_insert((item.tenant, item.wamid, item.name, item.error_code));
+        row.1 = row.1.or(item.wamid);
+        if item.name == "failed" {
+            row.2 = "failed";
         }
+        row.3 = item.error_code.or(row.3);
     }
+    let outbox_rows: Vec<(i64, TenantId, Option<&str>, &str, Option<i64>)> = outbox_rows.into_iter().map(|(id, (t, w, n, c))| (id, t, w, n, c)).collect();
     for chunk in outbox_rows.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "UPDATE outbox SET state = CASE WHEN v.column4 = 'failed' THEN 'failed' ELSE 'sent' END, wamid = COALESCE(outbox.wamid, v.column3),

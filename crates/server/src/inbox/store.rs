@@ -304,13 +304,21 @@ async fn merge_customers(tx: &mut Tx, into: i64, from: i64) -> Result<(), sqlx::
 
 /// The conversation of a customer with one of the tenant's numbers, created if new.
 pub async fn conversation_for(tx: &mut Tx, tenant: TenantId, phone_number_id: &str, customer: i64, now: i64) -> Result<i64, sqlx::Error> {
-    conversations_for(tx, &[(tenant, phone_number_id, customer)], now).await?.pop().ok_or(sqlx::Error::RowNotFound)
+    let (mut ids, _) = conversations_for(tx, &[(tenant, phone_number_id, customer)], &HashMap::new(), now).await?;
+    ids.pop().ok_or(sqlx::Error::RowNotFound)
 }
 
 /// [`conversation_for`] for many (tenant, number, customer) at once: one look-up per number,
-/// one multi-row insert for the new ones. A conversation created meanwhile by another
-/// instance violates the unique key; the caller's retry then finds it.
-pub async fn conversations_for(tx: &mut Tx, keys: &[(TenantId, &str, i64)], now: i64) -> Result<Vec<i64>, sqlx::Error> {
+/// one multi-row insert for the new ones, which start as `starts` says the batch's messages
+/// move them (so they need no update after). Returns the ids and which of them are new. A
+/// conversation created meanwhile by another instance violates the unique key; the caller's
+/// retry then finds it.
+pub async fn conversations_for<'a>(
+    tx: &mut Tx,
+    keys: &[(TenantId, &'a str, i64)],
+    starts: &HashMap<(&'a str, i64), Moved<'_>>,
+    now: i64,
+) -> Result<(Vec<i64>, HashSet<i64>), sqlx::Error> {
     let mut known: HashMap<(&str, i64), i64> = HashMap::new();
     let mut by_number: HashMap<&str, BTreeSet<i64>> = HashMap::new();
     for &(_, number, customer) in keys {
@@ -340,15 +348,34 @@ pub async fn conversations_for(tx: &mut Tx, keys: &[(TenantId, &str, i64)], now:
             missing.push((tenant, number, customer));
         }
     }
-    let mut values: Vec<Val<'_>> = Vec::with_capacity(missing.len() * 6);
+    let mut values: Vec<Val<'_>> = Vec::with_capacity(missing.len() * 8);
     for &(tenant, number, customer) in &missing {
-        values.extend::<[Val<'_>; 6]>([tenant.into(), number.into(), customer.into(), now.into(), "".into(), now.into()]);
+        let start = starts.get(&(number, customer));
+        values.extend::<[Val<'_>; 8]>([
+            tenant.into(),
+            number.into(),
+            customer.into(),
+            start.map_or(now, |s| s.at).into(),
+            start.map_or("", |s| s.preview).into(),
+            start.map_or(0, |s| s.unread).into(),
+            start.and_then(|s| s.opens).into(),
+            now.into(),
+        ]);
     }
-    let ids = insert_ids(tx, "INSERT INTO conversations (tenant_id, phone_number_id, customer_id, last_message_at, last_preview, created_at)", 6, &values).await?;
+    let ids = insert_ids(
+        tx,
+        "INSERT INTO conversations (tenant_id, phone_number_id, customer_id, last_message_at, last_preview, unread, last_customer_message_at, created_at)",
+        8,
+        &values,
+    )
+    .await?;
+    let mut created = HashSet::with_capacity(ids.len());
     for (&(_, number, customer), id) in missing.iter().zip(ids) {
         known.insert((number, customer), id);
+        created.insert(id);
     }
-    keys.iter().map(|&(_, number, customer)| known.get(&(number, customer)).copied().ok_or(sqlx::Error::RowNotFound)).collect()
+    let ids = keys.iter().map(|&(_, number, customer)| known.get(&(number, customer)).copied().ok_or(sqlx::Error::RowNotFound)).collect::<Result<_, _>>()?;
+    Ok((ids, created))
 }
 
 /// A message to store.
@@ -409,33 +436,32 @@ pub struct NewInbound<'a> {
     pub wamid: &'a str,
 }
 
-/// Stores inbound messages with one multi-row insert per chunk; for each, its id, or `None`
-/// when Meta's id is already stored (a redelivery, also within the same batch). Stored ids
-/// are looked up first, so that the insert returns nothing but ids; a message stored
-/// meanwhile by another instance violates the unique key and the caller's retry skips it.
-pub async fn insert_inbound(tx: &mut Tx, messages: &[NewInbound<'_>], now: i64) -> Result<Vec<Option<i64>>, sqlx::Error> {
+/// Which of the (tenant, Meta id) pairs are new: not stored yet and not an earlier pair of
+/// the same list (Meta redelivers, also within one batch). One look-up per tenant.
+pub async fn unstored(tx: &mut Tx, pairs: &[(TenantId, &str)]) -> Result<Vec<bool>, sqlx::Error> {
     let mut wanted: HashMap<TenantId, Vec<&str>> = HashMap::new();
-    for m in messages {
-        wanted.entry(m.message.tenant).or_default().push(m.wamid);
+    for &(tenant, wamid) in pairs {
+        wanted.entry(tenant).or_default().push(wamid);
     }
     let stored: HashSet<(TenantId, String)> =
         select_in::<(String,), _>(tx, "SELECT wamid FROM messages WHERE tenant_id = $1", "wamid", wanted).await?.into_iter().map(|(t, (w,))| (t, w)).collect();
     let mut seen: HashSet<(TenantId, &str)> = HashSet::new();
-    let fresh: Vec<usize> = (0..messages.len())
-        .filter(|&i| {
-            let m = &messages[i];
-            !stored.contains(&(m.message.tenant, m.wamid.to_owned())) && seen.insert((m.message.tenant, m.wamid))
-        })
-        .collect();
-    let payloads: Vec<String> = fresh.iter().map(|&i| messages[i].message.payload.to_string()).collect();
-    let mut values: Vec<Val<'_>> = Vec::with_capacity(fresh.len() * 13);
-    for (&i, payload) in fresh.iter().zip(&payloads) {
-        let m = &messages[i].message;
+    Ok(pairs.iter().map(|&(tenant, wamid)| !stored.contains(&(tenant, wamid.to_owned())) && seen.insert((tenant, wamid))).collect())
+}
+
+/// Stores new inbound messages (see [`unstored`]) with one multi-row insert per chunk and
+/// returns their ids; a message stored meanwhile by another instance violates the unique key
+/// and the caller's retry skips it.
+pub async fn insert_inbound(tx: &mut Tx, messages: &[NewInbound<'_>], now: i64) -> Result<Vec<i64>, sqlx::Error> {
+    let payloads: Vec<String> = messages.iter().map(|m| m.message.payload.to_string()).collect();
+    let mut values: Vec<Val<'_>> = Vec::with_capacity(messages.len() * 13);
+    for (n, payload) in messages.iter().zip(&payloads) {
+        let m = &n.message;
         values.extend::<[Val<'_>; 13]>([
             m.tenant.into(),
             m.conversation_id.into(),
             m.direction.into(),
-            messages[i].wamid.into(),
+            n.wamid.into(),
             m.kind.into(),
             m.body.into(),
             payload.as_str().into(),
@@ -447,18 +473,13 @@ pub async fn insert_inbound(tx: &mut Tx, messages: &[NewInbound<'_>], now: i64) 
             now.into(),
         ]);
     }
-    let ids = insert_ids(
+    insert_ids(
         tx,
         "INSERT INTO messages (tenant_id, conversation_id, direction, wamid, kind, body, payload, reply_to_wamid, outbox_id, status, status_rank, meta_at, created_at)",
         13,
         &values,
     )
-    .await?;
-    let mut out = vec![None; messages.len()];
-    for (&i, id) in fresh.iter().zip(ids) {
-        out[i] = Some(id);
-    }
-    Ok(out)
+    .await
 }
 
 /// Moves the conversation forward after a new message.
@@ -480,30 +501,54 @@ pub struct Touch<'a> {
     pub opens_window: bool,
 }
 
+/// What messages do to one conversation: the latest time, the last preview in order, how
+/// many are unread, the latest time that opens the window.
+#[derive(Clone, Copy)]
+pub struct Moved<'a> {
+    /// Latest message time.
+    pub at: i64,
+    /// Preview of the last message applied.
+    pub preview: &'a str,
+    /// Customer messages (unread).
+    pub unread: i64,
+    /// Latest time that opens the 24-hour window.
+    pub opens: Option<i64>,
+}
+
+impl<'a> Moved<'a> {
+    /// What one message does.
+    pub fn of(t: &Touch<'a>) -> Moved<'a> {
+        Moved { at: t.at, preview: t.preview, unread: i64::from(t.from_customer), opens: t.opens_window.then_some(t.at) }
+    }
+
+    /// Folds what each message does, per key, in order (keys in first-seen order).
+    pub fn fold<K: std::hash::Hash + Eq + Copy>(moves: impl IntoIterator<Item = (K, Moved<'a>)>) -> Vec<(K, Moved<'a>)> {
+        let mut out: Vec<(K, Moved<'a>)> = Vec::new();
+        let mut at_of: HashMap<K, usize> = HashMap::new();
+        for (key, m) in moves {
+            match at_of.get(&key) {
+                Some(&i) => {
+                    let o = &mut out[i].1;
+                    o.at = o.at.max(m.at);
+                    o.preview = m.preview;
+                    o.unread += m.unread;
+                    o.opens = o.opens.max(m.opens);
+                }
+                None => {
+                    at_of.insert(key, out.len());
+                    out.push((key, m));
+                }
+            }
+        }
+        out
+    }
+}
+
 /// [`touch_conversation`] for many messages, in order: one update per chunk of conversations.
 /// The list shows the latest message, the window runs from the latest customer message
 /// (Meta's timestamps, whatever order they arrive in), and every customer message is unread.
 pub async fn touch_conversations(tx: &mut Tx, touches: &[Touch<'_>]) -> Result<(), sqlx::Error> {
-    // Per conversation: latest time, last preview in order, unread count, latest opening time.
-    let mut merged: Vec<(i64, i64, &str, i64, Option<i64>)> = Vec::new();
-    let mut at_of: HashMap<i64, usize> = HashMap::new();
-    for t in touches {
-        let opens = t.opens_window.then_some(t.at);
-        let unread = i64::from(t.from_customer);
-        match at_of.get(&t.conversation) {
-            Some(&i) => {
-                let m = &mut merged[i];
-                m.1 = m.1.max(t.at);
-                m.2 = t.preview;
-                m.3 += unread;
-                m.4 = m.4.max(opens);
-            }
-            None => {
-                at_of.insert(t.conversation, merged.len());
-                merged.push((t.conversation, t.at, t.preview, unread, opens));
-            }
-        }
-    }
+    let mut merged = Moved::fold(touches.iter().map(|t| (t.conversation, Moved::of(t))));
     // In id order, so that two instances updating the same conversations lock them alike.
     merged.sort_unstable_by_key(|m| m.0);
     for chunk in merged.chunks(ROWS_PER_STATEMENT) {
@@ -519,8 +564,8 @@ pub async fn touch_conversations(tx: &mut Tx, touches: &[Touch<'_>]) -> Result<(
         );
         with_tx!(&mut *tx, |c| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
-            for (conversation, at, preview, unread, opens) in chunk {
-                q = q.bind(conversation).bind(at).bind(*preview).bind(unread).bind(opens);
+            for (conversation, m) in chunk {
+                q = q.bind(conversation).bind(m.at).bind(m.preview).bind(m.unread).bind(m.opens);
             }
             q.execute(c).await.map(drop)
         })?;
