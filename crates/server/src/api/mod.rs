@@ -332,12 +332,20 @@ async fn get_templates(State(app): State<AppState>, ApiTenant(tenant): ApiTenant
 
 async fn get_onboarding(State(app): State<AppState>, ApiTenant(tenant): ApiTenant) -> ApiResult<Response> {
     let status = onboarding::connection_status(&app.db, tenant).await?;
+    // What the API settings row shows: connected only once every checklist item is done;
+    // failed while self-service is locked; a broken connection by its state.
+    let (state, _) = onboarding::row_status(&app.db, tenant).await?;
     let numbers: Vec<Value> = onboarding::store::numbers(&app.db, tenant)
         .await?
         .into_iter()
         .map(|n| json!({"phone_number_id": n.phone_number_id, "display_phone_number": n.display_phone_number, "verified_name": n.verified_name, "status": n.status}))
         .collect();
-    Ok(Json(json!({"status": status.key(), "numbers": numbers})).into_response())
+    let checklist: Vec<Value> = onboarding::store::checklist(&app.db, tenant)
+        .await?
+        .into_iter()
+        .map(|i| json!({"item": i.item, "state": i.state, "detail": i.detail, "changed_at": i.changed_at}))
+        .collect();
+    Ok(Json(json!({"status": status.key(), "state": state, "numbers": numbers, "checklist": checklist})).into_response())
 }
 
 #[derive(Deserialize)]

@@ -86,7 +86,12 @@ pub fn document() -> Value {
                 "responses": errors(json!({"200": ok("Templates", json!({"type": "object"}))}))}},
             "/api/v1/onboarding": {"get": {
                 "summary": "The WhatsApp connection of the tenant", "operationId": "getOnboarding", "security": [{"tenantKey": []}],
-                "responses": errors(json!({"200": ok("Status", json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["not_connected", "pending", "connected"]}, "numbers": {"type": "array"}}}))}))}},
+                "responses": errors(json!({"200": ok("Status", json!({"type": "object", "properties": {
+                    "status": {"type": "string", "enum": ["not_connected", "pending", "connected"], "description": "Whether a number is connected"},
+                    "state": {"type": "string", "enum": ["not_connected", "pending", "connected", "failed", "disconnected", "needs_reauth", "partner_removed", "disabled"],
+                              "description": "What the API settings page shows: connected only once every checklist item is done, failed while self-service is locked after two attempts, or the state of a connection that stopped working"},
+                    "numbers": {"type": "array"},
+                    "checklist": {"type": "array", "description": "The four onboarding items: item, state (pending, done, failed), detail, changed_at (Unix ms)"}}}))}))}},
             "/api/v1/costs": {"get": {
                 "summary": "Costs of a month by category and day (EUR)", "operationId": "getCosts", "security": [{"tenantKey": []}],
                 "parameters": [{"name": "month", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}, "description": "Default: this month"}],

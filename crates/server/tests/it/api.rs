@@ -65,7 +65,7 @@ async fn error_code(resp: reqwest::Response) -> (u16, String) {
 #[tokio::test]
 async fn keys_authenticate_and_revoked_or_foreign_keys_do_not() {
     let app = spawn_app().await;
-    let (_, number) = tenant_with_number(&app, "Salon A").await;
+    let (tenant_a, number) = tenant_with_number(&app, "Salon A").await;
     tenant_with_number(&app, "Salon B").await;
     let c = client();
     assert_eq!(error_code(c.get(app.url("/api/v1/onboarding")).send().await.unwrap()).await, (401, "unauthorized".to_owned()));
@@ -76,6 +76,10 @@ async fn keys_authenticate_and_revoked_or_foreign_keys_do_not() {
     let resp: Value = c.get(app.url("/api/v1/onboarding")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
     assert_eq!(resp["status"], "connected");
     assert_eq!(resp["numbers"][0]["phone_number_id"], number.as_str());
+    // The API settings row's richer state, with the checklist it comes from.
+    assert_eq!(resp["state"], wabridge::onboarding::row_status(&app.db, tenant_a).await.unwrap().0);
+    assert_eq!(resp["state"], "connected", "a number attached by support with nothing left to check: {resp}");
+    assert!(resp["checklist"].is_array(), "{resp}");
 
     // Tenant isolation: B reads none of A's conversations or messages.
     let conversation = customer_writes_now(&app, &number, "4917011111111", "wamid.ISO").await;
