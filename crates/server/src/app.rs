@@ -24,7 +24,7 @@ use crate::store::Engine;
 use crate::web::metrics::Metrics;
 use crate::config::Settings;
 use crate::store::Db;
-use crate::web::{self, AppState};
+use crate::web::{self, AppParts, AppState};
 
 /// A wabridge server, bound and ready to run.
 pub struct Application {
@@ -90,7 +90,7 @@ impl Application {
         }
         let settings = Arc::new(settings);
         tokio::spawn(crate::onboarding::poller::run(db.clone(), clock.clone(), settings.clone(), graph.clone(), live.clone(), shutdown.clone()));
-        let state = AppState { db, settings, metrics, clock, product, journal, live, shutdown, graph, outbox_wake };
+        let state = AppState::new(AppParts { db, settings, metrics, clock, product, journal, live, shutdown, graph, outbox_wake });
         tokio::spawn(crate::templates::sync::run(state.clone(), sync_every, state.shutdown.clone()));
         Ok(Application { listener, state, stop })
     }

@@ -21,9 +21,28 @@ use crate::store::Db;
 use context::RequestContext;
 use i18n::Lang;
 
-/// Everything a request handler may need; cheap to clone.
+/// Everything a request handler may need; cloning it (axum does, for every extractor and
+/// middleware of every request) is one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    /// Shares the parts.
+    pub fn new(parts: AppParts) -> AppState {
+        AppState(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct AppParts {
     /// The database.
     pub db: Db,
     /// The configuration.
