@@ -14,7 +14,7 @@ use wabridge_cloud_api::webhook::{Message, MessageContent, MessagesValue};
 use crate::accounts::{TenantId, UserId};
 use crate::ingest::{ChangeHandler, Effects, HandlerFuture, RoutedChange};
 use crate::live::NewEvent;
-use crate::store::{Db, ROWS_PER_STATEMENT, Tx, Val, insert_ids, param_list, select_in};
+use crate::store::{Db, Tx, Val, insert_ids, select_in};
 use crate::web::context::TenantMember;
 use crate::web::error::{AppError, AppResult};
 use crate::web::i18n::Lang;
@@ -62,64 +62,45 @@ impl ChangeHandler for InboundMessageNotifier {
                 }
             }
             let Some(now) = changes.first().map(|c| c.now) else { return Ok(()) };
-            // Every user of the tenants, and which of them already have the notification (a
-            // redelivered message): two look-ups, then an insert that returns only ids.
-            let mut tenants: Vec<TenantId> = rows.iter().map(|r| r.0).collect();
-            tenants.sort_unstable_by_key(|t| t.0);
-            tenants.dedup();
-            let mut users: HashMap<TenantId, Vec<UserId>> = HashMap::new();
-            for chunk in tenants.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!("SELECT tenant_id, id FROM users WHERE tenant_id IN ({}) ORDER BY id", param_list(tx.engine(), chunk.len(), 1));
-                let found = with_tx!(&mut *tx, |c| {
-                    let mut q = sqlx::query_as::<_, (TenantId, UserId)>(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
-                    for t in chunk {
-                        q = q.bind(t);
-                    }
-                    q.fetch_all(c).await
-                })?;
-                for (tenant, user) in found {
-                    users.entry(tenant).or_default().push(user);
-                }
-            }
+            // One notification per message for every user of the tenant (each reads it on their
+            // own); a redelivered message already has it: one look-up, then an insert that
+            // returns only ids.
             let mut keys: HashMap<TenantId, Vec<&str>> = HashMap::new();
             for r in &rows {
                 keys.entry(r.0).or_default().push(r.1.as_str());
             }
             let existing: HashSet<(TenantId, String)> =
-                select_in::<(String,), _>(tx, "SELECT n.dedupe_key FROM notifications n WHERE n.user_id IN (SELECT u.id FROM users u WHERE u.tenant_id = $1)", "n.dedupe_key", keys)
+                select_in::<(String,), _>(tx, "SELECT dedupe_key FROM notifications WHERE user_id IS NULL AND tenant_id = $1", "dedupe_key", keys)
                     .await?
                     .into_iter()
                     .map(|(t, (k,))| (t, k))
                     .collect();
             let mut seen = HashSet::new();
-            let mut targets: Vec<(usize, UserId)> = Vec::new();
+            let mut new: Vec<usize> = Vec::new();
             let mut values: Vec<Val<'_>> = Vec::new();
             for (i, (tenant, dedupe, actor, preview, link)) in rows.iter().enumerate() {
                 if existing.contains(&(*tenant, dedupe.clone())) || !seen.insert((*tenant, dedupe.as_str())) {
                     continue;
                 }
-                for user in users.get(tenant).map(Vec::as_slice).unwrap_or_default() {
-                    targets.push((i, *user));
-                    values.extend::<[Val<'_>; 8]>([
-                        (*tenant).into(),
-                        user.0.into(),
-                        "inbound_message".into(),
-                        dedupe.as_str().into(),
-                        actor.as_str().into(),
-                        preview.as_str().into(),
-                        link.as_str().into(),
-                        now.into(),
-                    ]);
-                }
+                new.push(i);
+                values.extend::<[Val<'_>; 8]>([
+                    (*tenant).into(),
+                    Val::Int(None),
+                    "inbound_message".into(),
+                    dedupe.as_str().into(),
+                    actor.as_str().into(),
+                    preview.as_str().into(),
+                    link.as_str().into(),
+                    now.into(),
+                ]);
             }
             let ids = insert_ids(tx, "INSERT INTO notifications (tenant_id, user_id, kind, dedupe_key, actor, preview, link, created_at)", 8, &values).await?;
-            let created: Vec<(i64, UserId, usize)> = ids.into_iter().zip(targets).map(|(id, (i, user))| (id, user, i)).collect();
-            // Toasts in the order of the messages, each message's users in a stable order.
-            for (id, user, i) in created {
+            // Toasts in the order of the messages, for every user of the tenant.
+            for (i, id) in new.into_iter().zip(ids) {
                 let (tenant, _, actor, preview, link) = &rows[i];
                 effects.events.push(NewEvent {
                     tenant: *tenant,
-                    user: Some(user),
+                    user: None,
                     kind: "notification".to_owned(),
                     payload: json!({"id": id, "kind": "inbound_message", "actor": actor, "preview": preview, "link": link}),
                 });
@@ -218,18 +199,34 @@ pub struct NotificationRow {
     pub read_at: Option<i64>,
 }
 
-/// Unread notifications of a user.
+/// Unread notifications of a user: their own unread ones, and the tenant's (every user's,
+/// user_id NULL) since they joined, above their "all read" mark and not opened by them.
 pub async fn unread_count(db: &Db, user: UserId) -> Result<i64, sqlx::Error> {
-    with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL")
-        .bind(user)
-        .fetch_one(p)
-        .await)
+    with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>(
+        "SELECT (SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL)
+              + (SELECT COUNT(*) FROM notifications n JOIN users u ON u.id = $1
+                 WHERE n.user_id IS NULL AND n.tenant_id = u.tenant_id AND n.id > u.notifications_read_through AND n.created_at >= u.created_at
+                   AND NOT EXISTS (SELECT 1 FROM notification_reads r WHERE r.notification_id = n.id AND r.user_id = $1))"
+    )
+    .bind(user)
+    .fetch_one(p)
+    .await)
 }
 
-/// A user's most recent notifications.
+/// A user's most recent notifications, their own and the tenant's, with their read state.
 pub async fn recent(db: &Db, user: UserId, limit: i64) -> Result<Vec<NotificationRow>, sqlx::Error> {
     with_pool!(db.read(), |p| sqlx::query_as::<_, NotificationRow>(
-        "SELECT id, kind, actor, preview, link, created_at, read_at FROM notifications WHERE user_id = $1 ORDER BY id DESC LIMIT $2"
+        "SELECT * FROM (
+             SELECT * FROM (SELECT id, kind, actor, preview, link, created_at, read_at FROM notifications WHERE user_id = $1 ORDER BY id DESC LIMIT $2) own
+             UNION ALL
+             SELECT * FROM (
+                 SELECT n.id, n.kind, n.actor, n.preview, n.link, n.created_at,
+                        CASE WHEN n.id <= u.notifications_read_through THEN n.created_at
+                             ELSE (SELECT r.read_at FROM notification_reads r WHERE r.notification_id = n.id AND r.user_id = u.id) END AS read_at
+                 FROM notifications n JOIN users u ON u.id = $1
+                 WHERE n.user_id IS NULL AND n.tenant_id = u.tenant_id AND n.created_at >= u.created_at
+                 ORDER BY n.id DESC LIMIT $2) shared
+         ) mine ORDER BY id DESC LIMIT $2"
     )
     .bind(user)
     .bind(limit)
@@ -300,25 +297,62 @@ async fn get_unread(State(app): State<AppState>, member: TenantMember) -> AppRes
 }
 
 async fn post_read_all(State(app): State<AppState>, member: TenantMember) -> AppResult<Response> {
-    with_pool!(app.db.write(), |p| sqlx::query("UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL")
+    let mut tx = app.db.begin().await?;
+    with_tx!(&mut tx, |c| sqlx::query("UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL")
         .bind(app.clock.now_ms())
         .bind(member.user.id)
-        .execute(p)
+        .execute(c)
         .await
         .map(drop))?;
+    // The tenant's notifications up to the latest count as read for this user.
+    with_tx!(&mut tx, |c| sqlx::query(
+        "UPDATE users SET notifications_read_through =
+             (SELECT COALESCE(MAX(id), 0) FROM notifications WHERE user_id IS NULL AND tenant_id = $2)
+         WHERE id = $1"
+    )
+    .bind(member.user.id)
+    .bind(member.tenant)
+    .execute(c)
+    .await
+    .map(drop))?;
+    tx.commit().await?;
     Ok(Redirect::to("/notifications").into_response())
 }
 
 async fn get_open(State(app): State<AppState>, member: TenantMember, Path(id): Path<i64>) -> AppResult<Response> {
-    // The user id in the WHERE clause keeps other users' notifications out of reach.
-    let link = with_pool!(app.db.write(), |p| sqlx::query_scalar::<_, String>(
+    let now = app.clock.now_ms();
+    let mut tx = app.db.begin().await?;
+    // The user (or, for the tenant's shared ones, the tenant) in the WHERE clause keeps other
+    // users' and tenants' notifications out of reach.
+    let own = with_tx!(&mut tx, |c| sqlx::query_scalar::<_, String>(
         "UPDATE notifications SET read_at = COALESCE(read_at, $1) WHERE id = $2 AND user_id = $3 RETURNING link"
     )
-    .bind(app.clock.now_ms())
+    .bind(now)
     .bind(id)
     .bind(member.user.id)
-    .fetch_optional(p)
-    .await)?
-    .ok_or(AppError::NotFound)?;
+    .fetch_optional(c)
+    .await)?;
+    let link = match own {
+        Some(link) => link,
+        None => {
+            let shared = with_tx!(&mut tx, |c| sqlx::query_scalar::<_, String>("SELECT link FROM notifications WHERE id = $1 AND user_id IS NULL AND tenant_id = $2")
+                .bind(id)
+                .bind(member.tenant)
+                .fetch_optional(c)
+                .await)?
+            .ok_or(AppError::NotFound)?;
+            with_tx!(&mut tx, |c| sqlx::query(
+                "INSERT INTO notification_reads (notification_id, user_id, read_at) VALUES ($1, $2, $3) ON CONFLICT (notification_id, user_id) DO NOTHING"
+            )
+            .bind(id)
+            .bind(member.user.id)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(drop))?;
+            shared
+        }
+    };
+    tx.commit().await?;
     Ok(Redirect::to(&link).into_response())
 }

@@ -141,7 +141,7 @@ async fn a_customer_message_notifies_every_user_of_the_tenant_once() {
     // Meta delivers at least once: the same body again changes nothing.
     assert_eq!(post_signed(&app, &body).await.status(), 200);
     eventually("processed", || async { wabridge::ingest::journal::pending_count(&app.db).await.unwrap() == 0 }).await;
-    assert_eq!(count_for_key(&app.db, t, "msg:wamid.ONE").await.unwrap(), 2, "owner and agent");
+    assert_eq!(count_for_key(&app.db, t, "msg:wamid.ONE").await.unwrap(), 1, "one notification for owner and agent");
     assert_eq!(count_for_key(&app.db, other, "msg:wamid.ONE").await.unwrap(), 0);
 
     let (c, _) = app.signed_in("owner@salona.test").await;
@@ -155,6 +155,27 @@ async fn a_customer_message_notifies_every_user_of_the_tenant_once() {
     // Opening another user's notification by id is not possible.
     let theirs = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT id FROM notifications ORDER BY id LIMIT 1").fetch_one(p).await).unwrap();
     assert_eq!(cb.get(app.url(&format!("/notifications/{theirs}"))).send().await.unwrap().status(), 404);
+    // Each user reads it on their own: the owner opens it, the agent still has it unread.
+    let unread = async |c: &reqwest::Client| -> i64 {
+        let v: Value = c.get(app.url("/notifications/unread")).send().await.unwrap().json().await.unwrap();
+        v["unread"].as_i64().unwrap()
+    };
+    let (agent, _) = app.signed_in("agent@salona.test").await;
+    assert_eq!((unread(&c).await, unread(&agent).await), (1, 1));
+    let opened = c.get(app.url(&format!("/notifications/{theirs}"))).send().await.unwrap();
+    let location = opened.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(opened.status().is_redirection() && location.starts_with("/inbox"), "{} {location}", opened.status());
+    assert_eq!((unread(&c).await, unread(&agent).await), (0, 1));
+    // "All read" covers the tenant's notifications up to now, for that user only.
+    let (agent, csrf) = app.signed_in("agent@salona.test").await;
+    let agent_page = agent.get(app.url("/notifications")).send().await.unwrap().text().await.unwrap();
+    assert!(agent_page.contains("Neue WhatsApp-Nachricht von Anna Schmidt"), "the agent's list has it too");
+    assert_eq!(agent.post(app.url("/notifications/read")).form(&[("_csrf", csrf.as_str())]).send().await.unwrap().status(), 303);
+    assert_eq!((unread(&c).await, unread(&agent).await), (0, 0));
+    let body = text_body(&number, "491701234567", "Anna Schmidt", &[("wamid.TWO", "Noch eine Frage")]);
+    assert_eq!(post_signed(&app, &body).await.status(), 200);
+    eventually("processed", || async { wabridge::ingest::journal::pending_count(&app.db).await.unwrap() == 0 }).await;
+    assert_eq!((unread(&c).await, unread(&agent).await), (1, 1), "a new message is unread for both again");
 }
 
 #[tokio::test]
@@ -173,9 +194,9 @@ async fn a_batched_body_is_applied_completely() {
     assert_eq!(post_signed(&app, body.as_bytes()).await.status(), 200);
     eventually("processed", || async { wabridge::ingest::journal::pending_count(&app.db).await.unwrap() == 0 }).await;
     for id in ["wamid.1", "wamid.2", "wamid.3"] {
-        assert_eq!(count_for_key(&app.db, t, &format!("msg:{id}")).await.unwrap(), 2, "{id}");
+        assert_eq!(count_for_key(&app.db, t, &format!("msg:{id}")).await.unwrap(), 1, "{id}");
     }
-    assert_eq!(count_for_key(&app.db, t2, "msg:wamid.4").await.unwrap(), 2);
+    assert_eq!(count_for_key(&app.db, t2, "msg:wamid.4").await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -232,7 +253,7 @@ async fn a_failing_handler_is_retried_alone_and_does_not_hold_back_the_others() 
     let body = text_body(&number, "4944", "Kim", &[("wamid.K", "hi")]);
     assert_eq!(post_signed(&app, &body).await.status(), 200);
     // The notifier applied at once although the flaky handler failed.
-    eventually("notified", || async { count_for_key(&app.db, t, "msg:wamid.K").await.unwrap() == 2 }).await;
+    eventually("notified", || async { count_for_key(&app.db, t, "msg:wamid.K").await.unwrap() == 1 }).await;
     eventually("the first attempt failed", || async { calls.load(Ordering::SeqCst) >= 1 }).await;
     // Retries come after a backoff (1 s, then 2 s …); moving the clock makes them due.
     eventually("applied after two retries", || async {
@@ -244,7 +265,7 @@ async fn a_failing_handler_is_retried_alone_and_does_not_hold_back_the_others() 
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     // Three attempts wrote a row each; the two failed ones were rolled back with their failure.
     assert_eq!(count(&app, "SELECT COUNT(*) FROM tenants WHERE name = 'flaky-was-here'").await, 1, "applied exactly once");
-    assert_eq!(count_for_key(&app.db, t, "msg:wamid.K").await.unwrap(), 2, "the notifier was not applied again");
+    assert_eq!(count_for_key(&app.db, t, "msg:wamid.K").await.unwrap(), 1, "the notifier was not applied again");
 }
 
 /// Reads SSE events from a response until `n` events of `kind` arrived (or times out).
@@ -368,8 +389,8 @@ async fn a_batch_is_applied_as_if_message_by_message() {
         .await)
         .unwrap();
         assert_eq!(ben, (3, "b drei".to_owned()));
-        // Two users, six distinct messages.
-        assert_eq!(count(&app, "SELECT COUNT(*) FROM notifications").await, 12);
+        // Six distinct messages, each one notification for both users.
+        assert_eq!(count(&app, "SELECT COUNT(*) FROM notifications").await, 6);
     };
     check().await;
     // The whole body once more (a new journal entry): nothing changes.
