@@ -1,6 +1,8 @@
-//! Notifications: stored per user (read / unread), pushed live as a toast bottom-right, with
-//! an unread count in the header and a list of recent ones. The first producer: a customer's
-//! message to one of the tenant's numbers.
+//! Notifications: read or unread per user, pushed live as a toast bottom-right, with an unread
+//! count in the header and a list of recent ones. A notification names its user, or — a
+//! customer's message to one of the tenant's numbers — none, and is then every user's of the
+//! tenant (stored once), each reading it on their own: a read mark when they open it, a
+//! watermark when they mark all read.
 
 use std::collections::{HashMap, HashSet};
 
