@@ -409,7 +409,8 @@ impl From<TenantId> for Val<'_> {
 /// statement must not skip rows: no conflict clause); on PostgreSQL `RETURNING id` yields
 /// them in the order of the VALUES.
 pub async fn insert_ids(tx: &mut Tx, head: &str, cols: usize, values: &[Val<'_>]) -> Result<Vec<i64>, sqlx::Error> {
-    let mut ids = Vec::with_capacity(values.len() / cols.max(1));
+    let cols = cols.max(1);
+    let mut ids = Vec::with_capacity(values.len() / cols);
     for chunk in values.chunks(cols * ROWS_PER_STATEMENT) {
         let rows = chunk.len() / cols;
         let sql = format!("{head} VALUES {}", value_rows(tx.engine(), rows, cols, 1));
