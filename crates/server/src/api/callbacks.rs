@@ -119,12 +119,11 @@ impl ChangeHandler for CallbackEvents {
             if ours.is_empty() {
                 return Ok(());
             }
-            let mut wamids: HashMap<TenantId, Vec<&str>> = HashMap::new();
-            for change in &ours {
+            let wamids = ours.iter().flat_map(|change| {
                 let ids = change.change.messages().iter().filter_map(|m| m.id.as_deref());
-                let ids = ids.chain(change.change.statuses().iter().filter_map(|s| s.id.as_deref()));
-                wamids.entry(change.tenant).or_default().extend(ids);
-            }
+                ids.chain(change.change.statuses().iter().filter_map(|s| s.id.as_deref())).map(|id| (change.tenant, id))
+            });
+            let wamids: Vec<(TenantId, &str)> = wamids.collect();
             #[derive(sqlx::FromRow)]
             struct Row {
                 id: i64,

@@ -89,22 +89,17 @@ impl ChangeHandler for CostRecorder {
             const FACTS_BY_OUTBOX: &str = "SELECT m.id, m.wamid, m.outbox_id, m.meta_at, c.last_customer_message_at, u.phone, u.bsuid
                  FROM messages m JOIN conversations c ON c.id = m.conversation_id JOIN customers u ON u.id = c.customer_id
                  WHERE +m.tenant_id = $1 AND m.direction = 'out'";
-            let mut wamids: HashMap<TenantId, Vec<String>> = HashMap::new();
-            for &(tenant, wamid, ..) in &priced {
-                wamids.entry(tenant).or_default().push(wamid.to_owned());
-            }
+            let wamids = priced.iter().map(|&(tenant, wamid, ..)| (tenant, wamid.to_owned()));
             let mut by_wamid: HashMap<(TenantId, String), SentFacts> = HashMap::new();
             for (tenant, facts) in select_in::<SentFacts, _>(tx, FACTS, "m.wamid", wamids).await? {
                 if let Some(w) = facts.wamid.clone() {
                     by_wamid.insert((tenant, w), facts);
                 }
             }
-            let mut outboxes: HashMap<TenantId, Vec<i64>> = HashMap::new();
-            for &(tenant, wamid, status, ..) in &priced {
-                if let (false, Some(o)) = (by_wamid.contains_key(&(tenant, wamid.to_owned())), outbox_of(status)) {
-                    outboxes.entry(tenant).or_default().push(o);
-                }
-            }
+            let outboxes = priced
+                .iter()
+                .filter(|&&(tenant, wamid, ..)| !by_wamid.contains_key(&(tenant, wamid.to_owned())))
+                .filter_map(|&(tenant, _, status, ..)| outbox_of(status).map(|o| (tenant, o)));
             let mut by_outbox: HashMap<(TenantId, i64), SentFacts> = HashMap::new();
             for (tenant, facts) in select_in::<SentFacts, _>(tx, FACTS_BY_OUTBOX, "m.outbox_id", outboxes).await? {
                 if let Some(o) = facts.outbox_id {

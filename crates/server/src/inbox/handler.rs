@@ -238,12 +238,12 @@ pub async fn apply_statuses(tx: &mut Tx, statuses: &[(TenantId, &Status)], now: 
     const FOUND_BY_OUTBOX: &str = "SELECT id, wamid, outbox_id FROM messages WHERE +tenant_id = $1";
     type Found = (i64, Option<String>, Option<i64>);
     let mut by_wamid: HashMap<(TenantId, String), i64> = HashMap::new();
-    for (tenant, (id, wamid, _)) in select_in::<Found, _>(tx, FOUND, "direction = 'out' AND wamid", keys_of(&items, |i| i.wamid.map(str::to_owned))).await? {
+    for (tenant, (id, wamid, _)) in select_in::<Found, _>(tx, FOUND, "direction = 'out' AND wamid", items.iter().filter_map(|i| i.wamid.map(|w| (i.tenant, w.to_owned())))).await? {
         by_wamid.extend(wamid.map(|w| ((tenant, w), id)));
     }
     let unmatched = |i: &StatusItem<'_>| i.wamid.is_none_or(|w| !by_wamid.contains_key(&(i.tenant, w.to_owned())));
     let mut by_outbox: HashMap<(TenantId, i64), i64> = HashMap::new();
-    for (tenant, (id, _, outbox)) in select_in::<Found, _>(tx, FOUND_BY_OUTBOX, "outbox_id", keys_of(&items, |i| i.outbox.filter(|_| unmatched(i)))).await? {
+    for (tenant, (id, _, outbox)) in select_in::<Found, _>(tx, FOUND_BY_OUTBOX, "outbox_id", items.iter().filter(|i| unmatched(i)).filter_map(|i| i.outbox.map(|o| (i.tenant, o)))).await? {
         by_outbox.extend(outbox.map(|o| ((tenant, o), id)));
     }
 
@@ -320,15 +320,4 @@ pub async fn apply_statuses(tx: &mut Tx, statuses: &[(TenantId, &Status)], now: 
         effects.events.push(status_event(tenant, conversation, id));
     }
     Ok(())
-}
-
-/// The keys `key` gives for the items, by tenant.
-fn keys_of<'a, K>(items: &[StatusItem<'a>], key: impl Fn(&StatusItem<'a>) -> Option<K>) -> HashMap<TenantId, Vec<K>> {
-    let mut wanted: HashMap<TenantId, Vec<K>> = HashMap::new();
-    for item in items {
-        if let Some(k) = key(item) {
-            wanted.entry(item.tenant).or_default().push(k);
-        }
-    }
-    wanted
 }

@@ -82,14 +82,10 @@ pub async fn resolve_customers(tx: &mut Tx, keys: &[CustomerKey<'_>], now: i64) 
     let mut by_phone: HashMap<(TenantId, String), usize> = HashMap::new();
 
     // Every stored record any key names.
-    let mut wanted: [HashMap<TenantId, Vec<String>>; 2] = Default::default();
-    for k in keys {
-        wanted[0].entry(k.tenant).or_default().extend(clean(k.bsuid));
-        wanted[1].entry(k.tenant).or_default().extend(clean(k.phone));
-    }
     let mut loaded = HashSet::new();
-    for (column, wanted) in ["bsuid", "phone"].into_iter().zip(wanted) {
+    for column in ["bsuid", "phone"] {
         let select = "SELECT id, tenant_id, bsuid, phone, name, username FROM customers WHERE tenant_id = $1";
+        let wanted = keys.iter().filter_map(|k| clean(if column == "bsuid" { k.bsuid } else { k.phone }).map(|v| (k.tenant, v)));
         for (_, rec) in select_in::<CustomerRec, _>(tx, select, column, wanted).await? {
             if loaded.insert(rec.id) {
                 index_rec(&mut by_bsuid, &mut by_phone, &rec, recs.len());
@@ -439,12 +435,8 @@ pub struct NewInbound<'a> {
 /// Which of the (tenant, Meta id) pairs are new: not stored yet and not an earlier pair of
 /// the same list (Meta redelivers, also within one batch). One look-up per tenant.
 pub async fn unstored(tx: &mut Tx, pairs: &[(TenantId, &str)]) -> Result<Vec<bool>, sqlx::Error> {
-    let mut wanted: HashMap<TenantId, Vec<&str>> = HashMap::new();
-    for &(tenant, wamid) in pairs {
-        wanted.entry(tenant).or_default().push(wamid);
-    }
     let stored: HashSet<(TenantId, String)> =
-        select_in::<(String,), _>(tx, "SELECT wamid FROM messages WHERE tenant_id = $1", "wamid", wanted).await?.into_iter().map(|(t, (w,))| (t, w)).collect();
+        select_in::<(String,), _>(tx, "SELECT wamid FROM messages WHERE tenant_id = $1", "wamid", pairs.iter().copied()).await?.into_iter().map(|(t, (w,))| (t, w)).collect();
     let mut seen: HashSet<(TenantId, &str)> = HashSet::new();
     Ok(pairs.iter().map(|&(tenant, wamid)| !stored.contains(&(tenant, wamid.to_owned())) && seen.insert((tenant, wamid))).collect())
 }

@@ -4,7 +4,7 @@
 //! tenant (stored once), each reading it on their own: a read mark when they open it, a
 //! watermark when they mark all read.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -67,10 +67,7 @@ impl ChangeHandler for InboundMessageNotifier {
             // One notification per message for every user of the tenant (each reads it on their
             // own); a redelivered message already has it: one look-up, then an insert that
             // returns only ids.
-            let mut keys: HashMap<TenantId, Vec<&str>> = HashMap::new();
-            for r in &rows {
-                keys.entry(r.0).or_default().push(r.1.as_str());
-            }
+            let keys = rows.iter().map(|r| (r.0, r.1.as_str()));
             let existing: HashSet<(TenantId, String)> =
                 select_in::<(String,), _>(tx, "SELECT dedupe_key FROM notifications WHERE user_id IS NULL AND tenant_id = $1", "dedupe_key", keys)
                     .await?

@@ -449,13 +449,22 @@ pub async fn insert_ids(tx: &mut Tx, head: &str, cols: usize, values: &[Val<'_>]
 }
 
 /// The rows of `select` — a query whose WHERE clause names the tenant as `$1` — for which
-/// `column` is one of the tenant's `keys`: one statement per tenant and chunk of keys, for
-/// the hot path's look-ups of a whole batch.
-pub async fn select_in<R, K>(tx: &mut Tx, select: &str, column: &str, wanted: HashMap<TenantId, Vec<K>>) -> Result<Vec<(TenantId, R)>, sqlx::Error>
+/// `column` is one of the tenant's keys among `keys`: one statement per tenant and chunk of
+/// keys, for the hot path's look-ups of a whole batch.
+pub async fn select_in<R, K>(
+    tx: &mut Tx,
+    select: &str,
+    column: &str,
+    keys: impl IntoIterator<Item = (TenantId, K)>,
+) -> Result<Vec<(TenantId, R)>, sqlx::Error>
 where
     R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
     K: for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send + Sync + Ord,
 {
+    let mut wanted: HashMap<TenantId, Vec<K>> = HashMap::new();
+    for (tenant, key) in keys {
+        wanted.entry(tenant).or_default().push(key);
+    }
     let mut found = Vec::new();
     for (tenant, mut keys) in wanted {
         keys.sort_unstable();
