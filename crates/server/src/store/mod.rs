@@ -141,12 +141,15 @@ impl Db {
             .pragma("wal_autocheckpoint", "16384");
         // SQLite has one writer at a time: one connection serialises writes in-process instead
         // of letting them fight over the lock; readers run beside it thanks to WAL.
-        let writer = SqlitePoolOptions::new()
+        // A connection to a local file cannot go stale: no ping before every acquisition
+        // (sqlx's default, a round trip to the connection's thread each time).
+        let pool = || SqlitePoolOptions::new().test_before_acquire(false);
+        let writer = pool()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await?;
-        let readers = SqlitePoolOptions::new()
+        let readers = pool()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone().read_only(true))
@@ -159,14 +162,14 @@ impl Db {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .pragma("mmap_size", "268435456");
-        let journal = SqlitePoolOptions::new()
+        let journal = pool()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(journal_options.clone())
             .await?;
         // The journal's schema is created before its readers open it read-only.
         sqlx::query(JOURNAL_SCHEMA).execute(&journal).await?;
-        let journal_readers = SqlitePoolOptions::new()
+        let journal_readers = pool()
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(journal_options.clone().read_only(true))
