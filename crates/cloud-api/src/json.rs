@@ -78,6 +78,14 @@ pub(crate) fn array<'a>(v: &'a Value, key: &str) -> &'a [Value] {
     }
 }
 
+/// The array under `key`, moved out of `v` (empty when it is not an array).
+pub(crate) fn take_array(v: &mut Value, key: &str) -> Vec<Value> {
+    match v.get_mut(key).map(Value::take) {
+        Some(Value::Array(a)) => a,
+        _ => Vec::new(),
+    }
+}
+
 pub(crate) fn strings(v: &Value, key: &str) -> Vec<String> {
     array(v, key).iter().filter_map(as_string).collect()
 }

@@ -56,12 +56,15 @@ impl Application {
         let journal = Journal::start(db.clone(), clock.clone());
         let live = LiveHub::default();
         let metrics: Arc<Metrics> = Arc::default();
-        let processor = Processor::new(db.clone(), clock.clone(), registry, live.clone(), metrics.clone());
+        let processor = Processor::new(db.clone(), clock.clone(), registry, live.clone(), metrics.clone()).with_feed(journal.feed.clone());
         // SQLite has one writer: one processor. PostgreSQL's processors claim disjoint
         // batches (SKIP LOCKED), so each instance runs several.
-        let processors = if db.engine() == crate::store::Engine::Postgres { POSTGRES_PROCESSORS } else { 1 };
-        for _ in 0..processors {
-            tokio::spawn(processor.clone().run(journal.committed.clone(), shutdown.clone()));
+        if db.engine() == Engine::Postgres {
+            for _ in 0..POSTGRES_PROCESSORS {
+                tokio::spawn(processor.clone().run(journal.committed.clone(), shutdown.clone()));
+            }
+        } else {
+            processor.spawn_on_own_thread(journal.committed.clone(), shutdown.clone());
         }
         if db.engine() == Engine::Postgres {
             tokio::spawn(crate::live::run_pg_listener(db.clone(), live.clone(), journal.committed.clone(), shutdown.clone()));

@@ -13,7 +13,7 @@ pub use messages::*;
 
 use serde_json::Value;
 
-use crate::json::{array, int, string};
+use crate::json::{int, string, take_array};
 
 /// The body was not JSON at all; the only way [`parse_webhook`] fails.
 #[derive(Debug, thiserror::Error)]
@@ -36,11 +36,12 @@ pub struct WebhookBody {
 }
 
 impl WebhookBody {
-    /// Builds the typed view of any JSON value.
-    pub fn from_value(v: Value) -> Self {
+    /// Builds the typed view of any JSON value. The value's parts move into it: a change's
+    /// raw value is kept without copying it.
+    pub fn from_value(mut v: Value) -> Self {
         Self {
             object: string(&v, "object"),
-            entries: array(&v, "entry").iter().map(Entry::parse).collect(),
+            entries: take_array(&mut v, "entry").into_iter().map(Entry::parse).collect(),
         }
     }
 
@@ -67,11 +68,11 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn parse(v: &Value) -> Self {
+    fn parse(mut v: Value) -> Self {
         Self {
-            id: string(v, "id"),
-            time: int(v, "time"),
-            changes: array(v, "changes").iter().map(Change::parse).collect(),
+            id: string(&v, "id"),
+            time: int(&v, "time"),
+            changes: take_array(&mut v, "changes").into_iter().map(Change::parse).collect(),
         }
     }
 }
@@ -220,9 +221,9 @@ pub enum ChangeValue {
 }
 
 impl Change {
-    fn parse(v: &Value) -> Self {
-        let raw_value = v.get("value").cloned().unwrap_or(Value::Null);
-        let (field, field_inferred) = match string(v, "field") {
+    fn parse(mut v: Value) -> Self {
+        let raw_value = v.get_mut("value").map_or(Value::Null, Value::take);
+        let (field, field_inferred) = match string(&v, "field") {
             Some(f) => (WebhookField::parse(&f), false),
             None => (infer_field(&raw_value), true),
         };

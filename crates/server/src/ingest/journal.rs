@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::feed::{FedEntry, Feed};
 use crate::clock::Clock;
 use crate::store::{Db, Engine, PoolRef, Tx, value_rows};
 use crate::{with_pool, with_tx};
@@ -26,6 +27,8 @@ pub struct Journal {
     queue: mpsc::Sender<Pending>,
     /// Woken after every commit (the processor waits on it).
     pub committed: Arc<Notify>,
+    /// On SQLite, what was committed, in memory for the processor.
+    pub feed: Option<Arc<Feed>>,
 }
 
 /// The body could not be made durable (the caller answers 503 so that Meta retries).
@@ -38,8 +41,9 @@ impl Journal {
     pub fn start(db: Db, clock: Clock) -> Journal {
         let (queue, rx) = mpsc::channel(8192);
         let committed = Arc::new(Notify::new());
-        tokio::spawn(writer(db, clock, rx, committed.clone()));
-        Journal { queue, committed }
+        let feed = (db.engine() == Engine::Sqlite).then(Feed::start);
+        tokio::spawn(writer(db, clock, rx, committed.clone(), feed.clone()));
+        Journal { queue, committed, feed }
     }
 
     /// Appends a body; returns once it is committed durably.
@@ -53,7 +57,7 @@ impl Journal {
     }
 }
 
-async fn writer(db: Db, clock: Clock, mut rx: mpsc::Receiver<Pending>, committed: Arc<Notify>) {
+async fn writer(db: Db, clock: Clock, mut rx: mpsc::Receiver<Pending>, committed: Arc<Notify>, feed: Option<Arc<Feed>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -63,9 +67,14 @@ async fn writer(db: Db, clock: Clock, mut rx: mpsc::Receiver<Pending>, committed
                 Err(_) => break,
             }
         }
-        let result = write_batch(&db, clock.now_ms(), &batch).await;
+        let now = clock.now_ms();
+        let result = write_batch(&db, now, &batch).await;
         if let Err(e) = &result {
             tracing::error!(error = %e, bodies = batch.len(), "journal commit failed");
+        }
+        if let (Some(feed), Ok(Some(last))) = (&feed, &result) {
+            let first = last - batch.len() as i64 + 1;
+            feed.push(batch.iter().zip(first..).map(|(p, id)| FedEntry::new(id, now, p.body.clone())));
         }
         for p in batch.drain(..) {
             let _ = p.ack.send(result.as_ref().map(|_| ()).map_err(|_| ()));
@@ -78,8 +87,9 @@ async fn writer(db: Db, clock: Clock, mut rx: mpsc::Receiver<Pending>, committed
 }
 
 /// Commits a batch with one statement in its own implicit transaction: one round trip to the
-/// database per batch (a BEGIN and a COMMIT would be two more).
-async fn write_batch(db: &Db, now: i64, batch: &[Pending]) -> Result<(), sqlx::Error> {
+/// database per batch (a BEGIN and a COMMIT would be two more). On SQLite returns the last id:
+/// the one writer's rows of one statement take consecutive ids.
+async fn write_batch(db: &Db, now: i64, batch: &[Pending]) -> Result<Option<i64>, sqlx::Error> {
     match db.journal_write() {
         // The journal's own file and writer, opened with synchronous=FULL: the commit fsyncs.
         PoolRef::Sqlite(pool) => {
@@ -88,7 +98,8 @@ async fn write_batch(db: &Db, now: i64, batch: &[Pending]) -> Result<(), sqlx::E
             for p in batch {
                 query = query.bind(now).bind(p.body.as_ref());
             }
-            query.execute(pool).await.map(drop)
+            let done = query.execute(pool).await?;
+            Ok((done.rows_affected() == batch.len() as u64).then(|| done.last_insert_rowid()))
         }
         // The notification wakes the processors of every instance once the insert commits.
         PoolRef::Postgres(pool) => {
@@ -101,7 +112,7 @@ async fn write_batch(db: &Db, now: i64, batch: &[Pending]) -> Result<(), sqlx::E
             .bind(&bodies)
             .execute(pool)
             .await
-            .map(drop)
+            .map(|_| None)
         }
     }
 }

@@ -7,6 +7,7 @@
 //! handler is retried on its own without undoing the others or blocking other tenants.
 
 pub mod endpoint;
+pub mod feed;
 pub mod journal;
 pub mod processor;
 

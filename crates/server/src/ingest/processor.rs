@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use wabridge_cloud_api::parse_webhook;
-use wabridge_cloud_api::webhook::{ChangeRef, WebhookBody, WebhookField};
+use wabridge_cloud_api::webhook::{ChangeRef, WebhookField};
 
+use super::feed::{FedEntry, Feed};
 use super::{ChangeHandler, Effects, Registry, RoutedChange, journal};
 use crate::accounts::TenantId;
 use crate::clock::Clock;
@@ -38,9 +39,8 @@ pub struct Processor {
     registry: Registry,
     live: LiveHub,
     metrics: Arc<Metrics>,
+    feed: Option<Arc<Feed>>,
 }
-
-type JournalRow = journal::Entry;
 
 #[derive(sqlx::FromRow)]
 struct RetryRow {
@@ -53,7 +53,37 @@ struct RetryRow {
 impl Processor {
     /// A processor over this database with these subscriptions.
     pub fn new(db: Db, clock: Clock, registry: Registry, live: LiveHub, metrics: Arc<Metrics>) -> Processor {
-        Processor { db, clock, registry, live, metrics }
+        Processor { db, clock, registry, live, metrics, feed: None }
+    }
+
+    /// Takes what the journal just committed from its in-memory feed (SQLite), falling back
+    /// to reading the journal for whatever the feed does not hold.
+    pub fn with_feed(mut self, feed: Option<Arc<Feed>>) -> Processor {
+        self.feed = feed;
+        self
+    }
+
+    /// Runs [`Processor::run`] on a thread of its own (SQLite's one processor): each of its
+    /// statements is awaited, and on the shared runtime every wake-up would queue behind the
+    /// webhook connections' tasks, which under load are many. On the thread it gets its turn
+    /// from the operating system like the runtime's workers do.
+    pub fn spawn_on_own_thread(self, wake: Arc<Notify>, shutdown: watch::Receiver<bool>) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let spawned = match runtime {
+            Ok(runtime) => {
+                let processor = self.clone();
+                let (wake, shutdown) = (wake.clone(), shutdown.clone());
+                std::thread::Builder::new()
+                    .name("wabridge-processor".to_owned())
+                    .spawn(move || runtime.block_on(processor.run(wake, shutdown)))
+                    .map_err(anyhow::Error::from)
+            }
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "no thread for the processor; it shares the runtime");
+            tokio::spawn(self.run(wake, shutdown));
+        }
     }
 
     /// Runs until shutdown: drains the journal whenever a commit wakes it (and every second
@@ -101,19 +131,23 @@ impl Processor {
 
     async fn apply_batch(&self, isolated: bool) -> anyhow::Result<usize> {
         let mut tx = self.db.begin().await?;
-        let rows = match &mut tx {
+        let rows: Vec<Arc<FedEntry>> = match &mut tx {
             // The cursor is read under the write lock: no other transaction can move it until
             // this one commits the batch's effects together with the new position.
             Tx::Sqlite(_) => {
                 let cursor = journal::sqlite_cursor(&mut tx).await?;
-                journal::sqlite_entries_after(&self.db, cursor, BATCH).await?
+                let fed = self.feed.as_ref().map(|f| f.take_after(cursor, BATCH as usize)).unwrap_or_default();
+                if fed.is_empty() { journal::sqlite_entries_after(&self.db, cursor, BATCH).await?.into_iter().map(fed_entry).collect() } else { fed }
             }
-            Tx::Postgres(t) => sqlx::query_as::<_, JournalRow>(
+            Tx::Postgres(t) => sqlx::query_as::<_, journal::Entry>(
                 "SELECT id, received_at, body FROM webhook_journal WHERE processed_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
             )
             .bind(BATCH)
             .fetch_all(&mut **t)
-            .await?,
+            .await?
+            .into_iter()
+            .map(fed_entry)
+            .collect(),
         };
         if rows.is_empty() {
             return Ok(0);
@@ -121,11 +155,10 @@ impl Processor {
         let now = self.clock.now_ms();
         let mut effects = Effects::default();
         let mut routes = RouteCache::default();
-        let parsed: Vec<Option<WebhookBody>> = rows.iter().map(|row| parse_webhook(&row.body).ok()).collect();
         let mut routed = Vec::new();
         let mut changes = 0u64;
-        for (row, body) in rows.iter().zip(&parsed) {
-            changes += route_body(&mut tx, row, body.as_ref(), &self.registry, now, &mut routes, &mut routed).await?;
+        for row in &rows {
+            changes += route_body(&mut tx, row, &self.registry, now, &mut routes, &mut routed).await?;
         }
         if isolated {
             for change in &routed {
@@ -248,6 +281,10 @@ pub async fn route(tx: &mut Tx, change: &ChangeRef<'_>) -> Result<Option<TenantI
     }
 }
 
+fn fed_entry(e: journal::Entry) -> Arc<FedEntry> {
+    Arc::new(FedEntry::new(e.id, e.received_at, e.body.into()))
+}
+
 /// A handler failed in a batch applied without savepoints: apply it again, isolated.
 #[derive(Debug, thiserror::Error)]
 #[error("a handler failed; the batch is applied again with savepoints")]
@@ -280,14 +317,13 @@ impl RouteCache {
 /// are kept for support. Returns how many changes the body has.
 async fn route_body<'a>(
     tx: &mut Tx,
-    row: &'a JournalRow,
-    body: Option<&'a WebhookBody>,
+    row: &'a FedEntry,
     registry: &Registry,
     now: i64,
     routes: &mut RouteCache,
     routed: &mut Vec<RoutedChange<'a>>,
 ) -> anyhow::Result<u64> {
-    let Some(body) = body else {
+    let Some(body) = row.parsed() else {
         unhandled(tx, row.id, -1, None, "not_json", None, &String::from_utf8_lossy(&row.body), now).await?;
         return Ok(0);
     };

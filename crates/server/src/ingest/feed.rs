@@ -1,0 +1,138 @@
+//! On SQLite, the journal hands what it has just committed to the processor in memory, and a
+//! parser task parses it ahead of the processor: the processor neither reads the bodies back
+//! (row by row through the driver's thread) nor parses them on its own critical path.
+//!
+//! The feed is only a shortcut. It holds committed entries, bounded in bytes; whatever it
+//! dropped, or never held (after a restart), the processor reads from the journal as before.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use wabridge_cloud_api::parse_webhook;
+use wabridge_cloud_api::webhook::WebhookBody;
+
+/// Body bytes the feed holds at most; beyond, new entries are left to the journal.
+const MAX_BYTES: usize = 64 << 20;
+/// How many entries the parser parses ahead of the processor (parsed bodies are larger than
+/// their JSON: this bounds the memory they take).
+const PARSE_AHEAD: usize = 2048;
+/// Entries the parser takes per turn (a turn stays short for the runtime's other tasks).
+const PARSE_TURN: usize = 64;
+
+/// A committed journal entry, parsed at most once by whichever of the parser and the
+/// processor gets to it first.
+pub struct FedEntry {
+    /// Journal id.
+    pub id: i64,
+    /// When it was received (Unix ms).
+    pub received_at: i64,
+    /// The raw body as signed by Meta.
+    pub body: Bytes,
+    parsed: OnceLock<Option<WebhookBody>>,
+}
+
+impl FedEntry {
+    /// An entry, not parsed yet.
+    pub fn new(id: i64, received_at: i64, body: Bytes) -> FedEntry {
+        FedEntry { id, received_at, body, parsed: OnceLock::new() }
+    }
+
+    /// The parsed body (`None` when it is not JSON).
+    pub fn parsed(&self) -> Option<&WebhookBody> {
+        self.parsed.get_or_init(|| parse_webhook(&self.body).ok()).as_ref()
+    }
+}
+
+/// Committed entries in id order, waiting for the processor.
+#[derive(Default)]
+pub struct Feed {
+    state: Mutex<State>,
+    /// Wakes the parser: entries arrived, or the processor took some.
+    work: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    entries: VecDeque<Arc<FedEntry>>,
+    bytes: usize,
+    /// The id of the next entry the parser parses.
+    parse_next: i64,
+}
+
+impl Feed {
+    /// Starts the parser task; it ends when the feed is no longer held elsewhere.
+    pub fn start() -> Arc<Feed> {
+        let feed = Arc::new(Feed::default());
+        tokio::spawn(parser(feed.clone()));
+        feed
+    }
+
+    /// Adds entries just committed (ids ascending); those that do not fit are left out.
+    pub fn push(&self, entries: impl IntoIterator<Item = FedEntry>) {
+        {
+            let mut state = self.lock();
+            for entry in entries {
+                if state.bytes + entry.body.len() > MAX_BYTES {
+                    break;
+                }
+                state.bytes += entry.body.len();
+                state.entries.push_back(Arc::new(entry));
+            }
+        }
+        self.work.notify_one();
+    }
+
+    /// Forgets entries up to `cursor` (applied) and returns the run that follows it without
+    /// a gap, at most `limit` long; empty when the next entry is not here.
+    pub fn take_after(&self, cursor: i64, limit: usize) -> Vec<Arc<FedEntry>> {
+        let mut state = self.lock();
+        while state.entries.front().is_some_and(|e| e.id <= cursor) {
+            if let Some(e) = state.entries.pop_front() {
+                state.bytes -= e.body.len();
+            }
+        }
+        let mut run: Vec<Arc<FedEntry>> = Vec::new();
+        for entry in state.entries.iter().take(limit) {
+            if entry.id != cursor + 1 + run.len() as i64 {
+                break;
+            }
+            run.push(entry.clone());
+        }
+        drop(state);
+        self.work.notify_one();
+        run
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent data (every update is one step).
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Up to a turn of entries within the parse-ahead window that are not parsed yet.
+    fn to_parse(&self) -> Vec<Arc<FedEntry>> {
+        let mut state = self.lock();
+        let next = state.parse_next;
+        let turn: Vec<Arc<FedEntry>> = state.entries.iter().take(PARSE_AHEAD).filter(|e| e.id >= next).take(PARSE_TURN).cloned().collect();
+        if let Some(last) = turn.last() {
+            state.parse_next = last.id + 1;
+        }
+        turn
+    }
+}
+
+async fn parser(feed: Arc<Feed>) {
+    // Ends once nobody else holds the feed (checked at least every second).
+    while Arc::strong_count(&feed) > 1 {
+        let turn = feed.to_parse();
+        if turn.is_empty() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), feed.work.notified()).await;
+            continue;
+        }
+        for entry in &turn {
+            entry.parsed();
+        }
+        tokio::task::yield_now().await;
+    }
+}
