@@ -57,6 +57,9 @@ pub struct Feed {
 struct State {
     entries: VecDeque<Arc<FedEntry>>,
     bytes: usize,
+    /// Applied entries, freed by the parser task: freeing a parsed body takes about as long
+    /// as building it, and the processor's thread is the one to spare.
+    retired: Vec<Arc<FedEntry>>,
     /// The id of the next entry the parser parses.
     parse_next: i64,
 }
@@ -91,6 +94,7 @@ impl Feed {
         while state.entries.front().is_some_and(|e| e.id <= cursor) {
             if let Some(e) = state.entries.pop_front() {
                 state.bytes -= e.body.len();
+                state.retired.push(e);
             }
         }
         let mut run: Vec<Arc<FedEntry>> = Vec::new();
@@ -110,22 +114,25 @@ impl Feed {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Up to a turn of entries within the parse-ahead window that are not parsed yet.
-    fn to_parse(&self) -> Vec<Arc<FedEntry>> {
+    /// Up to a turn of entries within the parse-ahead window that are not parsed yet, and the
+    /// applied entries to free.
+    fn to_parse(&self) -> (Vec<Arc<FedEntry>>, Vec<Arc<FedEntry>>) {
         let mut state = self.lock();
+        let retired = std::mem::take(&mut state.retired);
         let next = state.parse_next;
         let turn: Vec<Arc<FedEntry>> = state.entries.iter().take(PARSE_AHEAD).filter(|e| e.id >= next).take(PARSE_TURN).cloned().collect();
         if let Some(last) = turn.last() {
             state.parse_next = last.id + 1;
         }
-        turn
+        (turn, retired)
     }
 }
 
 async fn parser(feed: Arc<Feed>) {
     // Ends once nobody else holds the feed (checked at least every second).
     while Arc::strong_count(&feed) > 1 {
-        let turn = feed.to_parse();
+        let (turn, retired) = feed.to_parse();
+        drop(retired);
         if turn.is_empty() {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), feed.work.notified()).await;
             continue;

@@ -120,7 +120,7 @@ pub async fn notify_users(tx: &mut Tx, tenant: TenantId, owners_only: bool, prev
         let id = with_tx!(&mut *tx, |x| sqlx::query_scalar::<_, i64>(
             "INSERT INTO notifications (tenant_id, user_id, kind, dedupe_key, actor, preview, link, created_at)
              VALUES ($1, $2, 'onboarding', $3, 'WhatsApp', $4, $5, $6)
-             ON CONFLICT (user_id, dedupe_key) DO NOTHING RETURNING id"
+             ON CONFLICT (user_id, dedupe_key) WHERE user_id IS NOT NULL DO NOTHING RETURNING id"
         )
         .bind(tenant)
         .bind(user)

@@ -328,9 +328,10 @@ impl Tx {
     }
 }
 
-/// Rows per multi-row statement on the hot path: parameters stay far below both engines'
-/// limits (SQLite 32,766, PostgreSQL 65,535).
-pub const ROWS_PER_STATEMENT: usize = 200;
+/// Rows per multi-row statement on the hot path: a processor batch's rows mostly fit in one
+/// statement, and parameters (13 per row at most) stay below both engines' limits (SQLite
+/// 32,766, PostgreSQL 65,535).
+pub const ROWS_PER_STATEMENT: usize = 1000;
 
 /// `(…), (…)`: `rows` rows of `cols` parameters each — the VALUES of a multi-row statement,
 /// its parameters bound in order from `$first` on. SQLite gets anonymous `?`: it looks up

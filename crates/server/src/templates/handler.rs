@@ -157,7 +157,7 @@ pub async fn warn_recategorized(tx: &mut Tx, tenant: TenantId, waba: &str, name:
         with_tx!(&mut *tx, |c| sqlx::query(
             "INSERT INTO notifications (tenant_id, user_id, kind, dedupe_key, actor, preview, link, created_at)
              VALUES ($1, $2, 'template_category', $3, $4, '@type:template_marketing', '/templates', $5)
-             ON CONFLICT (user_id, dedupe_key) DO NOTHING"
+             ON CONFLICT (user_id, dedupe_key) WHERE user_id IS NOT NULL DO NOTHING"
         )
         .bind(tenant)
         .bind(user)
