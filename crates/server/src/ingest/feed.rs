@@ -46,11 +46,17 @@ impl FedEntry {
 }
 
 /// Committed entries in id order, waiting for the processor.
-#[derive(Default)]
 pub struct Feed {
     state: Mutex<State>,
+    max_bytes: usize,
     /// Wakes the parser: entries arrived, or the processor took some.
     work: Notify,
+}
+
+impl Default for Feed {
+    fn default() -> Feed {
+        Feed { state: Mutex::default(), max_bytes: MAX_BYTES, work: Notify::new() }
+    }
 }
 
 #[derive(Default)]
@@ -77,7 +83,7 @@ impl Feed {
         {
             let mut state = self.lock();
             for entry in entries {
-                if state.bytes + entry.body.len() > MAX_BYTES {
+                if state.bytes + entry.body.len() > self.max_bytes {
                     break;
                 }
                 state.bytes += entry.body.len();
@@ -141,5 +147,73 @@ async fn parser(feed: Arc<Feed>) {
             entry.parsed();
         }
         tokio::task::yield_now().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(ids: std::ops::RangeInclusive<i64>) -> impl Iterator<Item = FedEntry> {
+        ids.map(|id| FedEntry::new(id, 0, Bytes::from(format!(r#"{{"object":"whatsapp_business_account","entry":[{{"id":"{id}"}}]}}"#))))
+    }
+
+    fn ids(run: &[Arc<FedEntry>]) -> Vec<i64> {
+        run.iter().map(|e| e.id).collect()
+    }
+
+    #[test]
+    fn the_run_after_the_cursor_is_taken_in_order_and_applied_entries_are_retired() {
+        let feed = Feed::default();
+        feed.push(entries(1..=5));
+        assert_eq!(ids(&feed.take_after(0, 3)), vec![1, 2, 3]);
+        // Not yet applied: taken again (a batch applied again with savepoints sees the same).
+        assert_eq!(ids(&feed.take_after(0, 10)), vec![1, 2, 3, 4, 5]);
+        assert_eq!(ids(&feed.take_after(3, 10)), vec![4, 5]);
+        let (_, retired) = feed.to_parse();
+        assert_eq!(ids(&retired), vec![1, 2, 3]);
+        assert!(feed.take_after(5, 10).is_empty());
+    }
+
+    #[test]
+    fn a_gap_leaves_the_processor_to_the_journal() {
+        let feed = Feed::default();
+        feed.push(entries(4..=6));
+        // Entries 1 to 3 are only in the journal (a restart, or dropped when the feed was full).
+        assert!(feed.take_after(0, 10).is_empty());
+        assert_eq!(ids(&feed.take_after(3, 10)), vec![4, 5, 6]);
+        feed.push(entries(8..=9));
+        assert_eq!(ids(&feed.take_after(3, 10)), vec![4, 5, 6], "a run stops at a gap");
+        assert!(feed.take_after(6, 10).is_empty());
+    }
+
+    #[test]
+    fn entries_beyond_the_bound_are_left_to_the_journal() {
+        let feed = Feed { max_bytes: 150, ..Feed::default() };
+        feed.push(entries(1..=5));
+        let held = feed.take_after(0, 10);
+        assert!(!held.is_empty() && held.len() < 5, "held {:?}", ids(&held));
+        assert_eq!(held.iter().map(|e| e.body.len()).sum::<usize>(), feed.lock().bytes);
+        // Once applied, the room is free again.
+        let last = held.last().map_or(0, |e| e.id);
+        feed.take_after(last, 10);
+        assert_eq!(feed.lock().bytes, 0);
+        feed.push(entries(last + 1..=last + 1));
+        assert_eq!(ids(&feed.take_after(last, 10)), vec![last + 1]);
+    }
+
+    #[test]
+    fn the_parser_parses_ahead_once_and_the_processor_reuses_it() {
+        let feed = Feed::default();
+        feed.push(entries(1..=3).chain(std::iter::once(FedEntry::new(4, 0, Bytes::from_static(b"not json")))));
+        let (turn, _) = feed.to_parse();
+        assert_eq!(ids(&turn), vec![1, 2, 3, 4]);
+        for e in &turn {
+            e.parsed();
+        }
+        assert!(feed.to_parse().0.is_empty(), "nothing is parsed twice");
+        let run = feed.take_after(0, 10);
+        assert_eq!(run[0].parsed().and_then(|b| b.entries[0].id.clone()).as_deref(), Some("1"));
+        assert!(run[3].parsed().is_none());
     }
 }
