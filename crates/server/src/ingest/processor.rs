@@ -30,7 +30,7 @@ pub const POSTGRES_PROCESSORS: usize = 3;
 const GATHER_BELOW: usize = 256;
 /// How long the processor lets bodies gather after a small batch (a body that arrives while
 /// the processor is idle is applied at once).
-const GATHER_PAUSE: Duration = Duration::from_millis(4);
+const GATHER_PAUSE: Duration = Duration::from_millis(1);
 /// Longest wait between retries of a failing handler.
 const MAX_BACKOFF_MS: i64 = 3_600_000;
 /// Raw JSON kept for support per unhandled change.
