@@ -106,3 +106,51 @@ async fn concurrent_writers_all_land() {
     }
     assert_eq!(store::all_tenants(&db).await.unwrap().len(), 40);
 }
+
+/// Migration 0009 rebuilds the notifications on SQLite (and swaps their indexes on both):
+/// what users were notified of and what they read survives it, and the keys still hold.
+#[tokio::test]
+async fn notifications_and_read_marks_survive_the_partial_index_migration() {
+    use wabridge::store::PoolRef;
+    let (url, _dir) = fresh_database_url().await;
+    let db = Db::open(&url).await.unwrap();
+    match db.write() {
+        PoolRef::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run_to(8, p).await.unwrap(),
+        PoolRef::Postgres(p) => sqlx::migrate!("./migrations/postgres").run_to(8, p).await.unwrap(),
+    }
+    let t = store::create_tenant(&db, "Salon", 1).await.unwrap();
+    let u = store::create_user(&db, Some(t), "a@salon.test", "A", "hash", Role::Owner, 1).await.unwrap();
+    const INSERT: &str = "INSERT INTO notifications (tenant_id, user_id, kind, dedupe_key, actor, preview, link, created_at)
+         VALUES ($1, $2, 'inbound_message', $3, 'Kunde', 'Hallo', '/inbox', 1) RETURNING id";
+    let count = async |sql: &'static str| with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await).unwrap();
+    let shared = with_pool!(db.write(), |p| {
+        let shared = sqlx::query_scalar::<_, i64>(INSERT).bind(t).bind(None::<i64>).bind("msg:wamid.1").fetch_one(p).await.unwrap();
+        sqlx::query_scalar::<_, i64>(INSERT).bind(t).bind(Some(u.0)).bind("onboarding:1").fetch_one(p).await.unwrap();
+        sqlx::query("INSERT INTO notification_reads (notification_id, user_id, read_at) VALUES ($1, $2, 5)").bind(shared).bind(u).execute(p).await.unwrap();
+        shared
+    });
+
+    db.migrate().await.unwrap();
+    assert_eq!(count("SELECT COUNT(*) FROM notifications").await, 2);
+    assert_eq!(count("SELECT COUNT(*) FROM notification_reads").await, 1, "the read mark survived");
+    with_pool!(db.write(), |p| {
+        // A user's key still refuses a second notification of the same thing …
+        let again = sqlx::query(
+            "INSERT INTO notifications (tenant_id, user_id, kind, dedupe_key, actor, preview, link, created_at)
+             VALUES ($1, $2, 'onboarding', 'onboarding:1', 'WhatsApp', 'x', '/', 2)
+             ON CONFLICT (user_id, dedupe_key) WHERE user_id IS NOT NULL DO NOTHING",
+        )
+        .bind(t)
+        .bind(u)
+        .execute(p)
+        .await
+        .unwrap();
+        assert_eq!(again.rows_affected(), 0);
+        // … and so does the tenant's key for a shared one.
+        let err = sqlx::query(INSERT).bind(t).bind(None::<i64>).bind("msg:wamid.1").execute(p).await.unwrap_err();
+        assert!(wabridge::store::is_unique_violation(&err), "{err}");
+        // Removing a notification still removes its read marks.
+        sqlx::query("DELETE FROM notifications WHERE id = $1").bind(shared).execute(p).await.unwrap();
+    });
+    assert_eq!(count("SELECT COUNT(*) FROM notification_reads").await, 0);
+}
