@@ -146,7 +146,11 @@ impl Processor {
             Tx::Sqlite(_) => {
                 let cursor = journal::sqlite_cursor(&mut tx).await?;
                 let fed = self.feed.as_ref().map(|f| f.take_after(cursor, BATCH as usize)).unwrap_or_default();
-                if fed.is_empty() { journal::sqlite_entries_after(&self.db, cursor, BATCH).await?.into_iter().map(fed_entry).collect() } else { fed }
+                if fed.is_empty() {
+                    journal::sqlite_entries_after(&self.db, cursor, BATCH).await?.into_iter().map(fed_entry).collect()
+                } else {
+                    fed
+                }
             }
             Tx::Postgres(t) => sqlx::query_as::<_, journal::Entry>(
                 "SELECT id, received_at, body FROM webhook_journal WHERE processed_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
