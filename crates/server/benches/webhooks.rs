@@ -45,10 +45,12 @@ struct Args {
     handlers: String,
     /// Offered load in messages+statuses per second (paced), or as fast as the server answers.
     rate: Option<f64>,
+    /// Drive a bare receiver instead of wabridge: the machine's ceiling for the same load.
+    reference: bool,
 }
 
 fn args() -> Args {
-    let mut a = Args { seconds: 10, connections: 64, db: "sqlite".to_owned(), handlers: "all".to_owned(), rate: None };
+    let mut a = Args { seconds: 10, connections: 64, db: "sqlite".to_owned(), handlers: "all".to_owned(), rate: None, reference: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -57,9 +59,10 @@ fn args() -> Args {
             "--db" => a.db = it.next().expect("--db sqlite|postgres"),
             "--handlers" => a.handlers = it.next().expect("--handlers all|notifications"),
             "--rate" => a.rate = Some(it.next().and_then(|v| v.parse().ok()).expect("--rate messages-per-second")),
+            "--reference" => a.reference = true,
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
-            other => panic!("unknown argument {other}; use --seconds N --connections N --db sqlite|postgres --handlers all|notifications --rate N"),
+            other => panic!("unknown argument {other}; use --seconds N --connections N --db sqlite|postgres --handlers all|notifications --rate N --reference"),
         }
     }
     a
@@ -281,6 +284,133 @@ async fn pending(db: &Db) -> i64 {
     wabridge::ingest::journal::pending_count(db).await.unwrap()
 }
 
+/// Enough distinct pre-signed bodies for a run at 50,000 messages a second (more than the target).
+fn presign(seconds: u64, numbers: &[String], waba: &str) -> Arc<Vec<Request>> {
+    let count = usize::try_from(seconds).unwrap() * 38_000;
+    eprintln!("pre-signing {count} distinct bodies…");
+    let secret = SecretString::from(APP_SECRET);
+    let requests: Vec<Request> = (0..count)
+        .map(|i| {
+            let (json, items, timed) = body(i, numbers, waba);
+            Request { bytes: request(&json, &secret), items, timed }
+        })
+        .collect();
+    let total_items: u64 = requests.iter().map(|r| u64::from(r.items)).sum();
+    eprintln!(
+        "{} bodies, {:.2} messages and statuses per body, {} with messages",
+        count,
+        total_items as f64 / count as f64,
+        requests.iter().filter(|r| r.timed).count()
+    );
+    Arc::new(requests)
+}
+
+/// What the connections achieved.
+struct Driven {
+    /// Acknowledgement latencies (µs), one per body answered.
+    latencies: Vec<u64>,
+    /// Messages and statuses acknowledged with 200.
+    acked: u64,
+    /// From the first request to the last answer.
+    elapsed: Duration,
+    /// Whether the pre-signed bodies ran out.
+    exhausted: bool,
+    cpu_before: f64,
+    load_before: String,
+    started: Instant,
+}
+
+/// Drives the bodies at `addr` over `args.connections` keep-alive connections for `args.seconds`.
+async fn drive_all(addr: std::net::SocketAddr, requests: &Arc<Vec<Request>>, args: &Args, sent_at: &Arc<Vec<AtomicU64>>, origin: Instant) -> Driven {
+    // Each connection sends one body per interval: bodies/s = rate / (items per body).
+    let total_items: u64 = requests.iter().map(|r| u64::from(r.items)).sum();
+    let items_per_body = total_items as f64 / requests.len() as f64;
+    let interval = args.rate.map(|r| Duration::from_secs_f64(args.connections as f64 * items_per_body / r));
+    eprintln!("driving {} connections for {} s at http://{addr}/webhooks/whatsapp …", args.connections, args.seconds);
+    let next = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked_items = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let cpu_before = cpu_seconds();
+    let load_before = load_average();
+    let drivers: Vec<_> = (0..args.connections)
+        .map(|_| tokio::spawn(drive(addr, requests.clone(), next.clone(), stop.clone(), sent_at.clone(), origin, acked_items.clone(), interval)))
+        .collect();
+    let timer = {
+        let stop = stop.clone();
+        let secs = args.seconds;
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
+    let mut latencies = Vec::new();
+    for d in drivers {
+        latencies.extend(d.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    timer.abort();
+    Driven {
+        latencies,
+        acked: acked_items.load(Ordering::Relaxed),
+        elapsed,
+        exhausted: next.load(Ordering::Relaxed) >= requests.len(),
+        cpu_before,
+        load_before,
+        started,
+    }
+}
+
+/// The bare receiver of `--reference`: checks the signature, parses the body into Meta's
+/// types and answers 200 — no journal, no processing, no middleware.
+async fn bare_receiver(
+    axum::extract::State(secret): axum::extract::State<Arc<SecretString>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    let signature = headers.get(wabridge_cloud_api::SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    if wabridge_cloud_api::verify_signature(&secret, signature, &body).is_err() {
+        return axum::http::StatusCode::UNAUTHORIZED;
+    }
+    match wabridge_cloud_api::parse_webhook(&body) {
+        Ok(parsed) => {
+            std::hint::black_box(parsed.changes().count());
+            axum::http::StatusCode::OK
+        }
+        Err(_) => axum::http::StatusCode::BAD_REQUEST,
+    }
+}
+
+/// `--reference`: the same load at a receiver that does only what every receiver must (verify
+/// and parse), on the same machine in the same hour — the ceiling wabridge's figures compare to.
+async fn run_reference(args: Args) {
+    let numbers: Vec<String> = (0..NUMBERS).map(|i| format!("10{i}000000000001")).collect();
+    let requests = presign(args.seconds, &numbers, "WABA-BENCH");
+    let router = axum::Router::new()
+        .route("/webhooks/whatsapp", axum::routing::post(bare_receiver))
+        .layer(axum::extract::DefaultBodyLimit::max(16 << 20))
+        .with_state(Arc::new(SecretString::from(APP_SECRET)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..requests.len()).map(|_| AtomicU64::new(0)).collect());
+    let Driven { mut latencies, acked, elapsed, exhausted, cpu_before, load_before, .. } = drive_all(addr, &requests, &args, &sent_at, Instant::now()).await;
+    let cpu = cpu_seconds() - cpu_before;
+    latencies.sort_unstable();
+    println!();
+    println!("webhooks benchmark — REFERENCE bare receiver (signature + parse, nothing kept) on {}, {} connections, {} s", std::env::consts::ARCH, args.connections, args.seconds);
+    println!("  bodies answered                {} ({acked} messages+statuses){}", latencies.len(), if exhausted { " — ran out of pre-signed bodies" } else { "" });
+    println!("  answered                       {:>9.0} messages/s   ({:.0} bodies/s)", acked as f64 / elapsed.as_secs_f64(), latencies.len() as f64 / elapsed.as_secs_f64());
+    println!("  latency                        p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms", percentile(&latencies, 0.50), percentile(&latencies, 0.99), percentile(&latencies, 1.0));
+    println!(
+        "  CPU used (server + generator)  {:.2} s of {:.2} s wall = {:.1} ms per 1000 messages; load average before: {load_before}",
+        cpu,
+        elapsed.as_secs_f64(),
+        cpu * 1e6 / acked.max(1) as f64
+    );
+    server.abort();
+}
+
 async fn run(args: Args) {
     wabridge_testkit::install_tls();
     let (url, dir, pg) = fresh_db(&args.db).await;
@@ -315,25 +445,8 @@ async fn run(args: Args) {
         attach(&db, tenant, &a, now).await.unwrap();
     }
 
-    // Enough distinct bodies for the run at 50,000 messages a second (more than the target).
-    let count = usize::try_from(args.seconds).unwrap() * 38_000;
-    eprintln!("pre-signing {count} distinct bodies…");
-    let secret = SecretString::from(APP_SECRET);
-    let requests: Vec<Request> = (0..count)
-        .map(|i| {
-            let (json, items, timed) = body(i, &numbers, &waba);
-            Request { bytes: request(&json, &secret), items, timed }
-        })
-        .collect();
-    let total_items: u64 = requests.iter().map(|r| u64::from(r.items)).sum();
-    let timed_bodies = requests.iter().filter(|r| r.timed).count();
-    eprintln!(
-        "{} bodies, {:.2} messages and statuses per body, {} with messages",
-        count,
-        total_items as f64 / count as f64,
-        timed_bodies
-    );
-    let requests = Arc::new(requests);
+    let requests = presign(args.seconds, &numbers, &waba);
+    let count = requests.len();
 
     let registry = match args.handlers.as_str() {
         "all" => wabridge::ingest::Registry::standard(),
@@ -367,35 +480,9 @@ async fn run(args: Args) {
     let watcher_done = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(watch_notifications(events, sent_at.clone(), origin, watcher_done.clone()));
 
-    // Each connection sends one body per interval: bodies/s = rate / (items per body).
-    let items_per_body = total_items as f64 / count as f64;
-    let interval = args.rate.map(|r| Duration::from_secs_f64(args.connections as f64 * items_per_body / r));
-    eprintln!("driving {} connections for {} s at http://{addr}/webhooks/whatsapp …", args.connections, args.seconds);
-    let next = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked_items = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let cpu_before = cpu_seconds();
-    let load_before = load_average();
-    let drivers: Vec<_> = (0..args.connections)
-        .map(|_| tokio::spawn(drive(addr, requests.clone(), next.clone(), stop.clone(), sent_at.clone(), origin, acked_items.clone(), interval)))
-        .collect();
-    let timer = {
-        let stop = stop.clone();
-        let secs = args.seconds;
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(secs)).await;
-            stop.store(true, Ordering::Relaxed);
-        })
-    };
-    let mut latencies = Vec::new();
-    for d in drivers {
-        latencies.extend(d.await.unwrap());
-    }
-    let ack_elapsed = started.elapsed();
-    timer.abort();
+    let driven = drive_all(addr, &requests, &args, &sent_at, origin).await;
+    let Driven { mut latencies, acked, elapsed: ack_elapsed, exhausted, cpu_before, load_before, started } = driven;
     let bodies_sent = latencies.len();
-    let exhausted = next.load(Ordering::Relaxed) >= count;
     let mut backlog_at_end = pending(&db).await;
     let backlog_peak = backlog_at_end;
     while backlog_at_end > 0 {
@@ -409,7 +496,6 @@ async fn run(args: Args) {
     watcher_done.store(true, Ordering::Relaxed);
     let (mut notif, resyncs) = watcher.await.unwrap();
 
-    let acked = acked_items.load(Ordering::Relaxed);
     latencies.sort_unstable();
     notif.sort_unstable();
     let notifications = with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM notifications").fetch_one(p).await).unwrap();
@@ -457,5 +543,9 @@ async fn run(args: Args) {
 fn main() {
     let args = args();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    runtime.block_on(run(args));
+    if args.reference {
+        runtime.block_on(run_reference(args));
+    } else {
+        runtime.block_on(run(args));
+    }
 }
