@@ -106,20 +106,40 @@ impl LiveHub {
     }
 }
 
+/// Kind of a stored row that holds several events of one commit for one audience.
+const GROUP_KIND: &str = "group";
+
 /// Stores events in the caller's transaction (and, on PostgreSQL, announces them to every
-/// instance when it commits).
+/// instance when it commits). The events of one commit for one audience (a tenant's users,
+/// or one user) share a row — a batch of webhooks makes a few rows, not two per message —
+/// and reach the browser as separate SSE events, in order; the row's id goes with the last
+/// of them, so that a browser cut off in between replays the whole row.
 pub async fn store_events(tx: &mut Tx, events: &[NewEvent], now: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let payloads: Vec<String> = events.iter().map(|e| e.payload.to_string()).collect();
-    let mut values = Vec::with_capacity(events.len() * 5);
-    for (e, payload) in events.iter().zip(&payloads) {
-        values.extend([Val::from(e.tenant), Val::Int(e.user.map(|u| u.0)), Val::from(e.kind.as_str()), Val::from(payload.as_str()), Val::from(now)]);
+    let mut groups: Vec<(TenantId, Option<UserId>, Vec<&NewEvent>)> = Vec::new();
+    let mut group_of: HashMap<(TenantId, Option<UserId>), usize> = HashMap::new();
+    for e in events {
+        let at = *group_of.entry((e.tenant, e.user)).or_insert_with(|| {
+            groups.push((e.tenant, e.user, Vec::new()));
+            groups.len() - 1
+        });
+        groups[at].2.push(e);
+    }
+    let rows: Vec<(TenantId, Option<UserId>, String, String)> = groups
+        .into_iter()
+        .map(|(tenant, user, group)| match group.as_slice() {
+            [one] => (tenant, user, one.kind.clone(), one.payload.to_string()),
+            many => (tenant, user, GROUP_KIND.to_owned(), group_payload(many)),
+        })
+        .collect();
+    let mut values = Vec::with_capacity(rows.len() * 5);
+    for (tenant, user, kind, payload) in &rows {
+        values.extend([Val::from(*tenant), Val::Int(user.map(|u| u.0)), Val::from(kind.as_str()), Val::from(payload.as_str()), Val::from(now)]);
     }
     let ids = insert_ids(tx, "INSERT INTO live_events (tenant_id, user_id, kind, payload, at)", 5, &values).await?;
-    let mut stored: Vec<StoredEvent> = events
-        .iter()
-        .zip(payloads)
+    let mut stored: Vec<StoredEvent> = rows
+        .into_iter()
         .zip(ids)
-        .map(|((e, payload), id)| StoredEvent { id, tenant_id: e.tenant, user_id: e.user, kind: e.kind.clone(), payload })
+        .map(|((tenant_id, user_id, kind, payload), id)| StoredEvent { id, tenant_id, user_id, kind, payload })
         .collect();
     stored.sort_unstable_by_key(|e| e.id);
     if let Tx::Postgres(t) = tx {
@@ -214,10 +234,51 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/events", get(get_events))
 }
 
-fn to_sse(event: &StoredEvent, lang: Lang) -> Event {
-    let payload: serde_json::Value = serde_json::from_str(&event.payload).unwrap_or(serde_json::Value::Null);
-    let data = crate::notifications::localize(&event.kind, payload, lang);
-    Event::default().id(event.id.to_string()).event(event.kind.clone()).data(data.to_string())
+/// `[{"kind": …, "data": …}, …]`: the payload of a row holding several events.
+fn group_payload(events: &[&NewEvent]) -> String {
+    let mut out = String::from("[");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"kind\":");
+        out.push_str(&serde_json::Value::from(e.kind.as_str()).to_string());
+        out.push_str(",\"data\":");
+        out.push_str(&e.payload.to_string());
+        out.push('}');
+    }
+    out.push(']');
+    out
+}
+
+impl StoredEvent {
+    /// The events the row holds, in order: itself, or those of its group.
+    pub fn events(&self) -> Vec<(String, serde_json::Value)> {
+        let payload: serde_json::Value = serde_json::from_str(&self.payload).unwrap_or(serde_json::Value::Null);
+        if self.kind != GROUP_KIND {
+            return vec![(self.kind.clone(), payload)];
+        }
+        let serde_json::Value::Array(items) = payload else { return Vec::new() };
+        items
+            .into_iter()
+            .filter_map(|mut item| Some((item["kind"].as_str()?.to_owned(), item.get_mut("data").map(serde_json::Value::take)?)))
+            .collect()
+    }
+}
+
+/// A stored row's SSE events; the last carries the row's id.
+fn to_sse(event: &StoredEvent, lang: Lang) -> Vec<Event> {
+    let events = event.events();
+    let last = events.len().saturating_sub(1);
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, (kind, payload))| {
+            let data = crate::notifications::localize(&kind, payload, lang).to_string();
+            let sse = Event::default().event(kind).data(data);
+            if i == last { sse.id(event.id.to_string()) } else { sse }
+        })
+        .collect()
 }
 
 #[derive(serde::Deserialize)]
@@ -241,7 +302,7 @@ async fn get_events(State(app): State<AppState>, member: TenantMember, headers: 
     // Ids, not an ordering: on PostgreSQL, instances commit events out of id order.
     let replayed: std::collections::HashSet<i64> = backlog.iter().map(|e| e.id).collect();
     let mine = move |e: &StoredEvent| e.user_id.is_none() || e.user_id == Some(user);
-    let replay = stream::iter(backlog.into_iter().filter(mine).map(move |e| Ok::<_, Infallible>(to_sse(&e, lang))));
+    let replay = stream::iter(backlog.into_iter().filter(mine).flat_map(move |e| to_sse(&e, lang)).map(Ok::<_, Infallible>));
     let hub = app.live.clone();
     let replayed = Arc::new(replayed);
     let live = stream::unfold((rx, std::collections::VecDeque::new()), move |(mut rx, mut ready)| {
@@ -255,7 +316,7 @@ async fn get_events(State(app): State<AppState>, member: TenantMember, headers: 
                 match rx.recv().await {
                     Ok(batch) => {
                         // Events replayed from the backlog may arrive again on the channel.
-                        ready.extend(batch.iter().filter(|e| !replayed.contains(&e.id) && mine(e)).map(|e| to_sse(e, lang)));
+                        ready.extend(batch.iter().filter(|e| !replayed.contains(&e.id) && mine(e)).flat_map(|e| to_sse(e, lang)));
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         hub.lagged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

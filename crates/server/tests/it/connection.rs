@@ -44,11 +44,14 @@ async fn notifications_with(app: &TestApp, tenant: TenantId, key: &str) -> i64 {
 }
 
 async fn live_status_events(app: &TestApp, tenant: TenantId) -> Vec<String> {
-    wabridge::with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, String>("SELECT payload FROM live_events WHERE tenant_id = $1 AND kind = 'whatsapp_status' ORDER BY id")
-        .bind(tenant)
-        .fetch_all(p)
-        .await)
-    .unwrap()
+    let rows = wabridge::with_pool!(app.db.read(), |p| sqlx::query_as::<_, wabridge::live::StoredEvent>(
+        "SELECT id, tenant_id, user_id, kind, payload FROM live_events WHERE tenant_id = $1 ORDER BY id"
+    )
+    .bind(tenant)
+    .fetch_all(p)
+    .await)
+    .unwrap();
+    rows.iter().flat_map(wabridge::live::StoredEvent::events).filter(|(kind, _)| kind == "whatsapp_status").map(|(_, payload)| payload.to_string()).collect()
 }
 
 /// A customer writes to the number; returns the conversation id.
