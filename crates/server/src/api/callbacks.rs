@@ -17,7 +17,7 @@ use crate::accounts::TenantId;
 use crate::clock::Clock;
 use crate::crypto::Keyring;
 use crate::ingest::{ChangeHandler, Effects, HandlerFuture, RoutedChange};
-use crate::store::{Db, Tx, param_list, select_in, statement_chunks, value_rows};
+use crate::store::{Db, Tx, keep_prepared, param_list, select_in, statement_chunks, value_rows};
 use crate::{with_pool, with_tx};
 
 /// Attempts before a delivery is given up.
@@ -57,7 +57,8 @@ pub struct CallbackEvent<'a> {
 /// [`enqueue`] for many events: one multi-row statement per chunk; events of tenants without
 /// a callback URL are left out by the statement itself.
 pub async fn enqueue_all(tx: &mut Tx, events: &[CallbackEvent<'_>], now: i64) -> Result<(), sqlx::Error> {
-    for chunk in statement_chunks(&events) {
+    for chunk in statement_chunks(tx.engine(), &events) {
+        let prepared = keep_prepared(tx.engine());
         let sql = format!(
             "INSERT INTO callback_deliveries (tenant_id, event_key, kind, payload, state, next_attempt_at, created_at)
              SELECT v.column1, v.column2, v.column3, v.column4, 'pending', v.column5, v.column5 FROM (VALUES {}) AS v
@@ -68,7 +69,7 @@ pub async fn enqueue_all(tx: &mut Tx, events: &[CallbackEvent<'_>], now: i64) ->
         let payloads: Vec<String> =
             chunk.iter().map(|e| json!({"event": e.kind, "tenant_id": e.tenant.0, "created_at": now, "data": e.data}).to_string()).collect();
         with_tx!(&mut *tx, |c| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).persistent(prepared);
             for (e, payload) in chunk.iter().zip(&payloads) {
                 q = q.bind(e.tenant).bind(&e.event_key).bind(e.kind).bind(payload).bind(now);
             }
@@ -104,10 +105,11 @@ impl ChangeHandler for CallbackEvents {
             tenants.sort_unstable_by_key(|t| t.0);
             tenants.dedup();
             let mut subscribed = HashSet::new();
-            for chunk in statement_chunks(&tenants) {
+            for chunk in statement_chunks(tx.engine(), &tenants) {
+                let prepared = keep_prepared(tx.engine());
                 let sql = format!("SELECT DISTINCT tenant_id FROM callback_endpoints WHERE tenant_id IN ({})", param_list(tx.engine(), chunk.len(), 1));
                 let rows = with_tx!(&mut *tx, |c| {
-                    let mut q = sqlx::query_scalar::<_, TenantId>(sqlx::AssertSqlSafe(sql.clone()));
+                    let mut q = sqlx::query_scalar::<_, TenantId>(sqlx::AssertSqlSafe(sql.clone())).persistent(prepared);
                     for t in chunk {
                         q = q.bind(t);
                     }

@@ -26,7 +26,7 @@ pub use rate_card::{Market, Rate, RateCard, day_of, format_micros};
 use crate::accounts::{TenantId, store as accounts};
 use crate::ingest::{ChangeHandler, Effects, HandlerFuture, RoutedChange};
 use crate::inbox::window::WINDOW_MS;
-use crate::store::{Db, Tx, select_in, statement_chunks, value_rows};
+use crate::store::{Db, Tx, keep_prepared, select_in, statement_chunks, value_rows};
 use crate::web::context::{SupportStaff, TenantMember};
 use crate::web::error::{AppError, AppResult};
 use crate::web::{AppState, PageCtx, render};
@@ -113,14 +113,15 @@ impl ChangeHandler for CostRecorder {
                     self.cost(tenant, wamid, status, pricing, facts, now)
                 })
                 .collect();
-            for chunk in statement_chunks(&costs) {
+            for chunk in statement_chunks(tx.engine(), &costs) {
+                let prepared = keep_prepared(tx.engine());
                 let sql = format!(
                     "INSERT INTO message_costs (tenant_id, wamid, message_id, category, pricing_type, market, inside_window, amount_micros, currency, flagged, day, priced_at, created_at)
                      VALUES {} ON CONFLICT (tenant_id, wamid) DO NOTHING",
                     value_rows(tx.engine(), chunk.len(), 13, 1)
                 );
                 with_tx!(&mut *tx, |c| {
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).persistent(prepared);
                     for k in chunk {
                         q = q
                             .bind(k.tenant)

@@ -12,7 +12,7 @@ use crate::accounts::TenantId;
 use crate::ingest::{ChangeHandler, Effects, HandlerFuture, RoutedChange};
 use crate::live::NewEvent;
 use crate::outbox;
-use crate::store::{Tx, select_in, statement_chunks, value_rows};
+use crate::store::{Tx, keep_prepared, select_in, statement_chunks, value_rows};
 use crate::with_tx;
 
 /// Keeps conversations and message statuses current from the `messages` field.
@@ -261,7 +261,8 @@ pub async fn apply_statuses(tx: &mut Tx, statuses: &[(TenantId, &Status)], now: 
         row.3 = item.error_code.or(row.3);
     }
     let outbox_rows: Vec<(i64, TenantId, Option<&str>, &str, Option<i64>)> = outbox_rows.into_iter().map(|(id, (t, w, n, c))| (id, t, w, n, c)).collect();
-    for chunk in statement_chunks(&outbox_rows) {
+    for chunk in statement_chunks(tx.engine(), &outbox_rows) {
+        let prepared = keep_prepared(tx.engine());
         let sql = format!(
             "UPDATE outbox SET state = CASE WHEN v.column4 = 'failed' THEN 'failed' ELSE 'sent' END, wamid = COALESCE(outbox.wamid, v.column3),
                  error_code = COALESCE(v.column5, outbox.error_code), updated_at = v.column6
@@ -269,7 +270,7 @@ pub async fn apply_statuses(tx: &mut Tx, statuses: &[(TenantId, &Status)], now: 
             value_rows(tx.engine(), chunk.len(), 6, 1)
         );
         with_tx!(&mut *tx, |c| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).persistent(prepared);
             for (id, tenant, wamid, name, code) in chunk {
                 q = q.bind(id).bind(tenant).bind(wamid).bind(*name).bind(code).bind(now);
             }
@@ -298,7 +299,8 @@ pub async fn apply_statuses(tx: &mut Tx, statuses: &[(TenantId, &Status)], now: 
     // In id order, so that two instances updating the same messages lock them alike.
     best.sort_unstable_by_key(|b| b.0);
     let mut changed: Vec<(i64, i64, TenantId)> = Vec::new();
-    for chunk in statement_chunks(&best) {
+    for chunk in statement_chunks(tx.engine(), &best) {
+        let prepared = keep_prepared(tx.engine());
         let sql = format!(
             "UPDATE messages SET status = v.column2, status_rank = v.column3, wamid = COALESCE(messages.wamid, v.column4),
                  error_code = COALESCE(v.column5, messages.error_code)
@@ -307,7 +309,7 @@ pub async fn apply_statuses(tx: &mut Tx, statuses: &[(TenantId, &Status)], now: 
             value_rows(tx.engine(), chunk.len(), 5, 1)
         );
         let rows = with_tx!(&mut *tx, |c| {
-            let mut q = sqlx::query_as::<_, (i64, i64, TenantId)>(sqlx::AssertSqlSafe(sql.clone()));
+            let mut q = sqlx::query_as::<_, (i64, i64, TenantId)>(sqlx::AssertSqlSafe(sql.clone())).persistent(prepared);
             for (message, item) in chunk {
                 q = q.bind(message).bind(item.name).bind(item.rank).bind(item.wamid).bind(item.error_code);
             }

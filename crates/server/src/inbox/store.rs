@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::accounts::TenantId;
 use crate::live::{self, LiveHub, NewEvent};
 use crate::outbox::OutboxId;
-use crate::store::{Db, Tx, Val, insert_ids, param_list, select_in, statement_chunks, value_rows};
+use crate::store::{Db, Tx, Val, insert_ids, keep_prepared, param_list, select_in, statement_chunks, value_rows};
 use crate::{with_pool, with_tx};
 
 /// Order of statuses; a message's status only ever moves up (failed is final).
@@ -322,11 +322,12 @@ pub async fn conversations_for<'a>(
     }
     for (number, customers) in &by_number {
         let customers: Vec<i64> = customers.iter().copied().collect();
-        for chunk in statement_chunks(&customers) {
+        for chunk in statement_chunks(tx.engine(), &customers) {
+            let prepared = keep_prepared(tx.engine());
             let e = tx.engine();
             let sql = format!("SELECT id, customer_id FROM conversations WHERE phone_number_id = {} AND customer_id IN ({})", param_list(e, 1, 1), param_list(e, chunk.len(), 2));
             let rows = with_tx!(&mut *tx, |c| {
-                let mut q = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql.clone())).bind(*number);
+                let mut q = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql.clone())).persistent(prepared).bind(*number);
                 for id in chunk {
                     q = q.bind(id);
                 }
@@ -543,7 +544,8 @@ pub async fn touch_conversations(tx: &mut Tx, touches: &[Touch<'_>]) -> Result<(
     let mut merged = Moved::fold(touches.iter().map(|t| (t.conversation, Moved::of(t))));
     // In id order, so that two instances updating the same conversations lock them alike.
     merged.sort_unstable_by_key(|m| m.0);
-    for chunk in statement_chunks(&merged) {
+    for chunk in statement_chunks(tx.engine(), &merged) {
+        let prepared = keep_prepared(tx.engine());
         let sql = format!(
             "UPDATE conversations SET
                  last_message_at = CASE WHEN last_message_at > v.column2 THEN last_message_at ELSE v.column2 END,
@@ -555,7 +557,7 @@ pub async fn touch_conversations(tx: &mut Tx, touches: &[Touch<'_>]) -> Result<(
             value_rows(tx.engine(), chunk.len(), 5, 1)
         );
         with_tx!(&mut *tx, |c| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).persistent(prepared);
             for (conversation, m) in chunk {
                 q = q.bind(conversation).bind(m.at).bind(m.preview).bind(m.unread).bind(m.opens);
             }
