@@ -55,7 +55,9 @@ pub struct Feed {
 
 impl Default for Feed {
     fn default() -> Feed {
-        Feed { state: Mutex::default(), max_bytes: MAX_BYTES, work: Notify::new() }
+        // Until the first commit, what the journal holds (left by an earlier run) is unknown.
+        let state = State { committed_through: i64::MAX, ..State::default() };
+        Feed { state: Mutex::new(state), max_bytes: MAX_BYTES, work: Notify::new() }
     }
 }
 
@@ -68,6 +70,9 @@ struct State {
     retired: Vec<Arc<FedEntry>>,
     /// The id of the next entry the parser parses.
     parse_next: i64,
+    /// The last id the journal committed, whether held here or not; `i64::MAX` when a commit
+    /// failed and what it left is unknown.
+    committed_through: i64,
 }
 
 impl Feed {
@@ -82,15 +87,28 @@ impl Feed {
     pub fn push(&self, entries: impl IntoIterator<Item = FedEntry>) {
         {
             let mut state = self.lock();
+            let mut full = false;
             for entry in entries {
-                if state.bytes + entry.body.len() > self.max_bytes {
-                    break;
+                state.committed_through = entry.id;
+                full = full || state.bytes + entry.body.len() > self.max_bytes;
+                if !full {
+                    state.bytes += entry.body.len();
+                    state.entries.push_back(Arc::new(entry));
                 }
-                state.bytes += entry.body.len();
-                state.entries.push_back(Arc::new(entry));
             }
         }
         self.work.notify_one();
+    }
+
+    /// A commit failed: whether it left entries is unknown until the next one succeeds.
+    pub fn commit_unknown(&self) {
+        self.lock().committed_through = i64::MAX;
+    }
+
+    /// The last id the journal committed (`i64::MAX` while unknown: before the first commit
+    /// of this process, after a failed one): nothing after it waits for the processor.
+    pub fn committed_through(&self) -> i64 {
+        self.lock().committed_through
     }
 
     /// Forgets entries up to `cursor` (applied) and returns the run that follows it without
@@ -200,6 +218,19 @@ mod tests {
         assert_eq!(feed.lock().bytes, 0);
         feed.push(entries(last + 1..=last + 1));
         assert_eq!(ids(&feed.take_after(last, 10)), vec![last + 1]);
+    }
+
+    #[test]
+    fn the_feed_knows_the_last_commit_even_beyond_its_bound() {
+        let feed = Feed { max_bytes: 150, ..Feed::default() };
+        assert_eq!(feed.committed_through(), i64::MAX, "unknown before the first commit");
+        feed.push(entries(1..=5));
+        assert_eq!(feed.committed_through(), 5, "held or not");
+        assert!(feed.lock().entries.len() < 5);
+        feed.commit_unknown();
+        assert_eq!(feed.committed_through(), i64::MAX);
+        feed.push(entries(9..=9));
+        assert_eq!(feed.committed_through(), 9);
     }
 
     #[test]

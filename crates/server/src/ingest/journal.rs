@@ -72,9 +72,14 @@ async fn writer(db: Db, clock: Clock, mut rx: mpsc::Receiver<Pending>, committed
         if let Err(e) = &result {
             tracing::error!(error = %e, bodies = batch.len(), "journal commit failed");
         }
-        if let (Some(feed), Ok(Some(last))) = (&feed, &result) {
-            let first = last - batch.len() as i64 + 1;
-            feed.push(batch.iter().zip(first..).map(|(p, id)| FedEntry::new(id, now, p.body.clone())));
+        match (&feed, &result) {
+            (Some(feed), Ok(Some(last))) => {
+                let first = last - batch.len() as i64 + 1;
+                feed.push(batch.iter().zip(first..).map(|(p, id)| FedEntry::new(id, now, p.body.clone())));
+            }
+            // What a failed commit left is for the processor to find in the journal.
+            (Some(feed), _) => feed.commit_unknown(),
+            (None, _) => {}
         }
         for p in batch.drain(..) {
             let _ = p.ack.send(result.as_ref().map(|_| ()).map_err(|_| ()));

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
@@ -45,6 +46,33 @@ pub struct Processor {
     live: LiveHub,
     metrics: Arc<Metrics>,
     feed: Option<Arc<Feed>>,
+    known: Arc<Known>,
+}
+
+/// What SQLite's one processor knows without asking the database — that the journal holds
+/// nothing new, that no retry is due — so that an idle turn costs no transaction. Forgotten
+/// every second (the safety net asks the database again).
+struct Known {
+    /// Every journal entry up to this id is applied (`UNKNOWN` when not known).
+    applied_through: AtomicI64,
+    /// No retry is due before this time (Unix ms; `UNKNOWN` when not known).
+    next_retry_at: AtomicI64,
+}
+
+/// Not known: ask the database.
+const UNKNOWN: i64 = -1;
+
+impl Default for Known {
+    fn default() -> Known {
+        Known { applied_through: AtomicI64::new(UNKNOWN), next_retry_at: AtomicI64::new(UNKNOWN) }
+    }
+}
+
+impl Known {
+    fn forget(&self) {
+        self.applied_through.store(UNKNOWN, Ordering::Relaxed);
+        self.next_retry_at.store(UNKNOWN, Ordering::Relaxed);
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -58,7 +86,7 @@ struct RetryRow {
 impl Processor {
     /// A processor over this database with these subscriptions.
     pub fn new(db: Db, clock: Clock, registry: Registry, live: LiveHub, metrics: Arc<Metrics>) -> Processor {
-        Processor { db, clock, registry, live, metrics, feed: None }
+        Processor { db, clock, registry, live, metrics, feed: None, known: Arc::default() }
     }
 
     /// Takes what the journal just committed from its in-memory feed (SQLite), falling back
@@ -114,7 +142,7 @@ impl Processor {
             }
             tokio::select! {
                 () = wake.notified() => {}
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => self.known.forget(),
                 _ = shutdown.changed() => return,
             }
             if *shutdown.borrow() {
@@ -138,13 +166,24 @@ impl Processor {
         }
     }
 
+    /// On SQLite, whether everything the journal committed is known to be applied.
+    fn nothing_new(&self) -> bool {
+        let applied = self.known.applied_through.load(Ordering::Relaxed);
+        self.feed.as_ref().is_some_and(|feed| applied != UNKNOWN && feed.committed_through() <= applied)
+    }
+
     async fn apply_batch(&self, isolated: bool) -> anyhow::Result<usize> {
+        if self.nothing_new() {
+            return Ok(0);
+        }
         let mut tx = self.db.begin().await?;
+        let mut cursor_read = None;
         let rows: Vec<Arc<FedEntry>> = match &mut tx {
             // The cursor is read under the write lock: no other transaction can move it until
             // this one commits the batch's effects together with the new position.
             Tx::Sqlite(_) => {
                 let cursor = journal::sqlite_cursor(&mut tx).await?;
+                cursor_read = Some(cursor);
                 let fed = self.feed.as_ref().map(|f| f.take_after(cursor, BATCH as usize)).unwrap_or_default();
                 if fed.is_empty() {
                     journal::sqlite_entries_after(&self.db, cursor, BATCH).await?.into_iter().map(fed_entry).collect()
@@ -163,6 +202,9 @@ impl Processor {
             .collect(),
         };
         if rows.is_empty() {
+            if let Some(cursor) = cursor_read {
+                self.known.applied_through.store(cursor, Ordering::Relaxed);
+            }
             return Ok(0);
         }
         let now = self.clock.now_ms();
@@ -180,6 +222,7 @@ impl Processor {
                         self.metrics.add("wabridge_webhook_handler_failures_total", 1);
                         tracing::warn!(handler = handler.name(), journal_id = change.journal_id, error = format!("{e:#}"), "handler failed; will retry");
                         schedule_retry(&mut tx, change, handler.name(), 0, &format!("{e:#}"), now).await?;
+                        self.known.next_retry_at.store(UNKNOWN, Ordering::Relaxed);
                     }
                 }
             }
@@ -214,6 +257,9 @@ impl Processor {
         }
         let stored = live::store_events(&mut tx, &effects.events, now).await?;
         tx.commit().await?;
+        if cursor_read.is_some() {
+            self.known.applied_through.store(last, Ordering::Relaxed);
+        }
         self.live.published(&self.db, stored);
         self.metrics.add("wabridge_webhook_bodies_processed_total", rows.len() as u64);
         self.metrics.add("wabridge_webhook_changes_processed_total", changes);
@@ -223,6 +269,10 @@ impl Processor {
     /// Retries handlers whose backoff has passed; returns how many succeeded.
     pub async fn retry_due(&self) -> anyhow::Result<usize> {
         let now = self.clock.now_ms();
+        let next = self.known.next_retry_at.load(Ordering::Relaxed);
+        if next != UNKNOWN && now < next {
+            return Ok(0);
+        }
         let mut tx = self.db.begin().await?;
         let due = match &mut tx {
             Tx::Sqlite(t) => sqlx::query_as::<_, RetryRow>(
@@ -239,6 +289,11 @@ impl Processor {
             .await?,
         };
         if due.is_empty() {
+            // SQLite's one processor schedules every retry: until the earliest, none is due.
+            if let Tx::Sqlite(t) = &mut tx {
+                let earliest = sqlx::query_scalar::<_, Option<i64>>("SELECT MIN(next_attempt_at) FROM handler_retries").fetch_one(&mut **t).await?;
+                self.known.next_retry_at.store(earliest.unwrap_or(i64::MAX), Ordering::Relaxed);
+            }
             return Ok(0);
         }
         let mut effects = Effects::default();
@@ -265,6 +320,7 @@ impl Processor {
                 }
                 Err(e) => schedule_retry(&mut tx, &routed, handler.name(), retry.attempts, &format!("{e:#}"), now).await?,
             }
+            self.known.next_retry_at.store(UNKNOWN, Ordering::Relaxed);
         }
         let stored = live::store_events(&mut tx, &effects.events, now).await?;
         tx.commit().await?;

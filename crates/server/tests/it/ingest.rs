@@ -339,6 +339,39 @@ async fn live_events_reach_the_stream_and_a_reconnect_replays_what_it_missed() {
     assert!(outcome.is_err(), "another tenant's stream stays silent");
 }
 
+/// After a restart the processor's in-memory feed knows nothing of what an earlier run left in
+/// the journal: it applies all of it, batch after batch, before it trusts the feed to say that
+/// nothing new has come.
+#[tokio::test]
+async fn a_backlog_left_by_an_earlier_run_is_applied_batch_after_batch() {
+    use futures_util::future::join_all;
+    let (url, _dir) = crate::helpers::fresh_database_url().await;
+    let db = wabridge::store::Db::open(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    let clock = wabridge::clock::Clock::default();
+    // The earlier run journaled 1,200 bodies (more than two batches) and applied none.
+    let earlier = wabridge::ingest::journal::Journal::start(db.clone(), clock.clone());
+    let body = |i: usize| bytes::Bytes::from(format!(r#"{{"object":"whatsapp_business_account","entry":[{{"id":"earlier-{i}","changes":[]}}]}}"#));
+    for result in join_all((0..1200).map(|i| earlier.append(body(i)))).await {
+        result.unwrap();
+    }
+    assert_eq!(wabridge::ingest::journal::pending_count(&db).await.unwrap(), 1200);
+
+    let feed = (db.engine() == wabridge::store::Engine::Sqlite).then(wabridge::ingest::feed::Feed::start);
+    let processor = wabridge::ingest::processor::Processor::new(db.clone(), clock, Registry::standard(), wabridge::live::LiveHub::default(), Arc::default())
+        .with_feed(feed);
+    let mut applied = 0;
+    loop {
+        match processor.process_batch().await.unwrap() {
+            0 => break,
+            n => applied += n,
+        }
+    }
+    assert_eq!(applied, 1200, "every entry, without waiting for the next commit");
+    assert_eq!(wabridge::ingest::journal::pending_count(&db).await.unwrap(), 0);
+    assert_eq!(processor.process_batch().await.unwrap(), 0, "and then nothing");
+}
+
 /// The events of one commit for one audience share a row: three messages in one body make one
 /// row, which reaches the stream as every one of its events in order, the row's id on the
 /// last — and a browser that saw only the row before it replays all of them.
