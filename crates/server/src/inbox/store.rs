@@ -1,14 +1,14 @@
 //! Queries of the inbox: customers, conversations, messages, and how sends and statuses
 //! change them.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use serde_json::json;
 
 use crate::accounts::TenantId;
 use crate::live::{self, LiveHub, NewEvent};
 use crate::outbox::OutboxId;
-use crate::store::{Db, Tx, Val, insert_ids, keep_prepared, param_list, select_in, statement_chunks, value_rows};
+use crate::store::{Db, Tx, Val, insert_ids, keep_prepared, select_in, statement_chunks, value_rows};
 use crate::{with_pool, with_tx};
 
 /// Order of statuses; a message's status only ever moves up (failed is final).
@@ -304,7 +304,7 @@ pub async fn conversation_for(tx: &mut Tx, tenant: TenantId, phone_number_id: &s
     ids.pop().ok_or(sqlx::Error::RowNotFound)
 }
 
-/// [`conversation_for`] for many (tenant, number, customer) at once: one look-up per number,
+/// [`conversation_for`] for many (tenant, number, customer) at once: one look-up for all pairs,
 /// one multi-row insert for the new ones, which start as `starts` says the batch's messages
 /// move them (so they need no update after). Returns the ids and which of them are new. A
 /// conversation created meanwhile by another instance violates the unique key; the caller's
@@ -316,24 +316,28 @@ pub async fn conversations_for<'a>(
     now: i64,
 ) -> Result<(Vec<i64>, HashSet<i64>), sqlx::Error> {
     let mut known: HashMap<(&str, i64), i64> = HashMap::new();
-    let mut by_number: HashMap<&str, BTreeSet<i64>> = HashMap::new();
-    for &(_, number, customer) in keys {
-        by_number.entry(number).or_default().insert(customer);
-    }
-    for (number, customers) in &by_number {
-        let customers: Vec<i64> = customers.iter().copied().collect();
-        for chunk in statement_chunks(tx.engine(), &customers) {
-            let prepared = keep_prepared(tx.engine());
-            let e = tx.engine();
-            let sql = format!("SELECT id, customer_id FROM conversations WHERE phone_number_id = {} AND customer_id IN ({})", param_list(e, 1, 1), param_list(e, chunk.len(), 2));
-            let rows = with_tx!(&mut *tx, |c| {
-                let mut q = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql.clone())).persistent(prepared).bind(*number);
-                for id in chunk {
-                    q = q.bind(id);
-                }
-                q.fetch_all(c).await
-            })?;
-            for (id, customer) in rows {
+    // The stored ones: a join of the batch's (number, customer) pairs with the unique key,
+    // a statement per chunk of pairs however many numbers the batch names.
+    let mut pairs: Vec<(&'a str, i64)> = keys.iter().map(|&(_, number, customer)| (number, customer)).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let numbers: HashSet<&'a str> = pairs.iter().map(|p| p.0).collect();
+    for chunk in statement_chunks(tx.engine(), &pairs) {
+        let prepared = keep_prepared(tx.engine());
+        let sql = format!(
+            "SELECT c.id, c.phone_number_id, c.customer_id FROM (VALUES {}) AS v
+             JOIN conversations c ON c.phone_number_id = v.column1 AND c.customer_id = v.column2",
+            value_rows(tx.engine(), chunk.len(), 2, 1)
+        );
+        let rows = with_tx!(&mut *tx, |c| {
+            let mut q = sqlx::query_as::<_, (i64, String, i64)>(sqlx::AssertSqlSafe(sql.clone())).persistent(prepared);
+            for (number, customer) in chunk {
+                q = q.bind(*number).bind(customer);
+            }
+            q.fetch_all(c).await
+        })?;
+        for (id, number, customer) in rows {
+            if let Some(&number) = numbers.get(number.as_str()) {
                 known.insert((number, customer), id);
             }
         }

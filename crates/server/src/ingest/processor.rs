@@ -19,7 +19,7 @@ use super::{ChangeHandler, Effects, Registry, RoutedChange, journal};
 use crate::accounts::TenantId;
 use crate::clock::Clock;
 use crate::live::{self, LiveHub};
-use crate::store::{Db, Tx};
+use crate::store::{Db, Tx, keep_prepared, param_list, statement_chunks};
 use crate::web::metrics::Metrics;
 use crate::with_tx;
 
@@ -209,11 +209,12 @@ impl Processor {
         }
         let now = self.clock.now_ms();
         let mut effects = Effects::default();
-        let mut routes = RouteCache::default();
+        let named: Vec<ChangeRef<'_>> = rows.iter().filter_map(|r| r.parsed()).flat_map(|b| b.changes()).collect();
+        let routes = RouteCache::load(&mut tx, &named).await?;
         let mut routed = Vec::new();
         let mut changes = 0u64;
         for row in &rows {
-            changes += route_body(&mut tx, row, &self.registry, now, &mut routes, &mut routed).await?;
+            changes += route_body(&mut tx, row, &self.registry, now, &routes, &mut routed).await?;
         }
         if isolated {
             for change in &routed {
@@ -332,22 +333,7 @@ impl Processor {
 /// The tenant that owns a change: by `metadata.phone_number_id` for message-like fields, by
 /// WABA (`entry.id`, or `waba_info.waba_id` for partner events) for the rest.
 pub async fn route(tx: &mut Tx, change: &ChangeRef<'_>) -> Result<Option<TenantId>, sqlx::Error> {
-    if let Some(number) = change.phone_number_id() {
-        let tenant = with_tx!(tx, |c| sqlx::query_scalar::<_, TenantId>("SELECT tenant_id FROM phone_numbers WHERE phone_number_id = $1")
-            .bind(number)
-            .fetch_optional(c)
-            .await)?;
-        if tenant.is_some() || matches!(change.field(), WebhookField::Messages) {
-            return Ok(tenant);
-        }
-    }
-    match change.waba_id() {
-        Some(waba) => with_tx!(tx, |c| sqlx::query_scalar::<_, TenantId>("SELECT tenant_id FROM whatsapp_accounts WHERE waba_id = $1")
-            .bind(waba)
-            .fetch_optional(c)
-            .await),
-        None => Ok(None),
-    }
+    Ok(RouteCache::load(tx, std::iter::once(change)).await?.route(change))
 }
 
 fn fed_entry(e: journal::Entry) -> Arc<FedEntry> {
@@ -359,27 +345,60 @@ fn fed_entry(e: journal::Entry) -> Arc<FedEntry> {
 #[error("a handler failed; the batch is applied again with savepoints")]
 struct FastPathFailed;
 
-/// Routing decisions within one batch: a batch usually names a few numbers many times.
-/// Scoped to the transaction, so a number attached or moved meanwhile is seen next batch.
+/// The owners of the numbers and WABAs a batch names, looked up for the whole batch at once
+/// (a statement per chunk of keys, however many tenants it concerns). Scoped to the
+/// transaction, so a number attached or moved meanwhile is seen next batch.
 #[derive(Default)]
 struct RouteCache {
-    known: HashMap<(Option<String>, Option<String>, bool), Option<TenantId>>,
+    numbers: HashMap<String, TenantId>,
+    wabas: HashMap<String, TenantId>,
 }
 
 impl RouteCache {
-    async fn route(&mut self, tx: &mut Tx, change: &ChangeRef<'_>) -> Result<Option<TenantId>, sqlx::Error> {
-        let key = (
-            change.phone_number_id().map(str::to_owned),
-            change.waba_id().map(str::to_owned),
-            matches!(change.field(), WebhookField::Messages),
-        );
-        if let Some(tenant) = self.known.get(&key) {
-            return Ok(*tenant);
+    /// Loads the owners of every number and WABA the changes name.
+    async fn load<'a>(tx: &mut Tx, changes: impl IntoIterator<Item = &'a ChangeRef<'a>>) -> Result<RouteCache, sqlx::Error> {
+        let mut numbers: Vec<&str> = Vec::new();
+        let mut wabas: Vec<&str> = Vec::new();
+        for change in changes {
+            numbers.extend(change.phone_number_id());
+            wabas.extend(change.waba_id());
         }
-        let tenant = route(tx, change).await?;
-        self.known.insert(key, tenant);
-        Ok(tenant)
+        Ok(RouteCache {
+            numbers: owners(tx, "SELECT phone_number_id, tenant_id FROM phone_numbers WHERE phone_number_id IN", numbers).await?,
+            wabas: owners(tx, "SELECT waba_id, tenant_id FROM whatsapp_accounts WHERE waba_id IN", wabas).await?,
+        })
     }
+
+    /// The owner by number for message-like fields, by WABA for the rest (see [`route`]).
+    fn route(&self, change: &ChangeRef<'_>) -> Option<TenantId> {
+        if let Some(number) = change.phone_number_id() {
+            let tenant = self.numbers.get(number).copied();
+            if tenant.is_some() || matches!(change.field(), WebhookField::Messages) {
+                return tenant;
+            }
+        }
+        change.waba_id().and_then(|waba| self.wabas.get(waba).copied())
+    }
+}
+
+/// The tenants owning `keys`, by `select` (which ends in `IN`).
+async fn owners(tx: &mut Tx, select: &str, mut keys: Vec<&str>) -> Result<HashMap<String, TenantId>, sqlx::Error> {
+    keys.sort_unstable();
+    keys.dedup();
+    let mut found = HashMap::new();
+    for chunk in statement_chunks(tx.engine(), &keys) {
+        let prepared = keep_prepared(tx.engine());
+        let sql = format!("{select} ({})", param_list(tx.engine(), chunk.len(), 1));
+        let rows = with_tx!(&mut *tx, |c| {
+            let mut q = sqlx::query_as::<_, (String, TenantId)>(sqlx::AssertSqlSafe(sql.clone())).persistent(prepared);
+            for key in chunk {
+                q = q.bind(*key);
+            }
+            q.fetch_all(c).await
+        })?;
+        found.extend(rows);
+    }
+    Ok(found)
 }
 
 /// Routes the changes of one body to their tenants; those that no tenant or no handler owns
@@ -389,7 +408,7 @@ async fn route_body<'a>(
     row: &'a FedEntry,
     registry: &Registry,
     now: i64,
-    routes: &mut RouteCache,
+    routes: &RouteCache,
     routed: &mut Vec<RoutedChange<'a>>,
 ) -> anyhow::Result<u64> {
     let Some(body) = row.parsed() else {
@@ -401,7 +420,7 @@ async fn route_body<'a>(
         let index = i64::try_from(index).unwrap_or(i64::MAX);
         count += 1;
         let field = change.field().as_str();
-        let tenant = routes.route(tx, &change).await?;
+        let tenant = routes.route(&change);
         let raw = || change.change.raw_value.to_string();
         let Some(tenant) = tenant else {
             let reason = if matches!(change.field(), WebhookField::Messages) { "unknown_number" } else { "unknown_waba" };
