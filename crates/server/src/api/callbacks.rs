@@ -17,7 +17,7 @@ use crate::accounts::TenantId;
 use crate::clock::Clock;
 use crate::crypto::Keyring;
 use crate::ingest::{ChangeHandler, Effects, HandlerFuture, RoutedChange};
-use crate::store::{Db, Tx, keep_prepared, param_list, select_in, statement_chunks, value_rows};
+use crate::store::{Db, Tx, keep_prepared, select_any, select_in, statement_chunks, value_rows};
 use crate::{with_pool, with_tx};
 
 /// Attempts before a delivery is given up.
@@ -104,19 +104,8 @@ impl ChangeHandler for CallbackEvents {
             let mut tenants: Vec<TenantId> = changes.iter().filter(|c| c.change.messages_value().is_some()).map(|c| c.tenant).collect();
             tenants.sort_unstable_by_key(|t| t.0);
             tenants.dedup();
-            let mut subscribed = HashSet::new();
-            for chunk in statement_chunks(tx.engine(), &tenants) {
-                let prepared = keep_prepared(tx.engine());
-                let sql = format!("SELECT DISTINCT tenant_id FROM callback_endpoints WHERE tenant_id IN ({})", param_list(tx.engine(), chunk.len(), 1));
-                let rows = with_tx!(&mut *tx, |c| {
-                    let mut q = sqlx::query_scalar::<_, TenantId>(sqlx::AssertSqlSafe(sql.clone())).persistent(prepared);
-                    for t in chunk {
-                        q = q.bind(t);
-                    }
-                    q.fetch_all(c).await
-                })?;
-                subscribed.extend(rows);
-            }
+            let subscribed: HashSet<TenantId> =
+                select_any::<(TenantId,), _>(tx, "SELECT DISTINCT tenant_id FROM callback_endpoints WHERE tenant_id IN", &tenants).await?.into_iter().map(|(t,)| t).collect();
             let ours: Vec<&RoutedChange<'_>> = changes.iter().filter(|c| subscribed.contains(&c.tenant)).collect();
             if ours.is_empty() {
                 return Ok(());

@@ -19,7 +19,7 @@ use super::{ChangeHandler, Effects, Registry, RoutedChange, journal};
 use crate::accounts::TenantId;
 use crate::clock::Clock;
 use crate::live::{self, LiveHub};
-use crate::store::{Db, Tx, keep_prepared, param_list, statement_chunks};
+use crate::store::{Db, Tx, select_any};
 use crate::web::metrics::Metrics;
 use crate::with_tx;
 
@@ -385,20 +385,7 @@ impl RouteCache {
 async fn owners(tx: &mut Tx, select: &str, mut keys: Vec<&str>) -> Result<HashMap<String, TenantId>, sqlx::Error> {
     keys.sort_unstable();
     keys.dedup();
-    let mut found = HashMap::new();
-    for chunk in statement_chunks(tx.engine(), &keys) {
-        let prepared = keep_prepared(tx.engine());
-        let sql = format!("{select} ({})", param_list(tx.engine(), chunk.len(), 1));
-        let rows = with_tx!(&mut *tx, |c| {
-            let mut q = sqlx::query_as::<_, (String, TenantId)>(sqlx::AssertSqlSafe(sql.clone())).persistent(prepared);
-            for key in chunk {
-                q = q.bind(*key);
-            }
-            q.fetch_all(c).await
-        })?;
-        found.extend(rows);
-    }
-    Ok(found)
+    Ok(select_any::<(String, TenantId), _>(tx, select, &keys).await?.into_iter().collect())
 }
 
 /// Routes the changes of one body to their tenants; those that no tenant or no handler owns

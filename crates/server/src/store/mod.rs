@@ -538,6 +538,29 @@ where
     Ok(found)
 }
 
+/// The rows of `select` — a query ending in `IN` — for every key among `keys`: one statement
+/// per chunk of keys (for look-ups of a whole batch that are not scoped to one tenant).
+pub async fn select_any<R, K>(tx: &mut Tx, select: &str, keys: &[K]) -> Result<Vec<R>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    K: for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send + Sync,
+{
+    let mut found = Vec::new();
+    for chunk in statement_chunks(tx.engine(), keys) {
+        let prepared = keep_prepared(tx.engine());
+        let sql = format!("{select} ({})", param_list(tx.engine(), chunk.len(), 1));
+        let rows = with_tx!(&mut *tx, |c| {
+            let mut q = sqlx::query_as::<_, R>(sqlx::AssertSqlSafe(sql.clone())).persistent(prepared);
+            for key in chunk {
+                q = q.bind(key);
+            }
+            q.fetch_all(c).await
+        })?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
 /// True when the error is a violated unique constraint (a duplicate that an idempotent
 /// insert or a unique e-mail address must turn into a clear answer, not a 500).
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
