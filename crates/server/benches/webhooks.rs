@@ -47,10 +47,12 @@ struct Args {
     rate: Option<f64>,
     /// Drive a bare receiver instead of wabridge: the machine's ceiling for the same load.
     reference: bool,
+    /// Open event streams (browser tabs), spread over the tenant's users; the first is timed.
+    streams: usize,
 }
 
 fn args() -> Args {
-    let mut a = Args { seconds: 10, connections: 64, db: "sqlite".to_owned(), handlers: "all".to_owned(), rate: None, reference: false };
+    let mut a = Args { seconds: 10, connections: 64, db: "sqlite".to_owned(), handlers: "all".to_owned(), rate: None, reference: false, streams: 1 };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -60,9 +62,10 @@ fn args() -> Args {
             "--handlers" => a.handlers = it.next().expect("--handlers all|notifications"),
             "--rate" => a.rate = Some(it.next().and_then(|v| v.parse().ok()).expect("--rate messages-per-second")),
             "--reference" => a.reference = true,
+            "--streams" => a.streams = it.next().and_then(|v| v.parse().ok()).filter(|&n| n >= 1).expect("--streams N (at least 1)"),
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
-            other => panic!("unknown argument {other}; use --seconds N --connections N --db sqlite|postgres --handlers all|notifications --rate N --reference"),
+            other => panic!("unknown argument {other}; use --seconds N --connections N --db sqlite|postgres --handlers all|notifications --rate N --streams N --reference"),
         }
     }
     a
@@ -223,6 +226,40 @@ async fn drive(
         }
     }
     latencies
+}
+
+/// Signs `email` in and opens its event stream.
+async fn event_stream(addr: std::net::SocketAddr, email: &str) -> reqwest::Response {
+    let web = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let form = web.get(format!("http://{addr}/sign-in")).send().await.unwrap().text().await.unwrap();
+    let at = form.find("name=\"_csrf\" value=\"").unwrap() + 20;
+    let csrf = form[at..at + 64].to_owned();
+    let signed = web
+        .post(format!("http://{addr}/sign-in"))
+        .form(&[("_csrf", csrf.as_str()), ("email", email), ("password", BENCH_PASSWORD), ("next", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 303, "sign-in failed");
+    let events = web.get(format!("http://{addr}/events")).send().await.unwrap();
+    assert_eq!(events.status(), 200);
+    events
+}
+
+/// Reads a stream to its end like a browser tab would; returns how many events it got.
+async fn drain_stream(resp: reqwest::Response, done: Arc<AtomicBool>) -> u64 {
+    use futures_util::StreamExt as _;
+    let mut stream = resp.bytes_stream();
+    let (mut events, mut last) = (0, 0u8);
+    while !done.load(Ordering::Relaxed) {
+        let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_millis(200), stream.next()).await else { continue };
+        // An event ends with an empty line; the two newlines may straddle chunks.
+        for &b in chunk.iter() {
+            events += u64::from(b == b'\n' && last == b'\n');
+            last = if b == b'\n' && last == b'\n' { 0 } else { b };
+        }
+    }
+    events
 }
 
 /// Reads `notification` events of the owner's stream; returns webhook-to-browser latencies (µs).
@@ -460,25 +497,20 @@ async fn run(args: Args) {
         let _ = stopped.await;
     }));
 
-    // A browser-less client signed in as the owner, subscribed to /events.
-    let web = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let form = web.get(format!("http://{addr}/sign-in")).send().await.unwrap().text().await.unwrap();
-    let at = form.find("name=\"_csrf\" value=\"").unwrap() + 20;
-    let csrf = form[at..at + 64].to_owned();
-    let signed = web
-        .post(format!("http://{addr}/sign-in"))
-        .form(&[("_csrf", csrf.as_str()), ("email", "user0@bench.test"), ("password", BENCH_PASSWORD), ("next", "")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed.status(), 303, "sign-in failed");
-    let events = web.get(format!("http://{addr}/events")).send().await.unwrap();
-    assert_eq!(events.status(), 200);
+    // Browser-less clients signed in as the tenant's users, each subscribed to /events (a tab);
+    // the owner's first stream is the one timed.
+    let mut streams = Vec::with_capacity(args.streams);
+    for k in 0..args.streams {
+        streams.push(event_stream(addr, &format!("user{}@bench.test", k % USERS)).await);
+    }
+    let mut streams = streams.into_iter();
+    let events = streams.next().expect("at least one stream");
 
     let origin = Instant::now();
     let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(0)).collect());
     let watcher_done = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(watch_notifications(events, sent_at.clone(), origin, watcher_done.clone()));
+    let others: Vec<_> = streams.map(|s| tokio::spawn(drain_stream(s, watcher_done.clone()))).collect();
 
     let driven = drive_all(addr, &requests, &args, &sent_at, origin).await;
     let Driven { mut latencies, acked, elapsed: ack_elapsed, exhausted, cpu_before, load_before, started } = driven;
@@ -495,6 +527,10 @@ async fn run(args: Args) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     watcher_done.store(true, Ordering::Relaxed);
     let (mut notif, resyncs) = watcher.await.unwrap();
+    let mut other_frames = 0;
+    for o in others {
+        other_frames += o.await.unwrap();
+    }
 
     latencies.sort_unstable();
     notif.sort_unstable();
@@ -517,6 +553,9 @@ async fn run(args: Args) {
         resyncs
     );
     println!("  notifications stored           {notifications} ({USERS} users)");
+    if args.streams > 1 {
+        println!("  event streams                  {} open; the {} untimed received {other_frames} events", args.streams, args.streams - 1);
+    }
     println!(
         "  CPU used (server + generator)  {:.2} s of {:.2} s wall on {} cores = {:.1} ms per 1000 messages; load average before: {load_before}",
         cpu,
@@ -526,7 +565,6 @@ async fn run(args: Args) {
     );
 
     let _ = stop_server.send(());
-    drop(web);
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     db.close().await;
     if let Some(dir) = dir {

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -58,7 +58,16 @@ pub struct StoredEvent {
     pub kind: String,
     /// JSON payload text.
     pub payload: String,
+    /// Its SSE events, rendered once per language for every stream that sends the row.
+    #[sqlx(skip)]
+    rendered: Arc<Rendered>,
 }
+
+/// A row's events as SSE sends them — (event, data) pairs — per language. A commit's rows
+/// reach every open stream of the tenant (each user, each tab) as the same shared values, so
+/// the first stream to send a row renders it and the others reuse that.
+#[derive(Debug, Default)]
+struct Rendered([OnceLock<Arc<[(String, String)]>>; Lang::ALL.len()]);
 
 /// In-process fan-out of events to open streams, one channel per tenant.
 #[derive(Clone, Default)]
@@ -139,7 +148,7 @@ pub async fn store_events(tx: &mut Tx, events: &[NewEvent], now: i64) -> Result<
     let mut stored: Vec<StoredEvent> = rows
         .into_iter()
         .zip(ids)
-        .map(|((tenant_id, user_id, kind, payload), id)| StoredEvent { id, tenant_id, user_id, kind, payload })
+        .map(|((tenant_id, user_id, kind, payload), id)| StoredEvent { id, tenant_id, user_id, kind, payload, rendered: Arc::default() })
         .collect();
     stored.sort_unstable_by_key(|e| e.id);
     if let Tx::Postgres(t) = tx {
@@ -264,17 +273,32 @@ impl StoredEvent {
             .filter_map(|mut item| Some((item["kind"].as_str()?.to_owned(), item.get_mut("data").map(serde_json::Value::take)?)))
             .collect()
     }
+
+    /// The row's events in the reader's words, as (event, data) pairs; rendered on first use.
+    fn rendered(&self, lang: Lang) -> Arc<[(String, String)]> {
+        let slot = Lang::ALL.iter().position(|l| *l == lang).unwrap_or(0);
+        self.rendered.0[slot]
+            .get_or_init(|| {
+                self.events()
+                    .into_iter()
+                    .map(|(kind, payload)| {
+                        let data = crate::notifications::localize(&kind, payload, lang).to_string();
+                        (kind, data)
+                    })
+                    .collect()
+            })
+            .clone()
+    }
 }
 
 /// A stored row's SSE events; the last carries the row's id.
 fn to_sse(event: &StoredEvent, lang: Lang) -> Vec<Event> {
-    let events = event.events();
-    let last = events.len().saturating_sub(1);
-    events
-        .into_iter()
+    let rendered = event.rendered(lang);
+    let last = rendered.len().saturating_sub(1);
+    rendered
+        .iter()
         .enumerate()
-        .map(|(i, (kind, payload))| {
-            let data = crate::notifications::localize(&kind, payload, lang).to_string();
+        .map(|(i, (kind, data))| {
             let sse = Event::default().event(kind).data(data);
             if i == last { sse.id(event.id.to_string()) } else { sse }
         })
@@ -339,4 +363,43 @@ async fn get_events(State(app): State<AppState>, member: TenantMember, headers: 
     let stream = replay.chain(live).take_until(Box::pin(stopped));
     let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
     Ok(([("x-accel-buffering", "no")], sse).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group_row() -> StoredEvent {
+        let notification = NewEvent {
+            tenant: TenantId(1),
+            user: None,
+            kind: "notification".to_owned(),
+            payload: serde_json::json!({"id": 7, "kind": "inbound_message", "actor": "Anna", "preview": "Hallo"}),
+        };
+        let message = NewEvent { kind: "message".to_owned(), payload: serde_json::json!({"conversation": 3}), ..notification.clone() };
+        StoredEvent {
+            id: 42,
+            tenant_id: TenantId(1),
+            user_id: None,
+            kind: GROUP_KIND.to_owned(),
+            payload: group_payload(&[&notification, &message]),
+            rendered: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn a_rows_events_are_rendered_once_per_language_for_every_stream() {
+        let row = group_row();
+        // A second stream gets the same row through the channel: a clone sharing the rendering.
+        let other_stream = row.clone();
+        let de = row.rendered(Lang::De);
+        assert!(Arc::ptr_eq(&de, &other_stream.rendered(Lang::De)), "rendered again for the second stream");
+        assert_eq!(de.iter().map(|(kind, _)| kind.as_str()).collect::<Vec<_>>(), ["notification", "message"]);
+        let title = |rendered: &[(String, String)]| serde_json::from_str::<serde_json::Value>(&rendered[0].1).unwrap()["title"].clone();
+        assert_eq!(title(&de), "Neue WhatsApp-Nachricht von Anna");
+        let en = other_stream.rendered(Lang::En);
+        assert_eq!(title(&en), "New WhatsApp message from Anna");
+        assert!(Arc::ptr_eq(&en, &row.rendered(Lang::En)));
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&de[1].1).unwrap(), serde_json::json!({"conversation": 3}));
+    }
 }
