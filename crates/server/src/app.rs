@@ -66,6 +66,7 @@ impl Application {
         } else {
             processor.spawn_on_own_thread(journal.committed.clone(), shutdown.clone());
         }
+        tokio::spawn(crate::ingest::retention::run(db.clone(), clock.clone(), settings.journal_retention_days, shutdown.clone()));
         if db.engine() == Engine::Postgres {
             tokio::spawn(crate::live::run_pg_listener(db.clone(), live.clone(), journal.committed.clone(), shutdown.clone()));
         }

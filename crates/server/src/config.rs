@@ -52,6 +52,7 @@ pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec { name: "WABRIDGE_RATE_CARD", default: Some(""), help: "path of a rate card CSV (format of rates/default.csv) replacing the built-in one" },
     SettingSpec { name: "WABRIDGE_OPERATOR_API_KEY", default: Some(""), help: "operator key for /api/v1 tenant and user administration; empty: disabled" },
     SettingSpec { name: "WABRIDGE_TEMPLATE_SYNC_SECS", default: Some("900"), help: "how often templates are read back from Meta (safety net for missed webhooks)" },
+    SettingSpec { name: "WABRIDGE_JOURNAL_RETENTION_DAYS", default: Some("30"), help: "days an applied webhook body stays in the journal (0: kept for ever); bodies support still sees or a handler still retries stay" },
 ];
 
 /// The Meta app wabridge acts as, and where Meta (or the sandbox) is reached.
@@ -124,6 +125,8 @@ pub struct Settings {
     pub operator_api_key: Option<SecretString>,
     /// Seconds between template syncs.
     pub template_sync_secs: u64,
+    /// Days an applied webhook body stays in the journal (0: for ever).
+    pub journal_retention_days: i64,
 }
 
 /// Everything wrong with a configuration, reported together.
@@ -221,6 +224,7 @@ impl Settings {
         let rate_card_path = get("WABRIDGE_RATE_CARD");
         let operator_api_key = get("WABRIDGE_OPERATOR_API_KEY");
         let template_sync = get("WABRIDGE_TEMPLATE_SYNC_SECS");
+        let journal_retention = get("WABRIDGE_JOURNAL_RETENTION_DAYS");
         let rate_card = if rate_card_path.is_empty() {
             crate::billing::RateCard::parse(crate::billing::rate_card::DEFAULT_CSV).map_err(|e| problems.push(format!("built-in rate card: {e}"))).ok()
         } else {
@@ -238,6 +242,10 @@ impl Settings {
         let template_sync_secs = template_sync.parse::<u64>().ok().filter(|t| *t >= 10).unwrap_or_else(|| {
             problems.push("WABRIDGE_TEMPLATE_SYNC_SECS must be a number of seconds, at least 10".to_owned());
             900
+        });
+        let journal_retention_days = journal_retention.parse::<i64>().ok().filter(|d| (0..=36_500).contains(d)).unwrap_or_else(|| {
+            problems.push("WABRIDGE_JOURNAL_RETENTION_DAYS must be a number of days (0: keep for ever)".to_owned());
+            30
         });
 
         let listen = listen.parse::<SocketAddr>().map_err(|_| problems.push(format!("WABRIDGE_LISTEN is not an address: {listen:?}"))).ok();
@@ -310,6 +318,7 @@ impl Settings {
                 rate_card: std::sync::Arc::new(rate_card),
                 operator_api_key: Some(operator_api_key).filter(|k| !k.is_empty()).map(SecretString::from),
                 template_sync_secs,
+                journal_retention_days,
             }),
             _ => Err(ConfigError(problems)),
         }

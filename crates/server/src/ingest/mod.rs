@@ -10,6 +10,7 @@ pub mod endpoint;
 pub mod feed;
 pub mod journal;
 pub mod processor;
+pub mod retention;
 
 use std::collections::HashMap;
 use std::future::Future;

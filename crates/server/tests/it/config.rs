@@ -41,8 +41,10 @@ fn invalid_values_are_named() {
     }
     env.insert("WABRIDGE_ENCRYPTION_KEY".to_owned(), "short".to_owned());
     env.insert("WABRIDGE_LISTEN".to_owned(), "nowhere".to_owned());
+    env.insert("WABRIDGE_JOURNAL_RETENTION_DAYS".to_owned(), "-1".to_owned());
     let err = Settings::from_sources(&env, Some("no_such_setting = 1")).unwrap_err().to_string();
     assert!(err.contains("WABRIDGE_ENCRYPTION_KEY"), "{err}");
     assert!(err.contains("WABRIDGE_LISTEN"), "{err}");
+    assert!(err.contains("WABRIDGE_JOURNAL_RETENTION_DAYS"), "{err}");
     assert!(err.contains("NO_SUCH_SETTING"), "{err}");
 }

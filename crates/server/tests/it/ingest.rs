@@ -520,3 +520,87 @@ async fn a_batch_is_applied_as_if_message_by_message() {
     let metrics = client().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(!metrics.contains("wabridge_webhook_batches_isolated_total"), "{metrics}");
 }
+
+/// Housekeeping removes applied journal entries after their retention and live events after a
+/// day, oldest first and over several chunks — but keeps what is not applied yet, what a
+/// handler still retries and what support still sees as unhandled; 0 days keeps everything.
+#[tokio::test]
+async fn old_journal_entries_and_live_events_are_swept_but_nothing_still_needed() {
+    use futures_util::future::join_all;
+    use wabridge::ingest::journal::{self, Journal};
+    use wabridge::ingest::retention::{LIVE_EVENTS_KEPT_MS, Swept, sweep};
+    const DAY: i64 = 86_400_000;
+    let (url, _dir) = crate::helpers::fresh_database_url().await;
+    let db = wabridge::store::Db::open(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    let clock = wabridge::clock::Clock::default();
+    let tenant = wabridge::accounts::store::create_tenant(&db, "Salon Kehraus", clock.now_ms()).await.unwrap();
+    let number = Attachment { waba_id: "WABA-SWEEP", business_id: None, phone_number_id: "NUM-SWEEP", display_phone_number: None, token_ciphertext: None, status: "connected" };
+    attach(&db, tenant, &number, clock.now_ms()).await.unwrap();
+
+    // 4,500 bodies every handler applies (more than two chunks of the sweep), and one that is
+    // not JSON: support sees it as unhandled.
+    let journal = Journal::start(db.clone(), clock.clone());
+    let body = |i: usize| {
+        bytes::Bytes::from(format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"WABA-SWEEP","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"phone_number_id":"NUM-SWEEP"}},"statuses":[],"n":{i}}}}}]}}]}}"#
+        ))
+    };
+    for result in join_all((0..4500).map(|i| journal.append(body(i)))).await {
+        result.unwrap();
+    }
+    journal.append(bytes::Bytes::from_static(b"not json")).await.unwrap();
+    let processor = wabridge::ingest::processor::Processor::new(db.clone(), clock.clone(), Registry::standard(), wabridge::live::LiveHub::default(), Arc::default());
+    while processor.process_batch().await.unwrap() > 0 {}
+    let ids = || async { with_pool!(db.journal_read(), |p| sqlx::query_scalar::<_, i64>("SELECT id FROM webhook_journal ORDER BY id").fetch_all(p).await).unwrap() };
+    let all = ids().await;
+    assert_eq!(all.len(), 4501);
+    let unhandled = with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT journal_id FROM webhook_unhandled").fetch_all(p).await).unwrap();
+    assert_eq!(unhandled, [all[4500]], "only the body that is not JSON is unhandled");
+    // A handler still retries entry 100.
+    with_pool!(db.write(), |p| sqlx::query(
+        "INSERT INTO handler_retries (journal_id, change_index, handler, tenant_id, attempts, next_attempt_at, last_error) VALUES ($1, 0, 'inbox', $2, 1, 0, 'test')"
+    )
+    .bind(all[100])
+    .bind(tenant)
+    .execute(p)
+    .await
+    .map(drop))
+    .unwrap();
+    // Three bodies arrive after the processor's last turn: not applied.
+    for i in 0..3 {
+        journal.append(body(5000 + i)).await.unwrap();
+    }
+    let now = clock.now_ms();
+    for at in [now - 2 * DAY, now - 2 * DAY, now - LIVE_EVENTS_KEPT_MS - 1, now] {
+        with_pool!(db.write(), |p| sqlx::query("INSERT INTO live_events (tenant_id, user_id, kind, payload, at) VALUES ($1, NULL, 'test', '{}', $2)")
+            .bind(tenant)
+            .bind(at)
+            .execute(p)
+            .await
+            .map(drop))
+        .unwrap();
+    }
+    let live_events = || async { with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT at FROM live_events ORDER BY id").fetch_all(p).await).unwrap() };
+
+    // Today: the journal is young; live events older than a day go.
+    assert_eq!(sweep(&db, now, 30).await.unwrap(), Swept { journal: 0, live_events: 3 });
+    assert_eq!(live_events().await, [now]);
+    assert_eq!(ids().await.len(), 4504);
+
+    // 0 days: the journal is kept for ever, however old.
+    assert_eq!(sweep(&db, now + 400 * DAY, 0).await.unwrap(), Swept { journal: 0, live_events: 1 });
+    assert_eq!(ids().await.len(), 4504);
+
+    // A month later: every applied entry goes but the retried and the unhandled one.
+    assert_eq!(sweep(&db, now + 31 * DAY, 30).await.unwrap(), Swept { journal: 4499, live_events: 0 });
+    let left = ids().await;
+    assert_eq!(left.len(), 5);
+    assert_eq!(left[..2], [all[100], all[4500]]);
+    assert_eq!(journal::pending_count(&db).await.unwrap(), 3, "the three not applied yet stay, and stay pending");
+    assert_eq!(sweep(&db, now + 31 * DAY, 30).await.unwrap(), Swept::default(), "a second sweep finds nothing");
+
+    // The pending ones are still applied afterwards.
+    while processor.process_batch().await.unwrap() > 0 {}
+    assert_eq!(journal::pending_count(&db).await.unwrap(), 0);
+}
