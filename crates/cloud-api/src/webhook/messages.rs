@@ -187,8 +187,6 @@ pub struct Message {
     pub referral: Option<Referral>,
     /// Message-level errors (e.g. 131051 for unsupported types).
     pub errors: Vec<WebhookError>,
-    /// The message object exactly as received.
-    pub raw: Value,
 }
 
 impl Message {
@@ -205,7 +203,6 @@ impl Message {
             context: object(v, "context").map(Context::parse),
             referral: object(v, "referral").map(Referral::parse),
             errors: WebhookError::parse_all(v),
-            raw: v.clone(),
         }
     }
 
@@ -849,8 +846,6 @@ pub struct Status {
     pub pricing: Option<Pricing>,
     /// Why it failed.
     pub errors: Vec<WebhookError>,
-    /// The status object as received.
-    pub raw: Value,
 }
 
 impl Status {
@@ -877,7 +872,6 @@ impl Status {
                 category: string(p, "category"),
             }),
             errors: WebhookError::parse_all(v),
-            raw: v.clone(),
         }
     }
 }

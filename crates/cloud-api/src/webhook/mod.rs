@@ -180,8 +180,16 @@ pub struct Change {
     pub field_inferred: bool,
     /// The typed value.
     pub value: ChangeValue,
-    /// The value exactly as received, for storage and support.
+    /// The value exactly as received, for storage and support. A message's or status's own
+    /// JSON is part of it (see [`Change::raw_message`]), not copied into the typed structs.
     pub raw_value: Value,
+}
+
+impl Change {
+    /// The `index`th message of a `messages` value exactly as received.
+    pub fn raw_message(&self, index: usize) -> Option<&Value> {
+        self.raw_value.get("messages")?.get(index)
+    }
 }
 
 /// The typed `value` of a change, by field.

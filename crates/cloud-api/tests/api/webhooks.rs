@@ -47,9 +47,10 @@ fn every_conformance_webhook_parses_and_matches_its_json() {
                 if let ChangeValue::Messages(m) = &change.value {
                     let raw_msgs = value["messages"].as_array().cloned().unwrap_or_default();
                     assert_eq!(m.messages.len(), raw_msgs.len(), "{name}: messages");
-                    for (msg, raw_msg) in m.messages.iter().zip(&raw_msgs) {
+                    for (i, (msg, raw_msg)) in m.messages.iter().zip(&raw_msgs).enumerate() {
                         messages_seen += 1;
                         check_message(&name, msg, raw_msg);
+                        assert_eq!(change.raw_message(i), Some(raw_msg), "{name}: raw message");
                     }
                     let raw_sts = value["statuses"].as_array().cloned().unwrap_or_default();
                     assert_eq!(m.statuses.len(), raw_sts.len(), "{name}: statuses");
@@ -107,7 +108,6 @@ fn check_message(name: &str, msg: &Message, raw: &Value) {
     let ts = raw_str(raw, "timestamp").map(|t| t.parse::<i64>().unwrap());
     assert_eq!(msg.timestamp, ts, "{name}: timestamp");
     assert_eq!(msg.type_name, raw_str(raw, "type"), "{name}: type");
-    assert_eq!(&msg.raw, raw);
     let raw_errs = raw["errors"].as_array().map_or(0, Vec::len);
     assert_eq!(msg.errors.len(), raw_errs, "{name}: message errors");
     match raw_str(raw, "type").as_deref() {

@@ -62,6 +62,13 @@ struct Inbound<'a> {
     index: usize,
 }
 
+impl Inbound<'_> {
+    /// The message's JSON as Meta sent it.
+    fn raw(&self) -> &serde_json::Value {
+        self.change.change.change.raw_message(self.index).unwrap_or(&serde_json::Value::Null)
+    }
+}
+
 /// Text shown in lists for a message (the text, the caption, or the type).
 pub fn preview_text(message: &serde_json::Value) -> String {
     let kind = message["type"].as_str().unwrap_or("unknown");
@@ -110,7 +117,7 @@ async fn inbound(tx: &mut Tx, run: &[Inbound<'_>], effects: &mut Effects) -> any
     let wamids: Vec<&str> = run.iter().zip(&fallback_ids).map(|(m, fallback)| m.message.id.as_deref().unwrap_or(fallback)).collect();
     // A redelivered message changes nothing.
     let fresh = store::unstored(tx, &run.iter().zip(&wamids).map(|(m, w)| (m.change.tenant, *w)).collect::<Vec<_>>()).await?;
-    let previews: Vec<String> = run.iter().map(|m| preview_text(&m.message.raw)).collect();
+    let previews: Vec<String> = run.iter().map(|m| preview_text(m.raw())).collect();
     let meta_at = |m: &Inbound<'_>| m.message.timestamp.map_or(m.change.received_at, |s| s * 1000);
     // Every customer message opens or restarts the window. A reaction only decorates another
     // message: it counts neither as unread nor — to stay on the safe side of 131047 — as
@@ -139,7 +146,7 @@ async fn inbound(tx: &mut Tx, run: &[Inbound<'_>], effects: &mut Effects) -> any
                     wamid: Some(wamids[i]),
                     kind: m.message.content.type_name().unwrap_or("unknown"),
                     body: if previews[i].starts_with("@type:") { "" } else { &previews[i] },
-                    payload: &m.message.raw,
+                    payload: m.raw(),
                     reply_to: m.message.context.as_ref().and_then(|c| c.id.as_deref()),
                     outbox_id: None,
                     status: "received",
