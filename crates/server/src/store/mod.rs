@@ -165,7 +165,10 @@ impl Db {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .pragma("mmap_size", "268435456");
+            .pragma("mmap_size", "268435456")
+            // Like the main file's, the journal's checkpoints run beside its writer (see
+            // `checkpointer`), not inside a group commit that Meta's requests wait for.
+            .pragma("wal_autocheckpoint", "16384");
         let journal = pool()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
@@ -179,6 +182,7 @@ impl Db {
             .connect_with(journal_options.clone().read_only(true))
             .await?;
         tokio::spawn(checkpointer(options, writer.clone()));
+        tokio::spawn(checkpointer(journal_options, journal.clone()));
         Ok(Db { backend: Backend::Sqlite { writer, readers, journal, journal_readers } })
     }
 
@@ -263,11 +267,13 @@ impl Db {
     }
 }
 
-/// Folds the main database's WAL back into its file from a connection of its own, every
-/// 50 ms, instead of inside whichever commit crosses SQLite's threshold: there a checkpoint
-/// stalled the processor (a 512-body batch's commit took 13–17 ms instead of 3). Small and
-/// frequent, because large ones delay the journal's fsyncs on the same disk. PASSIVE never
-/// waits for the writer or readers. Ends when the writer's pool is closed.
+/// Folds a database file's WAL back into the file from a connection of its own, every 50 ms,
+/// instead of inside whichever commit crosses SQLite's threshold: there a checkpoint stalled
+/// the processor (a 512-body batch's commit took 13–17 ms instead of 3) or, in the journal's
+/// file, a group commit that Meta's requests wait for (ack p99 at 64 connections 10–12 ms
+/// instead of 6.3). Small and frequent, because large ones delay the journal's fsyncs on the
+/// same disk. PASSIVE never waits for the writer or readers. Ends when the writer's pool is
+/// closed.
 async fn checkpointer(options: SqliteConnectOptions, writer: SqlitePool) {
     use sqlx::Connection as _;
     let Ok(mut conn) = sqlx::SqliteConnection::connect_with(&options).await else { return };
