@@ -67,7 +67,10 @@ pub struct StoredEvent {
 /// reach every open stream of the tenant (each user, each tab) as the same shared values, so
 /// the first stream to send a row renders it and the others reuse that.
 #[derive(Debug, Default)]
-struct Rendered([OnceLock<Arc<[(String, String)]>>; Lang::ALL.len()]);
+struct Rendered([OnceLock<Frames>; Lang::ALL.len()]);
+
+/// A row's events as (event, data) pairs in one language.
+type Frames = Arc<[(String, String)]>;
 
 /// In-process fan-out of events to open streams, one channel per tenant.
 #[derive(Clone, Default)]
@@ -275,7 +278,7 @@ impl StoredEvent {
     }
 
     /// The row's events in the reader's words, as (event, data) pairs; rendered on first use.
-    fn rendered(&self, lang: Lang) -> Arc<[(String, String)]> {
+    fn rendered(&self, lang: Lang) -> Frames {
         let slot = Lang::ALL.iter().position(|l| *l == lang).unwrap_or(0);
         self.rendered.0[slot]
             .get_or_init(|| {
@@ -366,6 +369,7 @@ async fn get_events(State(app): State<AppState>, member: TenantMember, headers: 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
