@@ -278,9 +278,11 @@ async fn watch_notifications(
         let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_millis(200), stream.next()).await else { continue };
         let now = u64::try_from(origin.elapsed().as_micros()).unwrap();
         buffer.extend_from_slice(&chunk);
-        while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
-            let frame: Vec<u8> = buffer.drain(..end + 2).collect();
-            let frame = String::from_utf8_lossy(&frame);
+        // A chunk may hold many events (a commit's row): walk them, then drop them at once.
+        let mut start = 0;
+        while let Some(len) = buffer[start..].windows(2).position(|w| w == b"\n\n") {
+            let frame = String::from_utf8_lossy(&buffer[start..start + len + 2]);
+            start += len + 2;
             if frame.contains("event: resync") || frame.contains("event:resync") {
                 resyncs += 1;
                 continue;
@@ -299,6 +301,7 @@ async fn watch_notifications(
                 }
             }
         }
+        buffer.drain(..start);
     }
     (out, resyncs)
 }

@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 use tokio::sync::{broadcast, watch};
 
@@ -31,6 +32,8 @@ use crate::with_pool;
 
 /// Events a reconnecting browser may replay at most.
 const REPLAY_LIMIT: i64 = 500;
+/// An idle stream sends a comment this often, so that proxies keep it open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// An event a handler wants published after its transaction commits.
 #[derive(Clone, Debug)]
@@ -63,14 +66,11 @@ pub struct StoredEvent {
     rendered: Arc<Rendered>,
 }
 
-/// A row's events as SSE sends them — (event, data) pairs — per language. A commit's rows
-/// reach every open stream of the tenant (each user, each tab) as the same shared values, so
-/// the first stream to send a row renders it and the others reuse that.
+/// A row's events as the SSE stream sends them, per language. A commit's rows reach every
+/// open stream of the tenant (each user, each tab) as the same shared values, so the first
+/// stream to send a row renders it and the others send the same bytes.
 #[derive(Debug, Default)]
-struct Rendered([OnceLock<Frames>; Lang::ALL.len()]);
-
-/// A row's events as (event, data) pairs in one language.
-type Frames = Arc<[(String, String)]>;
+struct Rendered([OnceLock<Bytes>; Lang::ALL.len()]);
 
 /// In-process fan-out of events to open streams, one channel per tenant.
 #[derive(Clone, Default)]
@@ -277,36 +277,40 @@ impl StoredEvent {
             .collect()
     }
 
-    /// The row's events in the reader's words, as (event, data) pairs; rendered on first use.
-    fn rendered(&self, lang: Lang) -> Frames {
+    /// The row's SSE events in the reader's words, the row's id on the last (rendered on
+    /// first use).
+    fn rendered(&self, lang: Lang) -> Bytes {
         let slot = Lang::ALL.iter().position(|l| *l == lang).unwrap_or(0);
         self.rendered.0[slot]
             .get_or_init(|| {
-                self.events()
-                    .into_iter()
-                    .map(|(kind, payload)| {
-                        let data = crate::notifications::localize(&kind, payload, lang).to_string();
-                        (kind, data)
-                    })
-                    .collect()
+                let events = self.events();
+                let last = events.len().saturating_sub(1);
+                let mut out = String::new();
+                for (i, (kind, payload)) in events.into_iter().enumerate() {
+                    let data = crate::notifications::localize(&kind, payload, lang).to_string();
+                    out.push_str("event: ");
+                    out.push_str(&kind);
+                    out.push('\n');
+                    for line in data.split('\n') {
+                        out.push_str("data: ");
+                        out.push_str(line);
+                        out.push('\n');
+                    }
+                    if i == last {
+                        out.push_str("id: ");
+                        out.push_str(&self.id.to_string());
+                        out.push('\n');
+                    }
+                    out.push('\n');
+                }
+                Bytes::from(out)
             })
             .clone()
     }
 }
 
-/// A stored row's SSE events; the last carries the row's id.
-fn to_sse(event: &StoredEvent, lang: Lang) -> Vec<Event> {
-    let rendered = event.rendered(lang);
-    let last = rendered.len().saturating_sub(1);
-    rendered
-        .iter()
-        .enumerate()
-        .map(|(i, (kind, data))| {
-            let sse = Event::default().event(kind).data(data);
-            if i == last { sse.id(event.id.to_string()) } else { sse }
-        })
-        .collect()
-}
+/// Sent to a stream that fell behind: the page refetches its counts.
+const RESYNC: &[u8] = b"event: resync\ndata: {}\n\n";
 
 #[derive(serde::Deserialize)]
 struct EventsQuery {
@@ -329,7 +333,7 @@ async fn get_events(State(app): State<AppState>, member: TenantMember, headers: 
     // Ids, not an ordering: on PostgreSQL, instances commit events out of id order.
     let replayed: std::collections::HashSet<i64> = backlog.iter().map(|e| e.id).collect();
     let mine = move |e: &StoredEvent| e.user_id.is_none() || e.user_id == Some(user);
-    let replay = stream::iter(backlog.into_iter().filter(mine).flat_map(move |e| to_sse(&e, lang)).map(Ok::<_, Infallible>));
+    let replay = stream::iter(backlog.into_iter().filter(mine).map(move |e| e.rendered(lang)).filter(|b| !b.is_empty()).map(Ok::<_, Infallible>));
     let hub = app.live.clone();
     let replayed = Arc::new(replayed);
     let live = stream::unfold((rx, std::collections::VecDeque::new()), move |(mut rx, mut ready)| {
@@ -340,15 +344,19 @@ async fn get_events(State(app): State<AppState>, member: TenantMember, headers: 
                 if let Some(event) = ready.pop_front() {
                     return Some((Ok(event), (rx, ready)));
                 }
-                match rx.recv().await {
+                let received = tokio::select! {
+                    received = rx.recv() => received,
+                    () = tokio::time::sleep(KEEP_ALIVE) => return Some((Ok(Bytes::from_static(b":\n\n")), (rx, ready))),
+                };
+                match received {
                     Ok(batch) => {
                         // Events replayed from the backlog may arrive again on the channel.
-                        ready.extend(batch.iter().filter(|e| !replayed.contains(&e.id) && mine(e)).flat_map(|e| to_sse(e, lang)));
+                        ready.extend(batch.iter().filter(|e| !replayed.contains(&e.id) && mine(e)).map(|e| e.rendered(lang)).filter(|b| !b.is_empty()));
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         hub.lagged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         // The page refetches its counts; missed toasts stay in the list.
-                        return Some((Ok(Event::default().event("resync").data("{}")), (rx, ready)));
+                        return Some((Ok(Bytes::from_static(RESYNC)), (rx, ready)));
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
                 }
@@ -364,8 +372,12 @@ async fn get_events(State(app): State<AppState>, member: TenantMember, headers: 
         }
     };
     let stream = replay.chain(live).take_until(Box::pin(stopped));
-    let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
-    Ok(([("x-accel-buffering", "no")], sse).into_response())
+    let headers = [
+        (header::CONTENT_TYPE, "text/event-stream"),
+        (header::CACHE_CONTROL, "no-cache"),
+        (HeaderName::from_static("x-accel-buffering"), "no"),
+    ];
+    Ok((headers, Body::from_stream(stream)).into_response())
 }
 
 #[cfg(test)]
@@ -397,13 +409,20 @@ mod tests {
         // A second stream gets the same row through the channel: a clone sharing the rendering.
         let other_stream = row.clone();
         let de = row.rendered(Lang::De);
-        assert!(Arc::ptr_eq(&de, &other_stream.rendered(Lang::De)), "rendered again for the second stream");
-        assert_eq!(de.iter().map(|(kind, _)| kind.as_str()).collect::<Vec<_>>(), ["notification", "message"]);
-        let title = |rendered: &[(String, String)]| serde_json::from_str::<serde_json::Value>(&rendered[0].1).unwrap()["title"].clone();
-        assert_eq!(title(&de), "Neue WhatsApp-Nachricht von Anna");
+        assert_eq!(de.as_ptr(), other_stream.rendered(Lang::De).as_ptr(), "rendered again for the second stream");
+        let text = std::str::from_utf8(&de).unwrap();
+        let frames: Vec<&str> = text.split_terminator("\n\n").collect();
+        assert_eq!(frames.len(), 2, "{text}");
+        assert!(frames[0].starts_with("event: notification\ndata: {") && !frames[0].contains("id:"), "{text}");
+        assert!(frames[1].starts_with("event: message\ndata: {") && frames[1].ends_with("\nid: 42"), "only the last carries the row's id: {text}");
+        let data = |text: &str, frame: usize| -> serde_json::Value {
+            let frame = text.split_terminator("\n\n").nth(frame).unwrap();
+            serde_json::from_str(frame.lines().find_map(|l| l.strip_prefix("data: ")).unwrap()).unwrap()
+        };
+        assert_eq!(data(text, 0)["title"], "Neue WhatsApp-Nachricht von Anna");
+        assert_eq!(data(text, 1), serde_json::json!({"conversation": 3}));
         let en = other_stream.rendered(Lang::En);
-        assert_eq!(title(&en), "New WhatsApp message from Anna");
-        assert!(Arc::ptr_eq(&en, &row.rendered(Lang::En)));
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&de[1].1).unwrap(), serde_json::json!({"conversation": 3}));
+        assert_eq!(data(std::str::from_utf8(&en).unwrap(), 0)["title"], "New WhatsApp message from Anna");
+        assert_eq!(en.as_ptr(), row.rendered(Lang::En).as_ptr());
     }
 }
