@@ -58,7 +58,7 @@ pub async fn run(db: Db, clock: Clock, journal_days: i64, mut shutdown: watch::R
 /// never when that is 0; live events after a day).
 pub async fn sweep(db: &Db, now: i64, journal_days: i64) -> Result<Swept, sqlx::Error> {
     let journal = if journal_days > 0 { sweep_journal(db, now - journal_days * DAY_MS).await? } else { 0 };
-    let live_events = sweep_oldest(db, db.write(), "SELECT id, at, TRUE FROM live_events", "live_events", i64::MAX, now - LIVE_EVENTS_KEPT_MS, |_, _| async {
+    let live_events = sweep_oldest(db.engine(), db.write(), "SELECT id, at, TRUE FROM live_events", "live_events", i64::MAX, now - LIVE_EVENTS_KEPT_MS, |_, _| async {
         Ok(HashSet::new())
     })
     .await?;
@@ -76,7 +76,7 @@ async fn sweep_journal(db: &Db, cutoff: i64) -> Result<u64, sqlx::Error> {
         // PostgreSQL's processors apply entries out of order: each is marked.
         Engine::Postgres => ("SELECT id, received_at, processed_at IS NOT NULL FROM webhook_journal", i64::MAX),
     };
-    sweep_oldest(db, db.journal_write(), select, "webhook_journal", applied_through, cutoff, |first, last| async move {
+    sweep_oldest(db.engine(), db.journal_write(), select, "webhook_journal", applied_through, cutoff, |first, last| async move {
         let named = with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>(
             "SELECT journal_id FROM webhook_unhandled WHERE journal_id BETWEEN $1 AND $2
              UNION SELECT journal_id FROM handler_retries WHERE journal_id BETWEEN $1 AND $2"
@@ -93,12 +93,11 @@ async fn sweep_journal(db: &Db, cutoff: i64) -> Result<u64, sqlx::Error> {
 /// Walks `select` (id, time, whether it may go) in id order up to `through` and deletes from
 /// `table` the rows older than `cutoff` that may go and that `kept(first, last)` does not
 /// name; stops at the first row young enough to stay (ids grow with time).
-async fn sweep_oldest<'a, K, F>(db: &Db, pool: PoolRef<'a>, select: &str, table: &str, through: i64, cutoff: i64, kept: K) -> Result<u64, sqlx::Error>
+async fn sweep_oldest<'a, K, F>(engine: Engine, pool: PoolRef<'a>, select: &str, table: &str, through: i64, cutoff: i64, kept: K) -> Result<u64, sqlx::Error>
 where
     K: Fn(i64, i64) -> F,
     F: Future<Output = Result<HashSet<i64>, sqlx::Error>>,
 {
-    let engine = db.engine();
     let page = format!("{select} WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3");
     let mut after = 0;
     let mut removed = 0;
