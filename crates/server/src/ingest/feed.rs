@@ -1,6 +1,7 @@
-//! On SQLite, the journal hands what it has just committed to the processor in memory, and a
-//! parser task parses it ahead of the processor: the processor neither reads the bodies back
-//! (row by row through the driver's thread) nor parses them on its own critical path.
+//! On SQLite, the journal hands what it has just committed and fsynced to the processor in
+//! memory, and a parser task parses it ahead of the processor: the processor neither reads the
+//! bodies back (row by row through the driver's thread) nor parses them on its own critical
+//! path.
 //!
 //! The feed is only a shortcut. It holds committed entries, bounded in bytes; whatever it
 //! dropped, or never held (after a restart), the processor reads from the journal as before.
@@ -70,8 +71,8 @@ struct State {
     retired: Vec<Arc<FedEntry>>,
     /// The id of the next entry the parser parses.
     parse_next: i64,
-    /// The last id the journal committed, whether held here or not; `i64::MAX` when a commit
-    /// failed and what it left is unknown.
+    /// The last id the journal committed durably, whether held here or not; `i64::MAX` when
+    /// a commit failed and what it left is unknown.
     committed_through: i64,
 }
 
@@ -83,7 +84,8 @@ impl Feed {
         feed
     }
 
-    /// Adds entries just committed (ids ascending); those that do not fit are left out.
+    /// Adds entries just committed and on disk (ids ascending); those that do not fit are
+    /// left out.
     pub fn push(&self, entries: impl IntoIterator<Item = FedEntry>) {
         {
             let mut state = self.lock();
@@ -105,8 +107,8 @@ impl Feed {
         self.lock().committed_through = i64::MAX;
     }
 
-    /// The last id the journal committed (`i64::MAX` while unknown: before the first commit
-    /// of this process, after a failed one): nothing after it waits for the processor.
+    /// The last id the journal committed durably (`i64::MAX` while unknown: before the first
+    /// commit of this process, after a failed one): nothing after it waits for the processor.
     pub fn committed_through(&self) -> i64 {
         self.lock().committed_through
     }

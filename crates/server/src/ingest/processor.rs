@@ -186,7 +186,11 @@ impl Processor {
                 cursor_read = Some(cursor);
                 let fed = self.feed.as_ref().map(|f| f.take_after(cursor, BATCH as usize)).unwrap_or_default();
                 if fed.is_empty() {
-                    journal::sqlite_entries_after(&self.db, cursor, BATCH).await?.into_iter().map(fed_entry).collect()
+                    // Only what is on disk: a commit the journal has not fsynced yet is visible
+                    // but may still be lost, and applying it could move the cursor past ids
+                    // the journal would then give again.
+                    let through = self.feed.as_ref().map_or(i64::MAX, |f| f.committed_through());
+                    journal::sqlite_entries_after(&self.db, cursor, through, BATCH).await?.into_iter().map(fed_entry).collect()
                 } else {
                     fed
                 }
