@@ -43,20 +43,7 @@ pub struct JournalUnavailable;
 impl Journal {
     /// Starts the writer task (and on SQLite the sync thread).
     pub fn start(db: Db, clock: Clock) -> Journal {
-        let sync = db.journal_wal().map(|wal| {
-            let wal = wal.to_owned();
-            // The WAL's directory entry is made durable once: SQLite creates the file.
-            let mut directory_synced = false;
-            Box::new(move || {
-                if !directory_synced {
-                    if let Some(dir) = wal.parent() {
-                        std::fs::File::open(dir)?.sync_all()?;
-                    }
-                    directory_synced = true;
-                }
-                sync_wal(&wal)
-            }) as SyncFn
-        });
+        let sync = db.journal_wal().map(|wal| wal_sync(wal.to_owned()));
         Journal::start_with(db, clock, sync)
     }
 
@@ -217,6 +204,21 @@ fn sync_thread(mut sync: SyncFn, mut rx: mpsc::UnboundedReceiver<Committed>, com
             wake(committed);
         }
     }
+}
+
+/// The sync of a journal whose WAL is `wal`: its directory once (SQLite creates the file),
+/// then the WAL itself each time.
+fn wal_sync(wal: std::path::PathBuf) -> SyncFn {
+    let mut directory_synced = false;
+    Box::new(move || {
+        if !directory_synced {
+            // A bare file name has an empty parent: the working directory.
+            let dir = wal.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            std::fs::File::open(dir)?.sync_all()?;
+            directory_synced = true;
+        }
+        sync_wal(&wal)
+    })
 }
 
 /// fdatasync of the WAL file as it is named now.
@@ -433,6 +435,10 @@ mod tests {
         sync_wal(&wal).unwrap();
         // Something that is not a file cannot be synced as one: an error, not a success.
         assert!(sync_wal(&dir.join("wabridge-journal.db-wal").join("x")).is_err());
+        // The journal's sync, directory included, for a WAL in a folder and for one named
+        // by a bare file name (a database URL without a folder).
+        wal_sync(wal.clone())().unwrap();
+        wal_sync(std::path::PathBuf::from("wabridge-test-no-such-journal.db-wal"))().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

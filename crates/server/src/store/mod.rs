@@ -189,7 +189,9 @@ impl Db {
             .await?;
         tokio::spawn(checkpointer(options, writer.clone()));
         tokio::spawn(checkpointer(journal_options, journal.clone()));
+        // Absolute, as SQLite resolved it at open (a bare file name has an empty parent).
         let journal_wal = PathBuf::from(format!("{journal_file}-wal"));
+        let journal_wal = std::path::absolute(&journal_wal).unwrap_or(journal_wal);
         Ok(Db { backend: Backend::Sqlite { writer, readers, journal, journal_readers, journal_wal } })
     }
 
