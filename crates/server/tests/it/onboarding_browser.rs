@@ -63,6 +63,13 @@ async fn open_popup(b: &Browser) -> String {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let main = b.window().await.unwrap();
+    // The popup of a previous signup may still be closing (it closes itself once it has told
+    // the page and the sandbox): `window.open` with the SDK's window name would reuse it, and
+    // it would close under the new signup. Users are not that quick; the test waits.
+    while b.windows().await.unwrap() != std::slice::from_ref(&main) {
+        assert!(started.elapsed() < Duration::from_secs(15), "the previous popup did not close");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     b.click_on("#fb-login").await.unwrap();
     b.switch_to_new_window(std::slice::from_ref(&main)).await.unwrap();
     b.wait_for_text("#es-step-name", "LOGIN").await.unwrap();
