@@ -102,7 +102,10 @@ async fn writer(db: Db, clock: Clock, mut rx: mpsc::Receiver<Pending>, committed
             tracing::error!(error = %e, bodies = batch.len(), "journal commit failed");
         }
         match (&syncer, result) {
-            (Some(syncer), Ok(Some(last))) => syncer.sync(Committed { batch: std::mem::take(&mut batch), received_at: now, last }),
+            (Some(syncer), Ok(Some(last))) => {
+                let batch = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+                syncer.sync(Committed { batch, received_at: now, last });
+            }
             // What a failed commit left is for the processor to find in the journal.
             (Some(_), _) => {
                 if let Some(feed) = &feed {
@@ -117,9 +120,6 @@ async fn writer(db: Db, clock: Clock, mut rx: mpsc::Receiver<Pending>, committed
                     wake(&committed);
                 }
             }
-        }
-        if batch.capacity() == 0 {
-            batch = Vec::with_capacity(MAX_BATCH);
         }
     }
 }
@@ -189,14 +189,13 @@ fn sync_thread(mut sync: SyncFn, mut rx: mpsc::UnboundedReceiver<Committed>, com
             tracing::error!(error = %e, "journal fsync failed; webhooks refused, Meta retries");
         }
         let durable = synced.is_ok();
+        if let (Some(feed), false) = (feed, durable) {
+            feed.commit_unknown();
+        }
         for mut c in round {
-            if let Some(feed) = feed {
-                if durable {
-                    let first = c.last - c.batch.len() as i64 + 1;
-                    feed.push(c.batch.iter().zip(first..).map(|(p, id)| FedEntry::new(id, c.received_at, p.body.clone())));
-                } else {
-                    feed.commit_unknown();
-                }
+            if let (Some(feed), true) = (feed, durable) {
+                let first = c.last - c.batch.len() as i64 + 1;
+                feed.push(c.batch.iter().zip(first..).map(|(p, id)| FedEntry::new(id, c.received_at, p.body.clone())));
             }
             answer(&mut c.batch, durable);
         }
