@@ -41,7 +41,7 @@ pub struct Journal {
 pub struct JournalUnavailable;
 
 impl Journal {
-    /// Starts the writer task (and on SQLite the sync threads).
+    /// Starts the writer task (and on SQLite the sync thread).
     pub fn start(db: Db, clock: Clock) -> Journal {
         let sync = db.journal_wal().map(|wal| wal_sync(wal.to_owned()));
         Journal::start_with(db, clock, sync)
@@ -69,10 +69,10 @@ impl Journal {
 }
 
 /// Makes what SQLite committed durable (the journal's WAL, fdatasync).
-type SyncFn = Box<dyn Fn() -> std::io::Result<()> + Send + Sync>;
+type SyncFn = Box<dyn FnMut() -> std::io::Result<()> + Send>;
 
 async fn writer(db: Db, clock: Clock, mut rx: mpsc::Receiver<Pending>, committed: Arc<Notify>, feed: Option<Arc<Feed>>, syncer: Option<Syncer>) {
-    // On SQLite a commit is answered by a sync thread once the WAL is on disk; meanwhile
+    // On SQLite a commit is answered by the sync thread once the WAL is on disk; meanwhile
     // this task writes the next batch.
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
@@ -145,133 +145,62 @@ struct Committed {
     last: i64,
 }
 
-/// How many fsyncs of the journal may run at once.
-const SYNC_THREADS: usize = 3;
-
 /// SQLite's group commit in two stages: the writer task commits a batch without an fsync and
-/// goes on with the next; sync threads fdatasync the journal's WAL and only then answer the
-/// requests of the commits each fsync covers and hand their entries to the processor.
-///
-/// An fsync covers every commit made before it started. A commit does not wait for the fsync
-/// that is running when it is made (which may have started before it): a free sync thread
-/// starts the next fsync at once, so a request waits for one fsync, not for one and a half.
-/// Whichever fsync returns first answers everything it covers, in commit order.
+/// goes on with the next; this thread fsyncs the journal's WAL — once for every commit made
+/// since its last fsync — and only then answers their requests and hands their entries to the
+/// processor. A commit therefore costs the machine one fsync only when none is running, and
+/// Meta's requests wait for an fsync that overlaps the next commit instead of following it.
 ///
 /// The WAL is opened by its path for each fsync, so a WAL that SQLite restarted or recreated
 /// is the one synced. (A WAL that no longer exists was checkpointed into the file, which
 /// SQLite syncs, and removed by the last connection closing: its commits are on disk.)
 struct Syncer {
-    shared: Arc<SyncShared>,
-    /// Whether any sync thread runs (without one, nothing could ever be answered).
-    running: bool,
-}
-
-struct SyncShared {
-    state: std::sync::Mutex<SyncState>,
-    /// Wakes the sync threads: a commit waits for an fsync, or the writer is gone.
-    work: std::sync::Condvar,
-    sync: SyncFn,
-    committed: Arc<Notify>,
-    feed: Option<Arc<Feed>>,
-}
-
-#[derive(Default)]
-struct SyncState {
-    /// Commits not yet answered, in commit order, with their sequence numbers.
-    waiting: std::collections::VecDeque<(u64, Committed)>,
-    /// The sequence number of the last commit handed over.
-    last_seq: u64,
-    /// The last commit covered by an fsync that has started.
-    started_through: u64,
-    /// The writer is gone: the threads end once nothing waits.
-    closed: bool,
+    queue: mpsc::UnboundedSender<Committed>,
 }
 
 impl Syncer {
     fn start(sync: SyncFn, committed: Arc<Notify>, feed: Option<Arc<Feed>>) -> Syncer {
-        let shared = Arc::new(SyncShared { state: Default::default(), work: Default::default(), sync, committed, feed });
-        let mut running = false;
-        for n in 0..SYNC_THREADS {
-            let thread = shared.clone();
-            match std::thread::Builder::new().name(format!("wabridge-journal-sync-{n}")).spawn(move || thread.run()) {
-                Ok(_) => running = true,
-                Err(e) => tracing::error!(error = %e, "no thread for the journal's fsyncs"),
-            }
+        let (queue, rx) = mpsc::unbounded_channel();
+        let spawned = std::thread::Builder::new()
+            .name("wabridge-journal-sync".to_owned())
+            .spawn(move || sync_thread(sync, rx, &committed, feed.as_deref()));
+        if let Err(e) = spawned {
+            // Without its thread no request would ever be answered: refuse them all (503).
+            tracing::error!(error = %e, "no thread for the journal's fsyncs; webhooks are refused");
         }
-        if !running {
-            // Without a sync thread no request would ever be answered: refuse them all (503).
-            tracing::error!("no sync thread for the journal; webhooks are refused");
-        }
-        Syncer { shared, running }
+        Syncer { queue }
     }
 
-    fn sync(&self, mut committed: Committed) {
-        if !self.running {
-            answer(&mut committed.batch, false);
-            return;
+    fn sync(&self, committed: Committed) {
+        if let Err(mpsc::error::SendError(mut lost)) = self.queue.send(committed) {
+            answer(&mut lost.batch, false);
         }
-        let mut state = self.shared.lock();
-        state.last_seq += 1;
-        let seq = state.last_seq;
-        state.waiting.push_back((seq, committed));
-        drop(state);
-        self.shared.work.notify_one();
     }
 }
 
-impl Drop for Syncer {
-    fn drop(&mut self) {
-        self.shared.lock().closed = true;
-        self.shared.work.notify_all();
-    }
-}
-
-impl SyncShared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, SyncState> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// A sync thread: starts an fsync whenever a commit is not covered by one that started.
-    fn run(&self) {
-        loop {
-            let mut state = self.lock();
-            while state.started_through == state.last_seq && !state.closed {
-                state = self.work.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
+fn sync_thread(mut sync: SyncFn, mut rx: mpsc::UnboundedReceiver<Committed>, committed: &Notify, feed: Option<&Feed>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut round = vec![first];
+        while let Ok(c) = rx.try_recv() {
+            round.push(c);
+        }
+        let synced = sync();
+        if let Err(e) = &synced {
+            tracing::error!(error = %e, "journal fsync failed; webhooks refused, Meta retries");
+        }
+        let durable = synced.is_ok();
+        if let (Some(feed), false) = (feed, durable) {
+            feed.commit_unknown();
+        }
+        for mut c in round {
+            if let (Some(feed), true) = (feed, durable) {
+                let first = c.last - c.batch.len() as i64 + 1;
+                feed.push(c.batch.iter().zip(first..).map(|(p, id)| FedEntry::new(id, c.received_at, p.body.clone())));
             }
-            if state.started_through == state.last_seq {
-                return;
-            }
-            let cover = state.last_seq;
-            state.started_through = cover;
-            drop(state);
-            let synced = (self.sync)();
-
-            if let Err(e) = &synced {
-                tracing::error!(error = %e, "journal fsync failed; webhooks refused, Meta retries");
-            }
-            let durable = synced.is_ok();
-            // Answered in commit order, under the lock, so that the feed receives ids in order.
-            let mut state = self.lock();
-            let mut any = false;
-            while state.waiting.front().is_some_and(|(seq, _)| *seq <= cover) {
-                let Some((_, mut c)) = state.waiting.pop_front() else { break };
-                match (&self.feed, durable) {
-                    (Some(feed), true) => {
-                        let first = c.last - c.batch.len() as i64 + 1;
-                        feed.push(c.batch.iter().zip(first..).map(|(p, id)| FedEntry::new(id, c.received_at, p.body.clone())));
-                    }
-                    // What the failed fsync covered may or may not be on disk: the processor
-                    // reads the journal until a later commit is known durable.
-                    (Some(feed), false) if !any => feed.commit_unknown(),
-                    _ => {}
-                }
-                any = true;
-                answer(&mut c.batch, durable);
-            }
-            drop(state);
-            if any && durable {
-                wake(&self.committed);
-            }
+            answer(&mut c.batch, durable);
+        }
+        if durable {
+            wake(committed);
         }
     }
 }
@@ -279,13 +208,13 @@ impl SyncShared {
 /// The sync of a journal whose WAL is `wal`: its directory once (SQLite creates the file),
 /// then the WAL itself each time.
 fn wal_sync(wal: std::path::PathBuf) -> SyncFn {
-    let directory_synced = std::sync::atomic::AtomicBool::new(false);
+    let mut directory_synced = false;
     Box::new(move || {
-        if !directory_synced.load(std::sync::atomic::Ordering::Acquire) {
+        if !directory_synced {
             // A bare file name has an empty parent: the working directory.
             let dir = wal.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
             std::fs::File::open(dir)?.sync_all()?;
-            directory_synced.store(true, std::sync::atomic::Ordering::Release);
+            directory_synced = true;
         }
         sync_wal(&wal)
     })
@@ -402,6 +331,7 @@ pub async fn pending_count(db: &Db) -> Result<i64, sqlx::Error> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::mpsc as std_mpsc;
     use std::time::Duration;
 
@@ -415,75 +345,80 @@ mod tests {
         (db, dir)
     }
 
-    /// A sync whose every call tells the test it started and waits for the test's verdict
-    /// (`true`: synced, `false`: failed), so that the test releases fsyncs in any order.
-    fn gated_sync() -> (SyncFn, std_mpsc::Receiver<std_mpsc::Sender<bool>>) {
-        let (started, calls) = std_mpsc::channel::<std_mpsc::Sender<bool>>();
-        let started = std::sync::Mutex::new(started);
+    /// A sync that waits for the test's go (or is told to fail) and counts its calls.
+    fn gated_sync() -> (SyncFn, std_mpsc::Sender<bool>, Arc<AtomicUsize>) {
+        let (go, gate) = std_mpsc::channel::<bool>();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
         let sync = Box::new(move || {
-            let (verdict, gate) = std_mpsc::channel::<bool>();
-            started.lock().unwrap().send(verdict).unwrap();
+            counted.fetch_add(1, Ordering::SeqCst);
             match gate.recv() {
                 Ok(true) => Ok(()),
                 _ => Err(std::io::Error::other("disk gone")),
             }
         }) as SyncFn;
-        (sync, calls)
-    }
-
-    /// The next fsync the journal starts.
-    fn next_fsync(calls: &std_mpsc::Receiver<std_mpsc::Sender<bool>>) -> std_mpsc::Sender<bool> {
-        calls.recv_timeout(Duration::from_secs(5)).expect("an fsync starts")
-    }
-
-    fn append(journal: &Journal, n: u32) -> tokio::task::JoinHandle<Result<(), JournalUnavailable>> {
-        let journal = journal.clone();
-        tokio::spawn(async move { journal.append(Bytes::from(format!("{{\"n\":{n}}}"))).await })
+        (sync, go, calls)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_body_is_answered_and_handed_on_only_after_an_fsync_that_covers_it() {
+    async fn a_body_is_answered_and_handed_on_only_after_its_commit_is_synced() {
         let (db, dir) = sqlite().await;
-        let (sync, calls) = gated_sync();
+        let (sync, go, calls) = gated_sync();
         let journal = Journal::start_with(db.clone(), Clock::default(), Some(sync));
         let feed = journal.feed.clone().unwrap();
 
-        // Committed (a reader sees it) and being synced, but neither answered nor handed on.
-        let first = append(&journal, 1);
-        let first_fsync = tokio::task::block_in_place(|| next_fsync(&calls));
+        let first = tokio::spawn({
+            let journal = journal.clone();
+            async move { journal.append(Bytes::from_static(b"{\"n\":1}")).await }
+        });
+        // Committed (a reader sees it) and being synced, but not answered nor handed on.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while calls.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the commit reaches the sync thread");
         assert_eq!(total_count(&db).await.unwrap(), 1);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!first.is_finished(), "answered before its fsync");
         assert_eq!(feed.committed_through(), i64::MAX, "handed to the processor before its fsync");
-
-        // A commit made while that fsync runs does not wait for it: another fsync starts at
-        // once, and since it started after both commits, it answers both.
-        let second = append(&journal, 2);
-        let second_fsync = tokio::task::block_in_place(|| next_fsync(&calls));
-        assert_eq!(total_count(&db).await.unwrap(), 2);
-        assert!(!first.is_finished() && !second.is_finished());
-        second_fsync.send(true).unwrap();
+        // Commits made meanwhile wait for the next fsync, which covers them all.
+        let more: Vec<_> = (2..=4)
+            .map(|n| {
+                let journal = journal.clone();
+                tokio::spawn(async move { journal.append(Bytes::from(format!("{{\"n\":{n}}}"))).await })
+            })
+            .collect();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while total_count(&db).await.unwrap() < 4 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("later bodies are committed while the first fsync runs");
+        // (The writer hands a commit to the sync thread right after it.)
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        go.send(true).unwrap();
         first.await.unwrap().unwrap();
-        second.await.unwrap().unwrap();
-        assert_eq!(feed.committed_through(), 2);
-        assert_eq!(feed.take_after(0, 10).iter().map(|e| e.id).collect::<Vec<_>>(), vec![1, 2], "handed on in commit order");
-        // The first fsync returning later answers nothing twice.
-        first_fsync.send(true).unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(feed.committed_through(), 2);
+        assert_eq!(feed.committed_through(), 1);
+        go.send(true).unwrap();
+        for m in more {
+            m.await.unwrap().unwrap();
+        }
+        assert_eq!(feed.committed_through(), 4);
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "one fsync for the three commits made during the first");
 
         // A failed fsync: the request is refused (Meta retries it) and the processor is told to
         // look in the journal instead of trusting the feed.
-        let failed = append(&journal, 3);
-        tokio::task::block_in_place(|| next_fsync(&calls)).send(false).unwrap();
+        let failed = tokio::spawn({
+            let journal = journal.clone();
+            async move { journal.append(Bytes::from_static(b"{\"n\":5}")).await }
+        });
+        go.send(false).unwrap();
         assert!(failed.await.unwrap().is_err());
         assert_eq!(feed.committed_through(), i64::MAX);
-        // The next durable commit makes the feed trustworthy again.
-        let fourth = append(&journal, 4);
-        tokio::task::block_in_place(|| next_fsync(&calls)).send(true).unwrap();
-        fourth.await.unwrap().unwrap();
-        assert_eq!(feed.committed_through(), 4);
-        drop(journal);
+        drop(go);
         db.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }
