@@ -360,6 +360,12 @@ mod tests {
         (sync, go, calls)
     }
 
+    /// Appends `{"n":n}` in a task of its own.
+    fn append(journal: &Journal, n: u32) -> tokio::task::JoinHandle<Result<(), JournalUnavailable>> {
+        let journal = journal.clone();
+        tokio::spawn(async move { journal.append(Bytes::from(format!("{{\"n\":{n}}}"))).await })
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_body_is_answered_and_handed_on_only_after_its_commit_is_synced() {
         let (db, dir) = sqlite().await;
@@ -367,10 +373,7 @@ mod tests {
         let journal = Journal::start_with(db.clone(), Clock::default(), Some(sync));
         let feed = journal.feed.clone().unwrap();
 
-        let first = tokio::spawn({
-            let journal = journal.clone();
-            async move { journal.append(Bytes::from_static(b"{\"n\":1}")).await }
-        });
+        let first = append(&journal, 1);
         // Committed (a reader sees it) and being synced, but not answered nor handed on.
         tokio::time::timeout(Duration::from_secs(5), async {
             while calls.load(Ordering::SeqCst) == 0 {
@@ -384,12 +387,7 @@ mod tests {
         assert!(!first.is_finished(), "answered before its fsync");
         assert_eq!(feed.committed_through(), i64::MAX, "handed to the processor before its fsync");
         // Commits made meanwhile wait for the next fsync, which covers them all.
-        let more: Vec<_> = (2..=4)
-            .map(|n| {
-                let journal = journal.clone();
-                tokio::spawn(async move { journal.append(Bytes::from(format!("{{\"n\":{n}}}"))).await })
-            })
-            .collect();
+        let more: Vec<_> = (2..=4).map(|n| append(&journal, n)).collect();
         tokio::time::timeout(Duration::from_secs(5), async {
             while total_count(&db).await.unwrap() < 4 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -411,10 +409,7 @@ mod tests {
 
         // A failed fsync: the request is refused (Meta retries it) and the processor is told to
         // look in the journal instead of trusting the feed.
-        let failed = tokio::spawn({
-            let journal = journal.clone();
-            async move { journal.append(Bytes::from_static(b"{\"n\":5}")).await }
-        });
+        let failed = append(&journal, 5);
         go.send(false).unwrap();
         assert!(failed.await.unwrap().is_err());
         assert_eq!(feed.committed_through(), i64::MAX);
