@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use rand::{Rng as _, RngExt as _};
+use rand::rngs::StdRng;
+use rand::{Rng as _, RngExt as _, SeedableRng as _};
 use secrecy::SecretString;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use wabridge::accounts::{Role, TenantId, password, store as accounts};
@@ -49,10 +50,14 @@ struct Args {
     reference: bool,
     /// Open event streams (browser tabs), spread over the tenant's users; the first is timed.
     streams: usize,
+    /// Journal this many bodies first, then time the processor alone draining them.
+    drain: Option<usize>,
+    /// With `--drain`: journal the bodies but apply none (what the fill alone costs).
+    fill_only: bool,
 }
 
 fn args() -> Args {
-    let mut a = Args { seconds: 10, connections: 64, db: "sqlite".to_owned(), handlers: "all".to_owned(), rate: None, reference: false, streams: 1 };
+    let mut a = Args { seconds: 10, connections: 64, db: "sqlite".to_owned(), handlers: "all".to_owned(), rate: None, reference: false, streams: 1, drain: None, fill_only: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -62,10 +67,12 @@ fn args() -> Args {
             "--handlers" => a.handlers = it.next().expect("--handlers all|notifications"),
             "--rate" => a.rate = Some(it.next().and_then(|v| v.parse().ok()).expect("--rate messages-per-second")),
             "--reference" => a.reference = true,
+            "--drain" => a.drain = Some(it.next().and_then(|v| v.parse().ok()).expect("--drain BODIES")),
+            "--fill-only" => a.fill_only = true,
             "--streams" => a.streams = it.next().and_then(|v| v.parse().ok()).filter(|&n| n >= 1).expect("--streams N (at least 1)"),
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
-            other => panic!("unknown argument {other}; use --seconds N --connections N --db sqlite|postgres --handlers all|notifications --rate N --streams N --reference"),
+            other => panic!("unknown argument {other}; use --seconds N --connections N --db sqlite|postgres --handlers all|notifications --rate N --streams N --reference --drain BODIES [--fill-only]"),
         }
     }
     a
@@ -86,40 +93,46 @@ fn random_hex(n: usize) -> String {
     hex::encode(b)
 }
 
-fn text_message(idx: usize, k: usize, wa: &str, bsuid: &str) -> String {
+fn salt(rng: &mut StdRng) -> String {
+    format!("{:012x}", rng.random_range(0..1u64 << 48))
+}
+
+fn text_message(rng: &mut StdRng, idx: usize, k: usize, wa: &str, bsuid: &str) -> String {
     let preview = if k == 0 { format!("b{idx}") } else { format!("b{idx}.{k}") };
     format!(
         r#"{{"from":"{wa}","from_user_id":"{bsuid}","id":"wamid.HBgN{idx:010}{k}{salt}","timestamp":"1770000000","type":"text","text":{{"body":"{preview}\nSecond line of the customer's message"}}}}"#,
-        salt = random_hex(6)
+        salt = salt(rng)
     )
 }
 
-fn status(idx: usize, k: usize, wa: &str, bsuid: &str) -> String {
+fn status(rng: &mut StdRng, idx: usize, k: usize, wa: &str, bsuid: &str) -> String {
     let s = ["sent", "delivered", "read"][k % 3];
     format!(
         r#"{{"id":"wamid.OUT{idx:010}{k}{salt}","status":"{s}","timestamp":"1770000001","recipient_id":"{wa}","recipient_user_id":"{bsuid}","pricing":{{"billable":true,"pricing_model":"PMP","type":"regular","category":"utility"}}}}"#,
-        salt = random_hex(6)
+        salt = salt(rng)
     )
 }
 
-/// Body `idx` in Meta's 2026 shape, with the issue's mix.
+/// Body `idx` in Meta's 2026 shape, with the issue's mix; the same for the same `idx` in
+/// every run (each run has a fresh database), so that runs of `--drain` compare.
 fn body(idx: usize, numbers: &[String], waba: &str) -> (String, u32, bool) {
-    let mut rng = rand::rng();
+    let mut rng = StdRng::seed_from_u64(idx as u64);
+    let rng = &mut rng;
     let number = &numbers[idx % numbers.len()];
     let wa = format!("49170{:07}", rng.random_range(0..10_000_000));
     let bsuid = format!("DE.{}", rng.random_range(1_000_000_000_000_000u64..9_000_000_000_000_000));
     let roll = rng.random_range(0..100);
     let contacts = format!(r#"[{{"profile":{{"name":"Kunde {idx}"}},"wa_id":"{wa}","user_id":"{bsuid}"}}]"#);
     let (kind, list, n, timed) = if roll < 55 {
-        ("messages", vec![text_message(idx, 0, &wa, &bsuid)], 1, true)
+        ("messages", vec![text_message(rng, idx, 0, &wa, &bsuid)], 1, true)
     } else if roll < 65 {
         let n = rng.random_range(2..=4);
-        ("messages", (0..n).map(|k| text_message(idx, k, &wa, &bsuid)).collect(), n, true)
+        ("messages", (0..n).map(|k| text_message(rng, idx, k, &wa, &bsuid)).collect(), n, true)
     } else if roll < 95 {
-        ("statuses", vec![status(idx, 0, &wa, &bsuid)], 1, false)
+        ("statuses", vec![status(rng, idx, 0, &wa, &bsuid)], 1, false)
     } else {
         let n = rng.random_range(2..=5);
-        ("statuses", (0..n).map(|k| status(idx, k, &wa, &bsuid)).collect(), n, false)
+        ("statuses", (0..n).map(|k| status(rng, idx, k, &wa, &bsuid)).collect(), n, false)
     };
     let json = format!(
         r#"{{"object":"whatsapp_business_account","entry":[{{"id":"{waba}","changes":[{{"value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"4930123456{}","phone_number_id":"{number}"}},"contacts":{contacts},"{kind}":[{}]}},"field":"messages"}}]}}]}}"#,
@@ -320,7 +333,7 @@ fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().next().unwrap_or("?").to_owned()
 }
 
-async fn pending(db: &Db) -> i64 {
+async fn pending_bodies(db: &Db) -> i64 {
     wabridge::ingest::journal::pending_count(db).await.unwrap()
 }
 
@@ -451,23 +464,19 @@ async fn run_reference(args: Args) {
     server.abort();
 }
 
-async fn run(args: Args) {
-    wabridge_testkit::install_tls();
-    let (url, dir, pg) = fresh_db(&args.db).await;
-    let mut env = BTreeMap::new();
-    for (k, v) in [
-        ("DATABASE_URL", url.clone()),
-        ("WABRIDGE_LISTEN", "127.0.0.1:0".to_owned()),
-        ("META_APP_ID", "100000000000001".to_owned()),
-        ("META_APP_SECRET", APP_SECRET.to_owned()),
-        ("META_CONFIG_ID", "200000000000001".to_owned()),
-        ("META_VERIFY_TOKEN", "bench".to_owned()),
-        ("WABRIDGE_ENCRYPTION_KEY", Keyring::generate_key()),
-        ("WABRIDGE_LOG", "error".to_owned()),
-    ] {
-        env.insert(k.to_owned(), v);
-    }
-    let settings = Settings::from_sources(&env, None).unwrap();
+/// A fresh database with the bench tenant, its users and its numbers attached.
+struct Setup {
+    url: String,
+    dir: Option<std::path::PathBuf>,
+    pg: Option<(String, String)>,
+    db: Db,
+    clock: Clock,
+    numbers: Vec<String>,
+    waba: String,
+}
+
+async fn setup(kind: &str) -> Setup {
+    let (url, dir, pg) = fresh_db(kind).await;
     let db = Db::open(&url).await.unwrap();
     db.migrate().await.unwrap();
     let clock = Clock::default();
@@ -484,16 +493,104 @@ async fn run(args: Args) {
         let a = Attachment { waba_id: &waba, business_id: None, phone_number_id: n, display_phone_number: None, token_ciphertext: None, status: "connected" };
         attach(&db, tenant, &a, now).await.unwrap();
     }
+    Setup { url, dir, pg, db, clock, numbers, waba }
+}
+
+impl Setup {
+    /// Closes the database and removes it.
+    async fn remove(self) {
+        self.db.close().await;
+        if let Some(dir) = self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some((admin, name)) = self.pg {
+            use sqlx::Connection as _;
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await;
+            }
+        }
+    }
+}
+
+fn registry(handlers: &str) -> wabridge::ingest::Registry {
+    match handlers {
+        "all" => wabridge::ingest::Registry::standard(),
+        "notifications" => wabridge::ingest::Registry::default().subscribe("messages", Arc::new(wabridge::notifications::InboundMessageNotifier)),
+        other => panic!("--handlers must be all or notifications, not {other}"),
+    }
+}
+
+/// `--drain N`: journals N bodies of the mix, then applies them with the processor alone (no
+/// HTTP, no event streams) — what applying costs, repeatable enough to compare builds (also
+/// under `valgrind --tool=callgrind`, against `--fill-only`).
+async fn run_drain(args: Args, bodies: usize) {
+    let set = setup(&args.db).await;
+    let mut items = 0u64;
+    let journal = wabridge::ingest::journal::Journal::start(set.db.clone(), set.clock.clone());
+    let mut pending = Vec::new();
+    for i in 0..bodies {
+        let (json, n, _) = body(i, &set.numbers, &set.waba);
+        items += u64::from(n);
+        let journal = journal.clone();
+        pending.push(tokio::spawn(async move { journal.append(axum::body::Bytes::from(json)).await.is_ok() }));
+        if pending.len() == 512 || i + 1 == bodies {
+            for p in pending.drain(..) {
+                assert!(p.await.unwrap(), "journal append failed");
+            }
+        }
+    }
+    eprintln!("journaled {bodies} bodies ({items} messages and statuses)");
+    if !args.fill_only {
+        let processor = wabridge::ingest::processor::Processor::new(
+            set.db.clone(),
+            set.clock.clone(),
+            registry(&args.handlers),
+            wabridge::live::LiveHub::default(),
+            Arc::default(),
+        );
+        let cpu_before = cpu_seconds();
+        let started = Instant::now();
+        let mut applied = 0;
+        loop {
+            match processor.process_batch().await.unwrap() {
+                0 => break,
+                n => applied += n,
+            }
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu_before;
+        assert_eq!(applied, bodies, "every journaled body applied");
+        assert_eq!(pending_bodies(&set.db).await, 0);
+        println!();
+        println!("processor drain — {} on {}, handlers: {}, {bodies} bodies ({items} messages and statuses)", args.db, std::env::consts::ARCH, args.handlers);
+        println!("  applied                        {:>9.0} messages/s   ({:.0} bodies/s, {elapsed:.2} s)", items as f64 / elapsed, bodies as f64 / elapsed);
+        println!("  CPU used                       {cpu:.2} s = {:.1} ms per 1000 messages", cpu * 1e6 / items.max(1) as f64);
+    }
+    set.remove().await;
+}
+
+async fn run(args: Args) {
+    wabridge_testkit::install_tls();
+    let Setup { url, dir, pg, db, clock, numbers, waba } = setup(&args.db).await;
+    let mut env = BTreeMap::new();
+    for (k, v) in [
+        ("DATABASE_URL", url.clone()),
+        ("WABRIDGE_LISTEN", "127.0.0.1:0".to_owned()),
+        ("META_APP_ID", "100000000000001".to_owned()),
+        ("META_APP_SECRET", APP_SECRET.to_owned()),
+        ("META_CONFIG_ID", "200000000000001".to_owned()),
+        ("META_VERIFY_TOKEN", "bench".to_owned()),
+        ("WABRIDGE_ENCRYPTION_KEY", Keyring::generate_key()),
+        ("WABRIDGE_LOG", "error".to_owned()),
+    ] {
+        env.insert(k.to_owned(), v);
+    }
+    let settings = Settings::from_sources(&env, None).unwrap();
 
     let requests = presign(args.seconds, &numbers, &waba);
     let count = requests.len();
 
-    let registry = match args.handlers.as_str() {
-        "all" => wabridge::ingest::Registry::standard(),
-        "notifications" => wabridge::ingest::Registry::default().subscribe("messages", Arc::new(wabridge::notifications::InboundMessageNotifier)),
-        other => panic!("--handlers must be all or notifications, not {other}"),
-    };
-    let app = Application::with_registry(settings, db.clone(), clock.clone(), registry).await.unwrap();
+    let app = Application::with_registry(settings, db.clone(), clock.clone(), registry(&args.handlers)).await.unwrap();
     let addr = app.local_addr();
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
@@ -518,11 +615,11 @@ async fn run(args: Args) {
     let driven = drive_all(addr, &requests, &args, &sent_at, origin).await;
     let Driven { mut latencies, acked, elapsed: ack_elapsed, exhausted, cpu_before, load_before, started } = driven;
     let bodies_sent = latencies.len();
-    let mut backlog_at_end = pending(&db).await;
+    let mut backlog_at_end = pending_bodies(&db).await;
     let backlog_peak = backlog_at_end;
     while backlog_at_end > 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
-        backlog_at_end = pending(&db).await;
+        backlog_at_end = pending_bodies(&db).await;
     }
     let applied_elapsed = started.elapsed();
     let cpu = cpu_seconds() - cpu_before;
@@ -569,22 +666,15 @@ async fn run(args: Args) {
 
     let _ = stop_server.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-    db.close().await;
-    if let Some(dir) = dir {
-        let _ = std::fs::remove_dir_all(dir);
-    }
-    if let Some((admin, name)) = pg {
-        use sqlx::Connection as _;
-        if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await;
-        }
-    }
+    Setup { url, dir, pg, db, clock, numbers, waba }.remove().await;
 }
 
 fn main() {
     let args = args();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    if args.reference {
+    if let Some(bodies) = args.drain {
+        runtime.block_on(run_drain(args, bodies));
+    } else if args.reference {
         runtime.block_on(run_reference(args));
     } else {
         runtime.block_on(run(args));

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::accounts::TenantId;
 use crate::live::{self, LiveHub, NewEvent};
 use crate::outbox::OutboxId;
-use crate::store::{Db, Tx, Val, insert_ids, keep_prepared, select_in, statement_chunks, value_rows};
+use crate::store::{Db, Tx, Val, insert_ids, json_text, keep_prepared, select_in, statement_chunks, value_rows};
 use crate::{with_pool, with_tx};
 
 /// Order of statuses; a message's status only ever moves up (failed is final).
@@ -418,7 +418,7 @@ pub async fn insert_message(tx: &mut Tx, m: &NewMessage<'_>, now: i64) -> Result
     .bind(m.wamid)
     .bind(m.kind)
     .bind(m.body)
-    .bind(m.payload.to_string())
+    .bind(json_text(m.payload))
     .bind(m.reply_to)
     .bind(m.outbox_id)
     .bind(m.status)
@@ -450,7 +450,7 @@ pub async fn unstored(tx: &mut Tx, pairs: &[(TenantId, &str)]) -> Result<Vec<boo
 /// returns their ids; a message stored meanwhile by another instance violates the unique key
 /// and the caller's retry skips it.
 pub async fn insert_inbound(tx: &mut Tx, messages: &[NewInbound<'_>], now: i64) -> Result<Vec<i64>, sqlx::Error> {
-    let payloads: Vec<String> = messages.iter().map(|m| m.message.payload.to_string()).collect();
+    let payloads: Vec<String> = messages.iter().map(|m| json_text(m.message.payload)).collect();
     let mut values: Vec<Val<'_>> = Vec::with_capacity(messages.len() * 13);
     for (n, payload) in messages.iter().zip(&payloads) {
         let m = &n.message;

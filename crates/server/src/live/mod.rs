@@ -23,7 +23,7 @@ use futures_util::stream::{self, StreamExt};
 use tokio::sync::{broadcast, watch};
 
 use crate::accounts::{TenantId, UserId};
-use crate::store::{Db, Tx, Val, insert_ids};
+use crate::store::{Db, Tx, Val, insert_ids, json_text};
 use crate::web::AppState;
 use crate::web::context::TenantMember;
 use crate::web::error::AppResult;
@@ -139,7 +139,7 @@ pub async fn store_events(tx: &mut Tx, events: &[NewEvent], now: i64) -> Result<
     let rows: Vec<(TenantId, Option<UserId>, String, String)> = groups
         .into_iter()
         .map(|(tenant, user, group)| match group.as_slice() {
-            [one] => (tenant, user, one.kind.clone(), one.payload.to_string()),
+            [one] => (tenant, user, one.kind.clone(), json_text(&one.payload)),
             many => (tenant, user, GROUP_KIND.to_owned(), group_payload(many)),
         })
         .collect();
@@ -248,19 +248,12 @@ pub fn routes() -> Router<AppState> {
 
 /// `[{"kind": …, "data": …}, …]`: the payload of a row holding several events.
 fn group_payload(events: &[&NewEvent]) -> String {
-    let mut out = String::from("[");
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"kind\":");
-        out.push_str(&serde_json::Value::from(e.kind.as_str()).to_string());
-        out.push_str(",\"data\":");
-        out.push_str(&e.payload.to_string());
-        out.push('}');
+    #[derive(serde::Serialize)]
+    struct Item<'a> {
+        kind: &'a str,
+        data: &'a serde_json::Value,
     }
-    out.push(']');
-    out
+    json_text(&events.iter().map(|e| Item { kind: &e.kind, data: &e.payload }).collect::<Vec<_>>())
 }
 
 impl StoredEvent {
