@@ -8,7 +8,7 @@
 
 pub mod rate_card;
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 use std::fmt::Write as _;
 use std::sync::Arc;
 

@@ -2,7 +2,9 @@
 //! onto the messages they concern — set-wise for a whole batch of changes, so that a message
 //! costs a share of a few statements rather than several of its own.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt as _};
 
 use serde_json::json;
 use wabridge_cloud_api::webhook::{Message, MessageContent, MessagesValue, Status, StatusKind, SystemKind};

@@ -1,7 +1,7 @@
 //! Queries of the inbox: customers, conversations, messages, and how sends and statuses
 //! change them.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 
 use serde_json::json;
 

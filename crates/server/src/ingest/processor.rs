@@ -5,7 +5,7 @@
 //! idempotent on Meta's ids besides, because Meta itself delivers at least once. On PostgreSQL
 //! several instances claim disjoint batches (`FOR UPDATE SKIP LOCKED`).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;

@@ -128,7 +128,7 @@ const GROUP_KIND: &str = "group";
 /// of them, so that a browser cut off in between replays the whole row.
 pub async fn store_events(tx: &mut Tx, events: &[NewEvent], now: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let mut groups: Vec<(TenantId, Option<UserId>, Vec<&NewEvent>)> = Vec::new();
-    let mut group_of: HashMap<(TenantId, Option<UserId>), usize> = HashMap::new();
+    let mut group_of: foldhash::HashMap<(TenantId, Option<UserId>), usize> = foldhash::HashMap::default();
     for e in events {
         let at = *group_of.entry((e.tenant, e.user)).or_insert_with(|| {
             groups.push((e.tenant, e.user, Vec::new()));

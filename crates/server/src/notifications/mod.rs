@@ -4,7 +4,7 @@
 //! tenant (stored once), each reading it on their own: a read mark when they open it, a
 //! watermark when they mark all read.
 
-use std::collections::HashSet;
+use foldhash::{HashSet, HashSetExt as _};
 
 use axum::Router;
 use axum::extract::{Path, State};

@@ -9,7 +9,6 @@
 //! Conventions shared by both migration folders: ids are 64-bit integers, times are Unix
 //! milliseconds in 64-bit integers, booleans are BOOLEAN (SQLite stores 0/1).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -411,13 +410,19 @@ pub fn keep_prepared(engine: Engine) -> bool {
 /// numbered and named parameters by a linear search, which makes a statement with thousands of
 /// them quadratic (in preparing and in binding); anonymous ones are simply counted.
 pub fn value_rows(engine: Engine, rows: usize, cols: usize, first: usize) -> String {
-    let mut sql = String::with_capacity(rows * cols * 6);
+    // SQLite's rows all read alike: written once, then copied (a hot-path statement has
+    // hundreds of rows).
+    let alike = (engine == Engine::Sqlite).then(|| param_list(engine, cols, first));
+    let mut sql = String::with_capacity(rows * (cols * 6 + 3));
     for r in 0..rows {
         if r > 0 {
             sql.push(',');
         }
         sql.push('(');
-        sql.push_str(&param_list(engine, cols, first + r * cols));
+        match &alike {
+            Some(row) => sql.push_str(row),
+            None => sql.push_str(&param_list(engine, cols, first + r * cols)),
+        }
         sql.push(')');
     }
     sql
@@ -540,7 +545,7 @@ where
     R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
     K: for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send + Sync + Ord,
 {
-    let mut wanted: HashMap<TenantId, Vec<K>> = HashMap::new();
+    let mut wanted: foldhash::HashMap<TenantId, Vec<K>> = foldhash::HashMap::default();
     for (tenant, key) in keys {
         wanted.entry(tenant).or_default().push(key);
     }
