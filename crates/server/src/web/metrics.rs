@@ -23,11 +23,19 @@ struct Histogram {
     sum: f64,
 }
 
+/// Requests of one method on one route.
+#[derive(Default)]
+struct RouteStats {
+    by_status: BTreeMap<u16, u64>,
+    latency: Histogram,
+}
+
 /// The process's metrics.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    /// By route, then method: found by `&str` under one lock, so that a request allocates
+    /// nothing once its route and method have been seen (every webhook passes here).
+    routes: Mutex<BTreeMap<String, BTreeMap<String, RouteStats>>>,
     counters: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -45,17 +53,15 @@ impl Metrics {
     }
 
     fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        if let Ok(mut r) = self.requests.lock() {
-            *r.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
-        }
-        if let Ok(mut l) = self.latency.lock() {
-            let h = l.entry((method.to_owned(), route.to_owned())).or_default();
-            h.count += 1;
-            h.sum += seconds;
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                if seconds <= *bound {
-                    h.counts[i] += 1;
-                }
+        let Ok(mut routes) = self.routes.lock() else { return };
+        let Some(stats) = slot(&mut routes, route).and_then(|methods| slot(methods, method)) else { return };
+        *stats.by_status.entry(status).or_default() += 1;
+        let h = &mut stats.latency;
+        h.count += 1;
+        h.sum += seconds;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                h.counts[i] += 1;
             }
         }
     }
@@ -64,22 +70,24 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         out.push_str("# HELP wabridge_http_requests_total HTTP requests by method, route and status.\n# TYPE wabridge_http_requests_total counter\n");
-        if let Ok(r) = self.requests.lock() {
-            for ((method, route, status), n) in r.iter() {
+        let routes = self.routes.lock();
+        let stats = || routes.iter().flat_map(|r| r.iter()).flat_map(|(route, methods)| methods.iter().map(move |(method, s)| (route, method, s)));
+        for (route, method, s) in stats() {
+            for (status, n) in &s.by_status {
                 let _ = writeln!(out, "wabridge_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
             }
         }
         out.push_str("# HELP wabridge_http_request_duration_seconds HTTP request latency by method and route.\n# TYPE wabridge_http_request_duration_seconds histogram\n");
-        if let Ok(l) = self.latency.lock() {
-            for ((method, route), h) in l.iter() {
-                for (i, bound) in BUCKETS.iter().enumerate() {
-                    let _ = writeln!(out, "wabridge_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"{bound}\"}} {}", h.counts[i]);
-                }
-                let _ = writeln!(out, "wabridge_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"+Inf\"}} {}", h.count);
-                let _ = writeln!(out, "wabridge_http_request_duration_seconds_sum{{method=\"{method}\",route=\"{route}\"}} {}", h.sum);
-                let _ = writeln!(out, "wabridge_http_request_duration_seconds_count{{method=\"{method}\",route=\"{route}\"}} {}", h.count);
+        for (route, method, s) in stats() {
+            let h = &s.latency;
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(out, "wabridge_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"{bound}\"}} {}", h.counts[i]);
             }
+            let _ = writeln!(out, "wabridge_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(out, "wabridge_http_request_duration_seconds_sum{{method=\"{method}\",route=\"{route}\"}} {}", h.sum);
+            let _ = writeln!(out, "wabridge_http_request_duration_seconds_count{{method=\"{method}\",route=\"{route}\"}} {}", h.count);
         }
+        drop(routes);
         if let Ok(c) = self.counters.lock() {
             for (name, n) in c.iter() {
                 let _ = writeln!(out, "# TYPE {name} counter\n{name} {n}");
@@ -89,13 +97,22 @@ impl Metrics {
     }
 }
 
+/// The value under `key`, created on first use (the only time the key is allocated).
+fn slot<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> Option<&'m mut V> {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key)
+}
+
 /// Middleware: records every request.
 pub async fn record(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    // Standard methods clone without allocating.
+    let method = request.method().clone();
     let response = next.run(request).await;
-    let route = response.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
-    app.metrics.observe(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    let route = response.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+    app.metrics.observe(method.as_str(), route, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
 }
 
