@@ -607,7 +607,15 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{Engine, ROWS_PER_STATEMENT, statement_chunks, statement_sizes};
+    use super::{Engine, ROWS_PER_STATEMENT, statement_chunks, statement_sizes, value_rows};
+
+    #[test]
+    fn values_number_their_parameters_on_postgres_and_repeat_one_row_on_sqlite() {
+        assert_eq!(value_rows(Engine::Sqlite, 3, 2, 1), "(?, ?),(?, ?),(?, ?)");
+        assert_eq!(value_rows(Engine::Postgres, 3, 2, 4), "($4, $5),($6, $7),($8, $9)");
+        assert_eq!(value_rows(Engine::Sqlite, 0, 2, 1), "");
+        assert_eq!(value_rows(Engine::Sqlite, 512, 13, 1).matches('?').count(), 512 * 13);
+    }
 
     #[test]
     fn rows_go_in_statements_of_few_shapes() {

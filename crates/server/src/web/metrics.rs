@@ -126,3 +126,29 @@ pub async fn tag_route(request: Request, next: Next) -> Response {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    #[test]
+    fn requests_are_counted_by_method_route_and_status() {
+        let m = Metrics::default();
+        m.observe("GET", "/inbox", 200, 0.002);
+        m.observe("GET", "/inbox", 200, 0.2);
+        m.observe("POST", "/inbox", 303, 0.004);
+        m.observe("GET", "/inbox", 404, 0.001);
+        let text = m.render();
+        for line in [
+            "wabridge_http_requests_total{method=\"GET\",route=\"/inbox\",status=\"200\"} 2",
+            "wabridge_http_requests_total{method=\"GET\",route=\"/inbox\",status=\"404\"} 1",
+            "wabridge_http_requests_total{method=\"POST\",route=\"/inbox\",status=\"303\"} 1",
+            "wabridge_http_request_duration_seconds_count{method=\"GET\",route=\"/inbox\"} 3",
+            "wabridge_http_request_duration_seconds_bucket{method=\"GET\",route=\"/inbox\",le=\"0.0025\"} 2",
+            "wabridge_http_request_duration_seconds_bucket{method=\"GET\",route=\"/inbox\",le=\"+Inf\"} 3",
+            "wabridge_http_request_duration_seconds_count{method=\"POST\",route=\"/inbox\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+    }
+}
