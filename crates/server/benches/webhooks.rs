@@ -571,10 +571,11 @@ async fn run_drain(args: Args, bodies: usize) {
 
 async fn run(args: Args) {
     wabridge_testkit::install_tls();
-    let Setup { url, dir, pg, db, clock, numbers, waba } = setup(&args.db).await;
+    let set = setup(&args.db).await;
+    let (db, clock) = (set.db.clone(), set.clock.clone());
     let mut env = BTreeMap::new();
     for (k, v) in [
-        ("DATABASE_URL", url.clone()),
+        ("DATABASE_URL", set.url.clone()),
         ("WABRIDGE_LISTEN", "127.0.0.1:0".to_owned()),
         ("META_APP_ID", "100000000000001".to_owned()),
         ("META_APP_SECRET", APP_SECRET.to_owned()),
@@ -587,7 +588,7 @@ async fn run(args: Args) {
     }
     let settings = Settings::from_sources(&env, None).unwrap();
 
-    let requests = presign(args.seconds, &numbers, &waba);
+    let requests = presign(args.seconds, &set.numbers, &set.waba);
     let count = requests.len();
 
     let app = Application::with_registry(settings, db.clone(), clock.clone(), registry(&args.handlers)).await.unwrap();
@@ -666,7 +667,7 @@ async fn run(args: Args) {
 
     let _ = stop_server.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-    Setup { url, dir, pg, db, clock, numbers, waba }.remove().await;
+    set.remove().await;
 }
 
 fn main() {

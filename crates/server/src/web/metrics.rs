@@ -23,6 +23,18 @@ struct Histogram {
     sum: f64,
 }
 
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        self.count += 1;
+        self.sum += seconds;
+        for (count, bound) in self.counts.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *count += 1;
+            }
+        }
+    }
+}
+
 /// Requests of one method on one route.
 #[derive(Default)]
 struct RouteStats {
@@ -56,22 +68,16 @@ impl Metrics {
         let Ok(mut routes) = self.routes.lock() else { return };
         let Some(stats) = slot(&mut routes, route).and_then(|methods| slot(methods, method)) else { return };
         *stats.by_status.entry(status).or_default() += 1;
-        let h = &mut stats.latency;
-        h.count += 1;
-        h.sum += seconds;
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                h.counts[i] += 1;
-            }
-        }
+        stats.latency.observe(seconds);
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
         out.push_str("# HELP wabridge_http_requests_total HTTP requests by method, route and status.\n# TYPE wabridge_http_requests_total counter\n");
-        let routes = self.routes.lock();
-        let stats = || routes.iter().flat_map(|r| r.iter()).flat_map(|(route, methods)| methods.iter().map(move |(method, s)| (route, method, s)));
+        // A panic elsewhere cannot leave the counts half-updated: render them anyway.
+        let routes = self.routes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let stats = || routes.iter().flat_map(|(route, methods)| methods.iter().map(move |(method, s)| (route, method, s)));
         for (route, method, s) in stats() {
             for (status, n) in &s.by_status {
                 let _ = writeln!(out, "wabridge_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
