@@ -1206,6 +1206,12 @@ fn only_non_json_is_an_error() {
     assert!(parse_webhook(b"").is_err());
     assert!(parse_webhook(b"{not json").is_err());
     assert!(parse_webhook(&[0xff, 0xfe]).is_err());
+    // Not UTF-8 inside a string of otherwise good JSON: the error names the place.
+    let e = parse_webhook(b"{\"object\":\"wh\xc3\"}").unwrap_err();
+    assert!(e.to_string().contains("line 1 column"), "{e}");
+    // UTF-8 beyond ASCII, and escapes of it, arrive as sent.
+    let b = parse_webhook("{\"object\":\"Grüße \\u00fc \\ud83d\\ude00 😀\"}".as_bytes()).unwrap();
+    assert_eq!(b.object.as_deref(), Some("Grüße ü 😀 😀"));
     for ok in [
         "{}",
         "[]",
