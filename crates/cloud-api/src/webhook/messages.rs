@@ -795,7 +795,7 @@ pub enum StatusKind {
 }
 
 impl StatusKind {
-    fn parse(s: &str) -> Self {
+    pub(crate) fn parse(s: &str) -> Self {
         match s {
             "sent" => Self::Sent,
             "delivered" => Self::Delivered,

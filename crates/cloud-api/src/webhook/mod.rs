@@ -6,10 +6,13 @@
 //! signed body must always be kept and acknowledged (Meta retries for a week otherwise).
 
 mod business;
+mod fast;
 mod messages;
+mod raw;
 
 pub use business::*;
 pub use messages::*;
+pub use raw::RawJson;
 
 use serde_json::Value;
 
@@ -25,11 +28,23 @@ pub fn parse_webhook(raw: &[u8]) -> Result<WebhookBody, WebhookParseError> {
     // The body's UTF-8 is checked once, not string by string as `from_slice` does (that was
     // about 4,000 instructions of every body's parse). JSON that is not UTF-8 is no JSON: the
     // error then comes from `from_slice`, which says where.
-    let value: Value = match std::str::from_utf8(raw) {
-        Ok(text) => serde_json::from_str(text)?,
-        Err(_) => serde_json::from_slice(raw)?,
-    };
-    Ok(WebhookBody::from_value(value))
+    match std::str::from_utf8(raw) {
+        Ok(text) => Ok(fast::parse(text).map_or_else(|| serde_json::from_str(text).map(WebhookBody::from_value), Ok)?),
+        Err(_) => Ok(WebhookBody::from_value(serde_json::from_slice(raw)?)),
+    }
+}
+
+/// [`parse_webhook`] without its fast path: the tolerant parse every body can take. For tests
+/// that hold the two to the same result.
+#[doc(hidden)]
+pub fn parse_webhook_tolerant(raw: &[u8]) -> Result<WebhookBody, WebhookParseError> {
+    Ok(WebhookBody::from_value(serde_json::from_slice(raw)?))
+}
+
+/// [`parse_webhook`]'s fast path alone: `None` for a body it leaves to the tolerant parse.
+#[doc(hidden)]
+pub fn parse_webhook_fast(raw: &[u8]) -> Option<WebhookBody> {
+    fast::parse(std::str::from_utf8(raw).ok()?)
 }
 
 /// A whole webhook body: `{"object": …, "entry": [{"id", "time", "changes": [...]}]}`.
@@ -178,7 +193,7 @@ impl WebhookField {
 }
 
 /// One `changes[]` item: a field and its value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Change {
     /// The field; inferred from the value when `field` is missing (peers trim it).
     pub field: WebhookField,
@@ -188,13 +203,34 @@ pub struct Change {
     pub value: ChangeValue,
     /// The value exactly as received, for storage and support. A message's or status's own
     /// JSON is part of it (see [`Change::raw_message`]), not copied into the typed structs.
-    pub raw_value: Value,
+    pub raw_value: RawJson,
+    /// The fast parse's text of each of `value.messages` (empty after the tolerant parse).
+    messages_json: Vec<Box<serde_json::value::RawValue>>,
+}
+
+impl PartialEq for Change {
+    fn eq(&self, other: &Change) -> bool {
+        // The messages' text is the raw value's, in another form.
+        self.field == other.field
+            && self.field_inferred == other.field_inferred
+            && self.value == other.value
+            && self.raw_value == other.raw_value
+    }
 }
 
 impl Change {
     /// The `index`th message of a `messages` value exactly as received.
     pub fn raw_message(&self, index: usize) -> Option<&Value> {
         self.raw_value.get("messages")?.get(index)
+    }
+
+    /// The `index`th message of a `messages` value as JSON text: as received when the fast
+    /// parse kept it, serialised from [`Change::raw_message`] otherwise.
+    pub fn raw_message_json(&self, index: usize) -> Option<std::borrow::Cow<'_, str>> {
+        match self.messages_json.get(index) {
+            Some(text) => Some(std::borrow::Cow::Borrowed(text.get())),
+            None => self.raw_message(index).and_then(|m| serde_json::to_string(m).ok()).map(std::borrow::Cow::Owned),
+        }
     }
 }
 
@@ -282,7 +318,8 @@ impl Change {
             field,
             field_inferred,
             value,
-            raw_value,
+            raw_value: RawJson::built(raw_value),
+            messages_json: Vec::new(),
         }
     }
 }

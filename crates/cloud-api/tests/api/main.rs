@@ -3,6 +3,7 @@
 
 mod client;
 mod errors;
+mod fast_parse;
 mod fuzz_corpus;
 mod graph_responses;
 mod helpers;

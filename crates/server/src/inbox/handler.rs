@@ -69,6 +69,21 @@ impl Inbound<'_> {
     fn raw(&self) -> &serde_json::Value {
         self.change.change.change.raw_message(self.index).unwrap_or(&serde_json::Value::Null)
     }
+
+    /// The message's JSON text as Meta sent it (from the body's text when the fast parse read
+    /// it: no tree is built for it).
+    fn raw_json(&self) -> std::borrow::Cow<'_, str> {
+        self.change.change.change.raw_message_json(self.index).unwrap_or(std::borrow::Cow::Borrowed("null"))
+    }
+
+    /// The list preview: a text message's from its typed text (again no tree), any other
+    /// from its JSON.
+    fn preview(&self) -> String {
+        match &self.message.content {
+            MessageContent::Text { body } => first_line_or_type(Some(body), "text"),
+            _ => preview_text(self.raw()),
+        }
+    }
 }
 
 /// Text shown in lists for a message (the text, the caption, or the type).
@@ -84,6 +99,11 @@ pub fn preview_text(message: &serde_json::Value) -> String {
         "reaction" => message["reaction"]["emoji"].as_str(),
         _ => None,
     };
+    first_line_or_type(text, kind)
+}
+
+/// The first line of a text (140 characters at most), or the type's marker when it is empty.
+fn first_line_or_type(text: Option<&str>, kind: &str) -> String {
     match text.filter(|t| !t.trim().is_empty()) {
         Some(t) => t.lines().next().unwrap_or_default().chars().take(140).collect(),
         None => format!("@type:{kind}"),
@@ -119,7 +139,8 @@ async fn inbound(tx: &mut Tx, run: &[Inbound<'_>], effects: &mut Effects) -> any
     let wamids: Vec<&str> = run.iter().zip(&fallback_ids).map(|(m, fallback)| m.message.id.as_deref().unwrap_or(fallback)).collect();
     // A redelivered message changes nothing.
     let fresh = store::unstored(tx, &run.iter().zip(&wamids).map(|(m, w)| (m.change.tenant, *w)).collect::<Vec<_>>()).await?;
-    let previews: Vec<String> = run.iter().map(|m| preview_text(m.raw())).collect();
+    let previews: Vec<String> = run.iter().map(Inbound::preview).collect();
+    let payloads: Vec<std::borrow::Cow<'_, str>> = run.iter().map(Inbound::raw_json).collect();
     let meta_at = |m: &Inbound<'_>| m.message.timestamp.map_or(m.change.received_at, |s| s * 1000);
     // Every customer message opens or restarts the window. A reaction only decorates another
     // message: it counts neither as unread nor — to stay on the safe side of 131047 — as
@@ -148,7 +169,7 @@ async fn inbound(tx: &mut Tx, run: &[Inbound<'_>], effects: &mut Effects) -> any
                     wamid: Some(wamids[i]),
                     kind: m.message.content.type_name().unwrap_or("unknown"),
                     body: if previews[i].starts_with("@type:") { "" } else { &previews[i] },
-                    payload: m.raw(),
+                    payload: &payloads[i],
                     reply_to: m.message.context.as_ref().and_then(|c| c.id.as_deref()),
                     outbox_id: None,
                     status: "received",

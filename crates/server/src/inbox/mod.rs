@@ -21,7 +21,7 @@ pub use store::{OutcomeUpdate, record_outcome};
 use crate::accounts::TenantId;
 use crate::live::{self, NewEvent};
 use crate::outbox::{self, EnqueueError, NewSend, Operation, OutboxId};
-use crate::store::Db;
+use crate::store::{Db, json_text};
 use crate::web::context::TenantMember;
 use crate::web::error::{AppError, AppResult};
 use crate::web::{AppState, PageCtx, render};
@@ -134,6 +134,7 @@ pub async fn record_send(
         return Ok(Sent { outbox: enqueued.id, message, created: false });
     }
     let preview = handler::preview_text(&payload);
+    let payload = json_text(&payload);
     let message_id = store::insert_message(
         &mut tx,
         &store::NewMessage {

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::accounts::TenantId;
 use crate::live::{self, LiveHub, NewEvent};
 use crate::outbox::OutboxId;
-use crate::store::{Db, Tx, Val, insert_ids, json_text, keep_prepared, select_in, statement_chunks, value_rows};
+use crate::store::{Db, Tx, Val, insert_ids, keep_prepared, select_in, statement_chunks, value_rows};
 use crate::{with_pool, with_tx};
 
 /// Order of statuses; a message's status only ever moves up (failed is final).
@@ -393,8 +393,8 @@ pub struct NewMessage<'a> {
     pub kind: &'a str,
     /// Searchable text: the text, caption or template name.
     pub body: &'a str,
-    /// The message JSON as Meta sent it (inbound) or as we send it (outbound).
-    pub payload: &'a serde_json::Value,
+    /// The message's JSON text as Meta sent it (inbound) or as we send it (outbound).
+    pub payload: &'a str,
     /// The quoted message.
     pub reply_to: Option<&'a str>,
     /// Outbox entry of an outbound message.
@@ -418,7 +418,7 @@ pub async fn insert_message(tx: &mut Tx, m: &NewMessage<'_>, now: i64) -> Result
     .bind(m.wamid)
     .bind(m.kind)
     .bind(m.body)
-    .bind(json_text(m.payload))
+    .bind(m.payload)
     .bind(m.reply_to)
     .bind(m.outbox_id)
     .bind(m.status)
@@ -450,9 +450,8 @@ pub async fn unstored(tx: &mut Tx, pairs: &[(TenantId, &str)]) -> Result<Vec<boo
 /// returns their ids; a message stored meanwhile by another instance violates the unique key
 /// and the caller's retry skips it.
 pub async fn insert_inbound(tx: &mut Tx, messages: &[NewInbound<'_>], now: i64) -> Result<Vec<i64>, sqlx::Error> {
-    let payloads: Vec<String> = messages.iter().map(|m| json_text(m.message.payload)).collect();
     let mut values: Vec<Val<'_>> = Vec::with_capacity(messages.len() * 13);
-    for (n, payload) in messages.iter().zip(&payloads) {
+    for n in messages {
         let m = &n.message;
         values.extend::<[Val<'_>; 13]>([
             m.tenant.into(),
@@ -461,7 +460,7 @@ pub async fn insert_inbound(tx: &mut Tx, messages: &[NewInbound<'_>], now: i64) 
             n.wamid.into(),
             m.kind.into(),
             m.body.into(),
-            payload.as_str().into(),
+            m.payload.into(),
             m.reply_to.into(),
             m.outbox_id.map(|o| o.0).into(),
             m.status.into(),
