@@ -26,10 +26,12 @@ use crate::json::de::{opt_bool, opt_i64, opt_string};
 pub(super) fn parse(text: &str) -> Option<WebhookBody> {
     let Obj(body) = serde_json::from_str::<Obj<Body>>(text).ok()?;
     let shared: Arc<str> = Arc::from(text);
-    let mut entries = Vec::new();
-    for (e, Obj(entry)) in body.entry.unwrap_or_default().into_iter().enumerate() {
-        let mut changes = Vec::new();
-        for (c, Obj(change)) in entry.changes.unwrap_or_default().into_iter().enumerate() {
+    let body_entries = body.entry.unwrap_or_default();
+    let mut entries = Vec::with_capacity(body_entries.len());
+    for (e, Obj(entry)) in body_entries.into_iter().enumerate() {
+        let entry_changes = entry.changes.unwrap_or_default();
+        let mut changes = Vec::with_capacity(entry_changes.len());
+        for (c, Obj(change)) in entry_changes.into_iter().enumerate() {
             if change.field.as_deref() != Some("messages") {
                 return None;
             }

@@ -134,11 +134,16 @@ async fn inbound(tx: &mut Tx, run: &[Inbound<'_>], effects: &mut Effects) -> any
         .into_iter()
         .map(|c| c.ok_or_else(|| anyhow::anyhow!("message without any customer id")))
         .collect::<anyhow::Result<Vec<i64>>>()?;
-    let fallback_ids: Vec<String> =
-        run.iter().map(|m| format!("wabridge:{}:{}:{}", m.change.journal_id, m.change.change_index, m.index)).collect();
-    let wamids: Vec<&str> = run.iter().zip(&fallback_ids).map(|(m, fallback)| m.message.id.as_deref().unwrap_or(fallback)).collect();
+    // A message without Meta's id (peers' test bodies) is named by its place in the journal.
+    let wamids: Vec<std::borrow::Cow<'_, str>> = run
+        .iter()
+        .map(|m| match m.message.id.as_deref() {
+            Some(id) => std::borrow::Cow::Borrowed(id),
+            None => std::borrow::Cow::Owned(format!("wabridge:{}:{}:{}", m.change.journal_id, m.change.change_index, m.index)),
+        })
+        .collect();
     // A redelivered message changes nothing.
-    let fresh = store::unstored(tx, &run.iter().zip(&wamids).map(|(m, w)| (m.change.tenant, *w)).collect::<Vec<_>>()).await?;
+    let fresh = store::unstored(tx, &run.iter().zip(&wamids).map(|(m, w)| (m.change.tenant, w.as_ref())).collect::<Vec<_>>()).await?;
     let previews: Vec<String> = run.iter().map(Inbound::preview).collect();
     let payloads: Vec<std::borrow::Cow<'_, str>> = run.iter().map(Inbound::raw_json).collect();
     let meta_at = |m: &Inbound<'_>| m.message.timestamp.map_or(m.change.received_at, |s| s * 1000);
@@ -161,12 +166,12 @@ async fn inbound(tx: &mut Tx, run: &[Inbound<'_>], effects: &mut Effects) -> any
         .map(|&i| {
             let m = &run[i];
             NewInbound {
-                wamid: wamids[i],
+                wamid: &wamids[i],
                 message: NewMessage {
                     tenant: m.change.tenant,
                     conversation_id: conversations[i],
                     direction: "in",
-                    wamid: Some(wamids[i]),
+                    wamid: Some(&wamids[i]),
                     kind: m.message.content.type_name().unwrap_or("unknown"),
                     body: if previews[i].starts_with("@type:") { "" } else { &previews[i] },
                     payload: &payloads[i],
