@@ -445,8 +445,19 @@ async fn post_attach(State(app): State<AppState>, member: TenantMember, Path(id)
 }
 
 async fn get_by_wamid(State(app): State<AppState>, member: TenantMember, Path(wamid): Path<String>) -> AppResult<Response> {
-    let id = store::conversation_of_wamid(&app.db, member.tenant, &wamid).await?.ok_or(AppError::NotFound)?;
-    Ok(Redirect::to(&format!("/inbox/{id}")).into_response())
+    // A message's toast is published a moment before the message reaches the inbox (the
+    // processor's second transaction of the batch, milliseconds later): a click that fast
+    // waits for it, up to a second.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        if let Some(id) = store::conversation_of_wamid(&app.db, member.tenant, &wamid).await? {
+            return Ok(Redirect::to(&format!("/inbox/{id}")).into_response());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(AppError::NotFound);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[derive(sqlx::FromRow)]

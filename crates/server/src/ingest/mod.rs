@@ -73,6 +73,15 @@ pub trait ChangeHandler: Send + Sync + 'static {
             Ok(())
         })
     }
+
+    /// Whether someone is watching for this handler's effects (the toast of a customer's
+    /// message): SQLite's processor then applies it to a batch and commits and publishes that
+    /// ahead of the other handlers, which follow in a second transaction. Its work must be
+    /// cheap, and idempotent like every handler's (a crash between the two transactions
+    /// applies the batch again).
+    fn applies_first(&self) -> bool {
+        false
+    }
 }
 
 /// Which handlers subscribed to which webhook `field`.
@@ -91,6 +100,11 @@ impl Registry {
     /// The handlers of a field.
     pub fn handlers(&self, field: &str) -> &[Arc<dyn ChangeHandler>] {
         self.by_field.get(field).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Whether some field has both handlers that apply first and others.
+    fn splits(&self) -> bool {
+        self.by_field.values().any(|hs| hs.iter().any(|h| h.applies_first()) && hs.iter().any(|h| !h.applies_first()))
     }
 
     /// A handler by name (for retries).

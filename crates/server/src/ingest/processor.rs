@@ -231,17 +231,24 @@ impl Processor {
                     }
                 }
             }
-        } else {
-            // Consecutive changes of one field go to each handler together: set-wise statements
-            // instead of several per message.
-            for run in routed.chunk_by(|a, b| a.change.field() == b.change.field()) {
-                for handler in self.registry.handlers(run[0].change.field().as_str()) {
-                    if let Err(e) = handler.apply_all(&mut tx, run, &mut effects).await {
-                        tracing::debug!(handler = handler.name(), journal_id = run[0].journal_id, error = format!("{e:#}"), "handler failed; isolating");
-                        return Err(FastPathFailed.into());
-                    }
-                }
+        } else if let Some(cursor) = cursor_read.filter(|_| self.registry.splits()) {
+            // SQLite: what people watch for (the toasts) is committed and published first, the
+            // rest of the batch follows in a second transaction with the cursor. A toast then
+            // waits for its own batch's cheap part instead of for the whole batch. A crash in
+            // between applies the batch again, the first part finding its work done.
+            self.apply_runs(&mut tx, &routed, Some(true), &mut effects).await?;
+            let stored = live::store_events(&mut tx, &effects.events, now).await?;
+            tx.commit().await?;
+            self.live.published(&self.db, stored);
+            effects = Effects::default();
+            tx = self.db.begin().await?;
+            if journal::sqlite_cursor(&mut tx).await? != cursor {
+                // Not this processor's batch any more (SQLite has one processor; defensive).
+                return Ok(0);
             }
+            self.apply_runs(&mut tx, &routed, Some(false), &mut effects).await?;
+        } else {
+            self.apply_runs(&mut tx, &routed, None, &mut effects).await?;
         }
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let last = ids.iter().copied().max().unwrap_or(0);
@@ -269,6 +276,23 @@ impl Processor {
         self.metrics.add("wabridge_webhook_bodies_processed_total", rows.len() as u64);
         self.metrics.add("wabridge_webhook_changes_processed_total", changes);
         Ok(rows.len())
+    }
+
+    /// Applies the handlers — those that apply first (`Some(true)`), the others (`Some(false)`)
+    /// or all (`None`) — to consecutive changes of one field together: set-wise statements
+    /// instead of several per message. A failure leaves the batch to the isolated path
+    /// ([`FastPathFailed`]).
+    async fn apply_runs(&self, tx: &mut Tx, routed: &[RoutedChange<'_>], first: Option<bool>, effects: &mut Effects) -> anyhow::Result<()> {
+        for run in routed.chunk_by(|a, b| a.change.field() == b.change.field()) {
+            let handlers = self.registry.handlers(run[0].change.field().as_str());
+            for handler in handlers.iter().filter(|h| first.is_none_or(|f| h.applies_first() == f)) {
+                if let Err(e) = handler.apply_all(tx, run, effects).await {
+                    tracing::debug!(handler = handler.name(), journal_id = run[0].journal_id, error = format!("{e:#}"), "handler failed; isolating");
+                    return Err(FastPathFailed.into());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Retries handlers whose backoff has passed; returns how many succeeded.

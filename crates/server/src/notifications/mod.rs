@@ -38,6 +38,12 @@ impl ChangeHandler for InboundMessageNotifier {
         "notifications"
     }
 
+    /// The toast is what the tenant's users wait for; the inbox, the costs and the callbacks
+    /// of the same batch follow.
+    fn applies_first(&self) -> bool {
+        true
+    }
+
     fn apply<'a>(&'a self, tx: &'a mut Tx, change: &'a RoutedChange<'a>, effects: &'a mut Effects) -> HandlerFuture<'a> {
         self.apply_all(tx, std::slice::from_ref(change), effects)
     }

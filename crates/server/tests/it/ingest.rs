@@ -266,6 +266,56 @@ async fn a_failing_handler_is_retried_alone_and_does_not_hold_back_the_others() 
     // Three attempts wrote a row each; the two failed ones were rolled back with their failure.
     assert_eq!(count(&app, "SELECT COUNT(*) FROM tenants WHERE name = 'flaky-was-here'").await, 1, "applied exactly once");
     assert_eq!(count_for_key(&app.db, t, "msg:wamid.K").await.unwrap(), 1, "the notifier was not applied again");
+    // On SQLite the toast was committed before the failing handler's transaction, and the
+    // batch applied again without it: one toast all the same.
+    assert_eq!(count(&app, TOAST_EVENTS).await, 1, "one toast");
+}
+
+/// Live-event rows holding a toast, alone or in a group.
+const TOAST_EVENTS: &str = "SELECT COUNT(*) FROM live_events WHERE kind = 'notification' OR payload LIKE '%\"kind\":\"notification\"%'";
+
+/// Holds every batch until the test opens the gate.
+struct Gate(Arc<tokio::sync::Semaphore>);
+
+impl ChangeHandler for Gate {
+    fn name(&self) -> &'static str {
+        "gate"
+    }
+
+    fn apply<'a>(&'a self, _: &'a mut Tx, _: &'a RoutedChange<'a>, _: &'a mut Effects) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(20), self.0.acquire()).await;
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn on_sqlite_the_toast_is_committed_before_the_rest_of_its_batch() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let registry = Registry::standard().subscribe("messages", Arc::new(Gate(gate.clone())));
+    let app = spawn_app_with_registry(registry).await;
+    let (t, number) = tenant_with_number(&app, "Salon A").await;
+    let body = text_body(&number, "4955", "Lu", &[("wamid.G", "hallo")]);
+    assert_eq!(post_signed(&app, &body).await.status(), 200);
+    let message = "SELECT COUNT(*) FROM messages WHERE wamid = 'wamid.G'";
+    match app.db.engine() {
+        // The toast and the unread count are there while the gate holds the inbox's part.
+        wabridge::store::Engine::Sqlite => {
+            eventually("notified", || async { count_for_key(&app.db, t, "msg:wamid.G").await.unwrap() == 1 }).await;
+            assert_eq!(count(&app, TOAST_EVENTS).await, 1, "the toast is published");
+            assert_eq!(count(&app, message).await, 0, "the inbox's part waits at the gate");
+        }
+        // PostgreSQL's processors claim a batch and apply it in one transaction.
+        wabridge::store::Engine::Postgres => {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(count_for_key(&app.db, t, "msg:wamid.G").await.unwrap(), 0, "all of the batch or nothing");
+        }
+    }
+    gate.add_permits(1_000);
+    eventually("the batch applied", || async { count(&app, message).await == 1 }).await;
+    assert_eq!(count_for_key(&app.db, t, "msg:wamid.G").await.unwrap(), 1);
+    assert_eq!(count(&app, TOAST_EVENTS).await, 1, "one toast");
 }
 
 /// Reads SSE events from a response until `n` events of `kind` arrived (or times out).
@@ -373,8 +423,9 @@ async fn a_backlog_left_by_an_earlier_run_is_applied_batch_after_batch() {
 }
 
 /// The events of one commit for one audience share a row: three messages in one body make one
-/// row, which reaches the stream as every one of its events in order, the row's id on the
-/// last — and a browser that saw only the row before it replays all of them.
+/// row (on SQLite two: the toasts are committed ahead of the rest), which reaches the stream
+/// as every one of its events in order, the row's id on the last — and a browser that saw only
+/// the row before it replays all of them.
 #[tokio::test]
 async fn a_commits_events_share_a_row_and_reach_the_stream_one_by_one() {
     let app = spawn_app().await;
@@ -409,14 +460,26 @@ async fn a_commits_events_share_a_row_and_reach_the_stream_one_by_one() {
         .fetch_one(p)
         .await)
     .unwrap();
-    assert_eq!(rows, 1, "one row");
     let kinds: Vec<&str> = got.iter().map(|(_, kind, _)| kind.as_str()).collect();
-    assert_eq!(kinds, ["message", "message", "message", "notification", "notification", "notification"]);
-    let previews: Vec<&str> = got[3..].iter().map(|(_, _, data)| data["preview"].as_str().unwrap()).collect();
-    assert_eq!(previews, ["eins", "zwei", "drei"]);
-    assert_eq!(got[3].2["title"], "Neue WhatsApp-Nachricht von Mia", "each event localized");
     let ids: Vec<Option<String>> = got.iter().map(|(id, ..)| id.clone()).collect();
-    assert_eq!(ids, [None, None, None, None, None, Some(row.to_string())], "the id goes with the last");
+    let toasts = match app.db.engine() {
+        // SQLite commits the toasts ahead of the rest of the batch: two commits, two rows.
+        wabridge::store::Engine::Sqlite => {
+            assert_eq!(rows, 2, "a row per commit");
+            assert_eq!(kinds, ["notification", "notification", "notification", "message", "message", "message"]);
+            assert_eq!(ids, [None, None, Some((row - 1).to_string()), None, None, Some(row.to_string())], "each row's id goes with its last");
+            &got[..3]
+        }
+        wabridge::store::Engine::Postgres => {
+            assert_eq!(rows, 1, "one row");
+            assert_eq!(kinds, ["message", "message", "message", "notification", "notification", "notification"]);
+            assert_eq!(ids, [None, None, None, None, None, Some(row.to_string())], "the id goes with the last");
+            &got[3..]
+        }
+    };
+    let previews: Vec<&str> = toasts.iter().map(|(_, _, data)| data["preview"].as_str().unwrap()).collect();
+    assert_eq!(previews, ["eins", "zwei", "drei"]);
+    assert_eq!(toasts[0].2["title"], "Neue WhatsApp-Nachricht von Mia", "each event localized");
 
     let replayed = frames(c.get(app.url("/events")).header("Last-Event-ID", before.to_string()).send().await.unwrap()).await;
     assert_eq!(replayed, got, "a reconnect replays the whole row");
