@@ -62,10 +62,20 @@ pub(crate) fn boolean(v: &Value, key: &str) -> Option<bool> {
 pub(crate) fn as_bool(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        Value::String(s) => bool_from_str(s),
         Value::Number(n) => n.as_i64().map(|i| i != 0),
         _ => None,
+    }
+}
+
+/// `"true"` or `"false"`, in any case.
+fn bool_from_str(s: &str) -> Option<bool> {
+    if s.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if s.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -160,13 +170,7 @@ pub(crate) mod de {
     /// `as_bool`.
     impl Lenient for bool {
         fn from_str(s: &str) -> Option<bool> {
-            if s.eq_ignore_ascii_case("true") {
-                Some(true)
-            } else if s.eq_ignore_ascii_case("false") {
-                Some(false)
-            } else {
-                None
-            }
+            super::bool_from_str(s)
         }
         fn from_i64(i: i64) -> Option<bool> {
             Some(i != 0)

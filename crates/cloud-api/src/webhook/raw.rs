@@ -12,44 +12,43 @@ use serde_json::Value;
 /// keeps only the body's text and where the change sits in it, and builds the tree on first
 /// use — which the hot path (customer messages and statuses) never needs.
 #[derive(Clone)]
-pub struct RawJson {
-    source: Source,
-    value: OnceLock<Value>,
-}
+pub struct RawJson(Source);
 
 #[derive(Clone)]
 enum Source {
-    /// The tree was built when the body was parsed.
-    Built,
-    /// `entry[entry].changes[change].value` of this body text.
-    Body { text: Arc<str>, entry: usize, change: usize },
+    /// The tree, built when the body was parsed.
+    Built(Value),
+    /// `entry[entry].changes[change].value` of this body text, and its tree once built.
+    Body { text: Arc<str>, entry: usize, change: usize, value: OnceLock<Value> },
 }
 
 impl RawJson {
     pub(crate) fn built(value: Value) -> RawJson {
-        RawJson { source: Source::Built, value: OnceLock::from(value) }
+        RawJson(Source::Built(value))
     }
 
     pub(crate) fn in_body(text: Arc<str>, entry: usize, change: usize) -> RawJson {
-        RawJson { source: Source::Body { text, entry, change }, value: OnceLock::new() }
+        RawJson(Source::Body { text, entry, change, value: OnceLock::new() })
     }
 
     /// The value as a JSON tree.
     pub fn value(&self) -> &Value {
-        self.value.get_or_init(|| match &self.source {
-            Source::Built => Value::Null,
-            Source::Body { text, entry, change } => serde_json::from_str::<Value>(text)
-                .ok()
-                .and_then(|mut body| {
-                    body.get_mut("entry")?
-                        .get_mut(*entry)?
-                        .get_mut("changes")?
-                        .get_mut(*change)?
-                        .get_mut("value")
-                        .map(Value::take)
-                })
-                .unwrap_or(Value::Null),
-        })
+        match &self.0 {
+            Source::Built(value) => value,
+            Source::Body { text, entry, change, value } => value.get_or_init(|| {
+                serde_json::from_str::<Value>(text)
+                    .ok()
+                    .and_then(|mut body| {
+                        body.get_mut("entry")?
+                            .get_mut(*entry)?
+                            .get_mut("changes")?
+                            .get_mut(*change)?
+                            .get_mut("value")
+                            .map(Value::take)
+                    })
+                    .unwrap_or(Value::Null)
+            }),
+        }
     }
 }
 
