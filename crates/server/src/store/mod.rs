@@ -287,10 +287,11 @@ impl Db {
     }
 }
 
-/// How often the main file's WAL is folded back: it takes the processor's writes, several MB
-/// a second, whose checkpoint fsyncs share the disk with the journal's. Every 50 ms, those
-/// fsyncs stretched the journal's (fdatasync p99 1.3 → 6 ms with every handler) and so Meta's
-/// answers (ack p99 12–13 ms); every 10 ms, ack p99 8.6–9.7 ms at the same throughput.
+/// How often the main file's WAL is folded back: it takes the processor's writes (in the
+/// benchmark with every handler, 170 MB/s), whose checkpoint fsyncs share the disk with the
+/// journal's. Every 50 ms, those fsyncs stretched the journal's (fdatasync p99 6 ms, against
+/// 1.3 with the notifications alone) and so Meta's answers (ack p99 12–13 ms); every 10 ms,
+/// ack p99 8.4–10.2 ms over 17 runs at the same throughput.
 const MAIN_CHECKPOINTS: Duration = Duration::from_millis(10);
 /// How often the journal file's WAL is folded back (more often made no difference).
 const JOURNAL_CHECKPOINTS: Duration = Duration::from_millis(50);
