@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use rand::rngs::StdRng;
 use rand::{Rng as _, RngExt as _, SeedableRng as _};
 use secrecy::SecretString;
@@ -93,23 +94,38 @@ fn random_hex(n: usize) -> String {
     hex::encode(b)
 }
 
-fn salt(rng: &mut StdRng) -> String {
-    format!("{:012x}", rng.random_range(0..1u64 << 48))
+/// A message id in the shape Meta gives them (`wamid.HBgM…`: base64 of the customer's number
+/// and 20 random hex digits), so that ids land in an index as scattered as real ones do.
+fn wamid(rng: &mut StdRng, wa: &str) -> String {
+    let mut raw = vec![0x1C, 0x18, u8::try_from(wa.len()).unwrap()];
+    raw.extend_from_slice(wa.as_bytes());
+    raw.extend_from_slice(&[0x15, 0x02, 0x00, 0x12, 0x18, 0x14]);
+    raw.extend(format!("{:020X}", rng.random_range(0..u128::MAX) >> 48).bytes());
+    raw.push(0x00);
+    format!("wamid.{}", base64::engine::general_purpose::STANDARD.encode(raw))
+}
+
+/// Meta's timestamp (Unix seconds) of body `idx`: advancing as a run's time does, about
+/// 20,000 bodies a second, the same in every run.
+fn meta_timestamp(idx: usize) -> u64 {
+    1_770_000_000 + (idx / 20_000) as u64
 }
 
 fn text_message(rng: &mut StdRng, idx: usize, k: usize, wa: &str, bsuid: &str) -> String {
     let preview = if k == 0 { format!("b{idx}") } else { format!("b{idx}.{k}") };
     format!(
-        r#"{{"from":"{wa}","from_user_id":"{bsuid}","id":"wamid.HBgN{idx:010}{k}{salt}","timestamp":"1770000000","type":"text","text":{{"body":"{preview}\nSecond line of the customer's message"}}}}"#,
-        salt = salt(rng)
+        r#"{{"from":"{wa}","from_user_id":"{bsuid}","id":"{id}","timestamp":"{at}","type":"text","text":{{"body":"{preview}\nSecond line of the customer's message"}}}}"#,
+        id = wamid(rng, wa),
+        at = meta_timestamp(idx)
     )
 }
 
 fn status(rng: &mut StdRng, idx: usize, k: usize, wa: &str, bsuid: &str) -> String {
     let s = ["sent", "delivered", "read"][k % 3];
     format!(
-        r#"{{"id":"wamid.OUT{idx:010}{k}{salt}","status":"{s}","timestamp":"1770000001","recipient_id":"{wa}","recipient_user_id":"{bsuid}","pricing":{{"billable":true,"pricing_model":"PMP","type":"regular","category":"utility"}}}}"#,
-        salt = salt(rng)
+        r#"{{"id":"{id}","status":"{s}","timestamp":"{at}","recipient_id":"{wa}","recipient_user_id":"{bsuid}","pricing":{{"billable":true,"pricing_model":"PMP","type":"regular","category":"utility"}}}}"#,
+        id = wamid(rng, wa),
+        at = meta_timestamp(idx) + 1
     )
 }
 

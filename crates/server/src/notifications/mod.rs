@@ -59,7 +59,7 @@ impl ChangeHandler for InboundMessageNotifier {
                         continue;
                     }
                     let dedupe = match &message.id {
-                        Some(id) => format!("msg:{id}"),
+                        Some(id) => message_key(id, message.timestamp),
                         None => format!("journal:{}:{}:{i}", change.journal_id, change.change_index),
                     };
                     let link = match &message.id {
@@ -113,6 +113,24 @@ impl ChangeHandler for InboundMessageNotifier {
             Ok(())
         })
     }
+}
+
+/// The key that makes a customer message one notification however often Meta delivers it:
+/// Meta's timestamp of the message, then its id. Meta's ids are scattered (base64 of the
+/// customer's number and a random part): by the timestamp first, a tenant's new keys go to the
+/// end of the key index instead of each to a random page of it, which the commit would write.
+/// (A message notified before this key had its timestamp, as `msg:<id>`, and delivered again
+/// after would be notified again.)
+pub fn message_key(wamid: &str, timestamp: Option<i64>) -> String {
+    match timestamp {
+        Some(at) => format!("msg:{at:011}:{wamid}"),
+        None => format!("msg::{wamid}"),
+    }
+}
+
+/// The message id in a customer message's notification key.
+pub fn wamid_of_key(key: &str) -> Option<&str> {
+    key.strip_prefix("msg:")?.split_once(':').map(|(_, wamid)| wamid)
 }
 
 fn actor_of(value: &MessagesValue, message: &Message) -> String {
@@ -248,6 +266,18 @@ pub async fn count_for_key(db: &Db, tenant: TenantId, dedupe_key: &str) -> Resul
         .await)
 }
 
+/// The notifications of a tenant for the customer message with this id (tests and support).
+pub async fn count_for_message(db: &Db, tenant: TenantId, wamid: &str) -> Result<usize, sqlx::Error> {
+    let keys = with_pool!(db.read(), |p| sqlx::query_scalar::<_, String>(
+        "SELECT dedupe_key FROM notifications WHERE tenant_id = $1 AND kind = 'inbound_message' AND dedupe_key LIKE '%' || $2"
+    )
+    .bind(tenant)
+    .bind(wamid)
+    .fetch_all(p)
+    .await)?;
+    Ok(keys.iter().filter(|k| wamid_of_key(k) == Some(wamid)).count())
+}
+
 /// Routes of this feature.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -360,4 +390,19 @@ async fn get_open(State(app): State<AppState>, member: TenantMember, Path(id): P
     };
     tx.commit().await?;
     Ok(Redirect::to(&link).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_key_orders_by_meta_time_and_gives_back_its_id() {
+        let earlier = message_key("wamid.HBgMNDkxNzA=", Some(1_770_000_000));
+        let later = message_key("wamid.A", Some(1_770_000_001));
+        assert!(earlier < later, "{earlier} sorts before {later}");
+        assert_eq!(wamid_of_key(&earlier), Some("wamid.HBgMNDkxNzA="));
+        assert_eq!(wamid_of_key(&message_key("wamid.B", None)), Some("wamid.B"));
+        assert_eq!(wamid_of_key("health:1:ok:2"), None);
+    }
 }

@@ -161,7 +161,7 @@ async fn a_server_killed_mid_stream_applies_every_acknowledged_message_exactly_o
     .unwrap();
     let mut applied = HashSet::new();
     for (key, users) in rows {
-        let wamid = key.strip_prefix("msg:").unwrap().to_owned();
+        let wamid = wabridge::notifications::wamid_of_key(&key).unwrap().to_owned();
         assert_eq!(users, 1, "{wamid}: one notification for the tenant's users, never twice");
         assert!(journaled.contains(&wamid), "{wamid} applied although never journaled");
         assert!(sent.contains(&wamid));

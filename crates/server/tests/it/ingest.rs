@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use wabridge::accounts::{Role, TenantId};
 use wabridge::ingest::{ChangeHandler, Effects, HandlerFuture, Registry, RoutedChange};
-use wabridge::notifications::count_for_key;
+use wabridge::notifications::count_for_message;
 use wabridge::onboarding::store::{Attachment, attach};
 use wabridge::store::Tx;
 use wabridge::{with_pool, with_tx};
@@ -141,8 +141,8 @@ async fn a_customer_message_notifies_every_user_of_the_tenant_once() {
     // Meta delivers at least once: the same body again changes nothing.
     assert_eq!(post_signed(&app, &body).await.status(), 200);
     eventually("processed", || async { wabridge::ingest::journal::pending_count(&app.db).await.unwrap() == 0 }).await;
-    assert_eq!(count_for_key(&app.db, t, "msg:wamid.ONE").await.unwrap(), 1, "one notification for owner and agent");
-    assert_eq!(count_for_key(&app.db, other, "msg:wamid.ONE").await.unwrap(), 0);
+    assert_eq!(count_for_message(&app.db, t, "wamid.ONE").await.unwrap(), 1, "one notification for owner and agent");
+    assert_eq!(count_for_message(&app.db, other, "wamid.ONE").await.unwrap(), 0);
 
     let (c, _) = app.signed_in("owner@salona.test").await;
     let html = c.get(app.url("/notifications")).send().await.unwrap().text().await.unwrap();
@@ -194,9 +194,9 @@ async fn a_batched_body_is_applied_completely() {
     assert_eq!(post_signed(&app, body.as_bytes()).await.status(), 200);
     eventually("processed", || async { wabridge::ingest::journal::pending_count(&app.db).await.unwrap() == 0 }).await;
     for id in ["wamid.1", "wamid.2", "wamid.3"] {
-        assert_eq!(count_for_key(&app.db, t, &format!("msg:{id}")).await.unwrap(), 1, "{id}");
+        assert_eq!(count_for_message(&app.db, t, id).await.unwrap(), 1, "{id}");
     }
-    assert_eq!(count_for_key(&app.db, t2, "msg:wamid.4").await.unwrap(), 1);
+    assert_eq!(count_for_message(&app.db, t2, "wamid.4").await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -253,7 +253,7 @@ async fn a_failing_handler_is_retried_alone_and_does_not_hold_back_the_others() 
     let body = text_body(&number, "4944", "Kim", &[("wamid.K", "hi")]);
     assert_eq!(post_signed(&app, &body).await.status(), 200);
     // The notifier applied at once although the flaky handler failed.
-    eventually("notified", || async { count_for_key(&app.db, t, "msg:wamid.K").await.unwrap() == 1 }).await;
+    eventually("notified", || async { count_for_message(&app.db, t, "wamid.K").await.unwrap() == 1 }).await;
     eventually("the first attempt failed", || async { calls.load(Ordering::SeqCst) >= 1 }).await;
     // Retries come after a backoff (1 s, then 2 s …); moving the clock makes them due.
     eventually("applied after two retries", || async {
@@ -265,7 +265,7 @@ async fn a_failing_handler_is_retried_alone_and_does_not_hold_back_the_others() 
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     // Three attempts wrote a row each; the two failed ones were rolled back with their failure.
     assert_eq!(count(&app, "SELECT COUNT(*) FROM tenants WHERE name = 'flaky-was-here'").await, 1, "applied exactly once");
-    assert_eq!(count_for_key(&app.db, t, "msg:wamid.K").await.unwrap(), 1, "the notifier was not applied again");
+    assert_eq!(count_for_message(&app.db, t, "wamid.K").await.unwrap(), 1, "the notifier was not applied again");
     // On SQLite the toast was committed before the failing handler's transaction, and the
     // batch applied again without it: one toast all the same.
     assert_eq!(count(&app, TOAST_EVENTS).await, 1, "one toast");
@@ -302,19 +302,19 @@ async fn on_sqlite_the_toast_is_committed_before_the_rest_of_its_batch() {
     match app.db.engine() {
         // The toast and the unread count are there while the gate holds the inbox's part.
         wabridge::store::Engine::Sqlite => {
-            eventually("notified", || async { count_for_key(&app.db, t, "msg:wamid.G").await.unwrap() == 1 }).await;
+            eventually("notified", || async { count_for_message(&app.db, t, "wamid.G").await.unwrap() == 1 }).await;
             assert_eq!(count(&app, TOAST_EVENTS).await, 1, "the toast is published");
             assert_eq!(count(&app, message).await, 0, "the inbox's part waits at the gate");
         }
         // PostgreSQL's processors claim a batch and apply it in one transaction.
         wabridge::store::Engine::Postgres => {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            assert_eq!(count_for_key(&app.db, t, "msg:wamid.G").await.unwrap(), 0, "all of the batch or nothing");
+            assert_eq!(count_for_message(&app.db, t, "wamid.G").await.unwrap(), 0, "all of the batch or nothing");
         }
     }
     gate.add_permits(1_000);
     eventually("the batch applied", || async { count(&app, message).await == 1 }).await;
-    assert_eq!(count_for_key(&app.db, t, "msg:wamid.G").await.unwrap(), 1);
+    assert_eq!(count_for_message(&app.db, t, "wamid.G").await.unwrap(), 1);
     assert_eq!(count(&app, TOAST_EVENTS).await, 1, "one toast");
 }
 

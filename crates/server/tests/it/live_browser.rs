@@ -65,7 +65,7 @@ async fn a_webhook_becomes_a_toast_bottom_right_with_the_unread_count() {
     browser.wait_for_text("#unread-count", "0").await.unwrap();
     let read = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, Option<i64>>(
         "SELECT r.read_at FROM notifications n JOIN notification_reads r ON r.notification_id = n.id JOIN users u ON u.id = r.user_id
-         WHERE u.email = 'owner@demosalon.test' AND n.dedupe_key = 'msg:wamid.BROWSER'"
+         WHERE u.email = 'owner@demosalon.test' AND n.dedupe_key LIKE 'msg:%:wamid.BROWSER'"
     )
     .fetch_optional(p)
     .await)

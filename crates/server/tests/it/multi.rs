@@ -11,7 +11,7 @@ use wabridge::ingest::journal::Journal;
 use wabridge::ingest::processor::Processor;
 use wabridge::ingest::{ChangeHandler, Effects, HandlerFuture, Registry, RoutedChange};
 use wabridge::live::LiveHub;
-use wabridge::notifications::count_for_key;
+use wabridge::notifications::count_for_message;
 use wabridge::onboarding::store::{Attachment, attach};
 use wabridge::store::{Db, Tx};
 
@@ -57,7 +57,7 @@ async fn two_instances_on_one_postgres_database_share_live_events_and_process_ea
     }
     eventually("journal drained", || async { pending(&a.db).await == 0 }).await;
     for i in 0..200 {
-        assert_eq!(count_for_key(&a.db, t, &format!("msg:wamid.M{i}")).await.unwrap(), 1, "wamid.M{i}");
+        assert_eq!(count_for_message(&a.db, t, &format!("wamid.M{i}")).await.unwrap(), 1, "wamid.M{i}");
     }
 }
 
@@ -126,7 +126,7 @@ async fn two_processors_racing_on_one_journal_never_apply_an_entry_twice() {
     assert!(seen.values().all(|&n| n == 1), "a change was applied twice");
     drop(seen);
     for i in 0..400 {
-        assert_eq!(count_for_key(&db, tenant, &format!("msg:wamid.R{i}")).await.unwrap(), 1);
+        assert_eq!(count_for_message(&db, tenant, &format!("wamid.R{i}")).await.unwrap(), 1);
     }
     db.close().await;
 }
