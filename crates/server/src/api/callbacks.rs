@@ -16,6 +16,7 @@ use wabridge_cloud_api::webhook::StatusKind;
 use crate::accounts::TenantId;
 use crate::clock::Clock;
 use crate::crypto::Keyring;
+use crate::inbox;
 use crate::ingest::{ChangeHandler, Effects, HandlerFuture, RoutedChange};
 use crate::store::{Db, Tx, keep_prepared, select_any, select_in, statement_chunks, value_rows};
 use crate::{with_pool, with_tx};
@@ -110,30 +111,37 @@ impl ChangeHandler for CallbackEvents {
             if ours.is_empty() {
                 return Ok(());
             }
-            let wamids = ours.iter().flat_map(|change| {
-                let ids = change.change.messages().iter().filter_map(|m| m.id.as_deref());
-                ids.chain(change.change.statuses().iter().filter_map(|s| s.id.as_deref())).map(|id| (change.tenant, id))
-            });
-            let wamids: Vec<(TenantId, &str)> = wamids.collect();
             #[derive(sqlx::FromRow)]
             struct Row {
                 id: i64,
                 wamid: String,
-                direction: String,
                 conversation_id: i64,
                 kind: String,
                 body: String,
                 meta_at: i64,
             }
-            const ROWS: &str = "SELECT id, wamid, direction, conversation_id, kind, body, meta_at FROM messages WHERE tenant_id = $1";
-            let stored: HashMap<(TenantId, String), Row> =
-                select_in::<Row, _>(tx, ROWS, "wamid", wamids).await?.into_iter().map(|(t, r)| ((t, r.wamid.clone()), r)).collect();
+            // Customer messages by their key, statuses by the id of what we sent.
+            let inbound: Vec<(TenantId, i64, &str)> = ours
+                .iter()
+                .flat_map(|change| change.change.messages().iter().filter_map(|m| Some((change.tenant, inbox::store::inbound_at(m, change.received_at), m.id.as_deref()?))))
+                .collect();
+            let received: HashMap<(TenantId, i64, String), Row> =
+                inbox::store::inbound_by_key::<Row>(tx, "m.id, m.wamid, m.conversation_id, m.kind, m.body, m.meta_at", &inbound)
+                    .await?
+                    .into_iter()
+                    .map(|(t, r)| ((t, r.meta_at, r.wamid.clone()), r))
+                    .collect();
+            let statuses: Vec<(TenantId, &str)> =
+                ours.iter().flat_map(|change| change.change.statuses().iter().filter_map(|s| Some((change.tenant, s.id.as_deref()?)))).collect();
+            const SENT: &str = "SELECT id, wamid FROM messages WHERE tenant_id = $1";
+            let sent: HashMap<(TenantId, String), i64> =
+                select_in::<(i64, String), _>(tx, SENT, "direction = 'out' AND wamid", statuses).await?.into_iter().map(|(t, (id, w))| ((t, w), id)).collect();
             let mut events = Vec::new();
             for change in ours {
                 let tenant = change.tenant;
                 for m in change.change.messages() {
                     let Some(wamid) = &m.id else { continue };
-                    let Some(row) = stored.get(&(tenant, wamid.clone())) else { continue };
+                    let Some(row) = received.get(&(tenant, inbox::store::inbound_at(m, change.received_at), wamid.clone())) else { continue };
                     let data = json!({
                         "message_id": row.id, "conversation_id": row.conversation_id, "wamid": wamid, "from": m.from, "from_user_id": m.from_user_id,
                         "type": row.kind, "text": row.body, "timestamp": row.meta_at,
@@ -146,7 +154,7 @@ impl ChangeHandler for CallbackEvents {
                         StatusKind::Other(_) => continue,
                         k => k.as_str(),
                     };
-                    let message = stored.get(&(tenant, wamid.clone())).filter(|r| r.direction == "out").map(|r| r.id);
+                    let message = sent.get(&(tenant, wamid.clone())).copied();
                     let data = json!({
                         "message_id": message, "wamid": wamid, "status": status, "timestamp": s.timestamp.map(|t| t * 1000),
                         "error_code": s.errors.first().and_then(|e| e.code),

@@ -143,10 +143,10 @@ async fn inbound(tx: &mut Tx, run: &[Inbound<'_>], effects: &mut Effects) -> any
         })
         .collect();
     // A redelivered message changes nothing.
-    let fresh = store::unstored(tx, &run.iter().zip(&wamids).map(|(m, w)| (m.change.tenant, w.as_ref())).collect::<Vec<_>>()).await?;
+    let meta_at = |m: &Inbound<'_>| store::inbound_at(m.message, m.change.received_at);
+    let fresh = store::unstored(tx, &run.iter().zip(&wamids).map(|(m, w)| (m.change.tenant, meta_at(m), w.as_ref())).collect::<Vec<_>>()).await?;
     let previews: Vec<String> = run.iter().map(Inbound::preview).collect();
     let payloads: Vec<std::borrow::Cow<'_, str>> = run.iter().map(Inbound::raw_json).collect();
-    let meta_at = |m: &Inbound<'_>| m.message.timestamp.map_or(m.change.received_at, |s| s * 1000);
     // Every customer message opens or restarts the window. A reaction only decorates another
     // message: it counts neither as unread nor — to stay on the safe side of 131047 — as
     // opening the window.

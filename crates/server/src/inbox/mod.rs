@@ -371,7 +371,7 @@ async fn post_react(State(app): State<AppState>, member: TenantMember, Path(id):
         return Ok(Redirect::to(&format!("/inbox/{id}?notice=window_closed")).into_response());
     }
     // Only messages of this conversation can be reacted to.
-    if store::conversation_of_wamid(&app.db, member.tenant, &form.wamid).await? != Some(id) {
+    if !store::in_conversation(&app.db, member.tenant, id, &form.wamid).await? {
         return Err(AppError::NotFound);
     }
     let to = recipient(&conversation).ok_or(AppError::NotFound)?;
@@ -444,13 +444,23 @@ async fn post_attach(State(app): State<AppState>, member: TenantMember, Path(id)
     Ok(Redirect::to(&format!("/inbox/{id}")).into_response())
 }
 
-async fn get_by_wamid(State(app): State<AppState>, member: TenantMember, Path(wamid): Path<String>) -> AppResult<Response> {
+#[derive(serde::Deserialize)]
+struct ByWamidQuery {
+    /// Meta's timestamp of the message (Unix seconds), which finds it by its key.
+    at: Option<i64>,
+}
+
+async fn get_by_wamid(State(app): State<AppState>, member: TenantMember, Path(wamid): Path<String>, Query(q): Query<ByWamidQuery>) -> AppResult<Response> {
     // A message's toast is published a moment before the message reaches the inbox (the
     // processor's second transaction of the batch, milliseconds later): a click that fast
     // waits for it, up to a second.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
-        if let Some(id) = store::conversation_of_wamid(&app.db, member.tenant, &wamid).await? {
+        let found = match q.at.and_then(|s| s.checked_mul(1000)) {
+            Some(at) => store::conversation_of_inbound(&app.db, member.tenant, at, &wamid).await?,
+            None => store::conversation_of_wamid(&app.db, member.tenant, &wamid).await?,
+        };
+        if let Some(id) = found {
             return Ok(Redirect::to(&format!("/inbox/{id}")).into_response());
         }
         if tokio::time::Instant::now() >= deadline {

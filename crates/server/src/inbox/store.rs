@@ -405,12 +405,12 @@ pub struct NewMessage<'a> {
     pub meta_at: i64,
 }
 
-/// Stores a message; `None` when Meta's id is already stored (a redelivery).
+/// Stores an outbound message; `None` when Meta's id is already stored.
 pub async fn insert_message(tx: &mut Tx, m: &NewMessage<'_>, now: i64) -> Result<Option<i64>, sqlx::Error> {
     with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, i64>(
         "INSERT INTO messages (tenant_id, conversation_id, direction, wamid, kind, body, payload, reply_to_wamid, outbox_id, status, status_rank, meta_at, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-         ON CONFLICT (tenant_id, wamid) DO NOTHING RETURNING id"
+         ON CONFLICT (tenant_id, wamid) WHERE direction = 'out' DO NOTHING RETURNING id"
     )
     .bind(m.tenant)
     .bind(m.conversation_id)
@@ -437,13 +437,57 @@ pub struct NewInbound<'a> {
     pub wamid: &'a str,
 }
 
-/// Which of the (tenant, Meta id) pairs are new: not stored yet and not an earlier pair of
-/// the same list (Meta redelivers, also within one batch). One look-up per tenant.
-pub async fn unstored(tx: &mut Tx, pairs: &[(TenantId, &str)]) -> Result<Vec<bool>, sqlx::Error> {
-    let stored: HashSet<(TenantId, String)> =
-        select_in::<(String,), _>(tx, "SELECT wamid FROM messages WHERE tenant_id = $1", "wamid", pairs.iter().copied()).await?.into_iter().map(|(t, (w,))| (t, w)).collect();
-    let mut seen: HashSet<(TenantId, &str)> = HashSet::new();
-    Ok(pairs.iter().map(|&(tenant, wamid)| !stored.contains(&(tenant, wamid.to_owned())) && seen.insert((tenant, wamid))).collect())
+/// When Meta says an inbound message was sent (Unix ms), or — a message without a timestamp,
+/// which Meta always gives — when its body arrived. With Meta's id it keys the message.
+pub fn inbound_at(message: &wabridge_cloud_api::webhook::Message, received_at: i64) -> i64 {
+    message.timestamp.map_or(received_at, |s| s * 1000)
+}
+
+/// Stored inbound messages by their key — (tenant, [`inbound_at`], Meta's id) — as `columns`
+/// of `messages m`: a seek per key. Inbound messages are indexed by time first, so that a new
+/// one is written next to the last ones instead of to a random page of an index by Meta's
+/// scattered ids; found by Meta's id alone only within a conversation.
+pub async fn inbound_by_key<R>(tx: &mut Tx, columns: &str, keys: &[(TenantId, i64, &str)]) -> Result<Vec<(TenantId, R)>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let mut by_tenant: HashMap<TenantId, Vec<(i64, &str)>> = HashMap::new();
+    for &(tenant, at, wamid) in keys {
+        by_tenant.entry(tenant).or_default().push((at, wamid));
+    }
+    let mut found = Vec::new();
+    for (tenant, mut pairs) in by_tenant {
+        pairs.sort_unstable();
+        pairs.dedup();
+        for chunk in statement_chunks(tx.engine(), &pairs) {
+            let engine = tx.engine();
+            // The keys drive the join (CROSS JOIN keeps SQLite from starting with messages).
+            let sql = format!(
+                "SELECT {columns} FROM (VALUES {}) AS v CROSS JOIN messages m
+                 WHERE m.tenant_id = {} AND m.direction = 'in' AND m.meta_at = v.column1 AND m.wamid = v.column2",
+                value_rows(engine, chunk.len(), 2, 1),
+                crate::store::param_list(engine, 1, 2 * chunk.len() + 1)
+            );
+            let rows = with_tx!(&mut *tx, |c| {
+                let mut q = sqlx::query_as::<_, R>(sqlx::AssertSqlSafe(sql.clone())).persistent(keep_prepared(engine));
+                for &(at, wamid) in chunk {
+                    q = q.bind(at).bind(wamid);
+                }
+                q.bind(tenant).fetch_all(c).await
+            })?;
+            found.extend(rows.into_iter().map(|r| (tenant, r)));
+        }
+    }
+    Ok(found)
+}
+
+/// Which inbound messages — keyed as in [`inbound_by_key`] — are new: not stored yet and not
+/// an earlier one of the same list (Meta redelivers, also within one batch).
+pub async fn unstored(tx: &mut Tx, keys: &[(TenantId, i64, &str)]) -> Result<Vec<bool>, sqlx::Error> {
+    let stored: HashSet<(TenantId, i64, String)> =
+        inbound_by_key::<(i64, String)>(tx, "m.meta_at, m.wamid", keys).await?.into_iter().map(|(t, (at, w))| (t, at, w)).collect();
+    let mut seen: HashSet<(TenantId, i64, &str)> = HashSet::new();
+    Ok(keys.iter().map(|&(tenant, at, wamid)| !stored.contains(&(tenant, at, wamid.to_owned())) && seen.insert((tenant, at, wamid))).collect())
 }
 
 /// Stores new inbound messages (see [`unstored`]) with one multi-row insert per chunk and
@@ -720,11 +764,40 @@ pub async fn messages(db: &Db, tenant: TenantId, conversation: i64, limit: i64) 
     Ok(rows)
 }
 
-/// The conversation a message (by Meta's id) belongs to, for links from notifications.
+/// The conversation of an inbound message, by its key (see [`inbound_by_key`]), for the links
+/// of its notifications.
+pub async fn conversation_of_inbound(db: &Db, tenant: TenantId, at: i64, wamid: &str) -> Result<Option<i64>, sqlx::Error> {
+    with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>(
+        "SELECT conversation_id FROM messages WHERE tenant_id = $1 AND direction = 'in' AND meta_at = $2 AND wamid = $3"
+    )
+    .bind(tenant)
+    .bind(at)
+    .bind(wamid)
+    .fetch_optional(p)
+    .await)
+}
+
+/// The conversation of a message by Meta's id alone: ours by the index of our sends, a
+/// customer's by reading the tenant's messages (the links of notifications made before
+/// their time was in them).
 pub async fn conversation_of_wamid(db: &Db, tenant: TenantId, wamid: &str) -> Result<Option<i64>, sqlx::Error> {
-    with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT conversation_id FROM messages WHERE tenant_id = $1 AND wamid = $2")
+    with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>(
+        "SELECT conversation_id FROM messages WHERE tenant_id = $1 AND direction = 'out' AND wamid = $2
+         UNION ALL SELECT conversation_id FROM messages WHERE tenant_id = $1 AND direction = 'in' AND wamid = $2 LIMIT 1"
+    )
+    .bind(tenant)
+    .bind(wamid)
+    .fetch_optional(p)
+    .await)
+}
+
+/// Whether a message (by Meta's id) is one of the conversation's.
+pub async fn in_conversation(db: &Db, tenant: TenantId, conversation: i64, wamid: &str) -> Result<bool, sqlx::Error> {
+    with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT 1 FROM messages WHERE conversation_id = $1 AND tenant_id = $2 AND wamid = $3 LIMIT 1")
+        .bind(conversation)
         .bind(tenant)
         .bind(wamid)
         .fetch_optional(p)
         .await)
+    .map(|found| found.is_some())
 }

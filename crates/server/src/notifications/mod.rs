@@ -63,7 +63,13 @@ impl ChangeHandler for InboundMessageNotifier {
                         None => format!("journal:{}:{}:{i}", change.journal_id, change.change_index),
                     };
                     let link = match &message.id {
-                        Some(id) => format!("/inbox/by-wamid/{}", url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()),
+                        Some(id) => {
+                            let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+                            match message.timestamp {
+                                Some(at) => format!("/inbox/by-wamid/{id}?at={at}"),
+                                None => format!("/inbox/by-wamid/{id}"),
+                            }
+                        }
                         None => "/inbox".to_owned(),
                     };
                     rows.push((change.tenant, dedupe, actor_of(value, message), preview_of(&message.content), link));

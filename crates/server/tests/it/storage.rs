@@ -154,3 +154,58 @@ async fn notifications_and_read_marks_survive_the_partial_index_migration() {
     });
     assert_eq!(count("SELECT COUNT(*) FROM notification_reads").await, 0);
 }
+
+/// Migration 0010 rebuilds the messages on SQLite (and swaps their key on both): every
+/// message survives with its id, a customer's message is keyed by Meta's time and id, ours by
+/// Meta's id.
+#[tokio::test]
+async fn messages_survive_the_inbound_key_migration_and_the_keys_hold() {
+    use wabridge::store::PoolRef;
+    let (url, _dir) = fresh_database_url().await;
+    let db = Db::open(&url).await.unwrap();
+    match db.write() {
+        PoolRef::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run_to(9, p).await.unwrap(),
+        PoolRef::Postgres(p) => sqlx::migrate!("./migrations/postgres").run_to(9, p).await.unwrap(),
+    }
+    let t = store::create_tenant(&db, "Salon", 1).await.unwrap();
+    const INSERT: &str = "INSERT INTO messages (tenant_id, conversation_id, direction, wamid, kind, body, payload, outbox_id, status, status_rank, meta_at, created_at)
+         VALUES ($1, $2, $3, $4, 'text', 'Hallo', '{}', NULL, 'received', 0, $5, 1) RETURNING id";
+    let insert = async |direction: &str, wamid: Option<&str>, at: i64| {
+        with_pool!(db.write(), |p| sqlx::query_scalar::<_, i64>(INSERT).bind(t).bind(1_i64).bind(direction).bind(wamid).bind(at).fetch_one(p).await)
+    };
+    let conversation = with_pool!(db.write(), |p| {
+        let customer = sqlx::query_scalar::<_, i64>("INSERT INTO customers (tenant_id, phone, created_at, updated_at) VALUES ($1, '4915112345678', 1, 1) RETURNING id")
+            .bind(t)
+            .fetch_one(p)
+            .await
+            .unwrap();
+        sqlx::query_scalar::<_, i64>(
+            "INSERT INTO conversations (tenant_id, phone_number_id, customer_id, last_message_at, last_preview, created_at) VALUES ($1, '1001', $2, 1, 'Hallo', 1) RETURNING id",
+        )
+        .bind(t)
+        .bind(customer)
+        .fetch_one(p)
+        .await
+        .unwrap()
+    });
+    assert_eq!(conversation, 1, "the insert above names conversation 1");
+    let kept = [insert("in", Some("wamid.IN"), 1_000).await.unwrap(), insert("out", Some("wamid.OUT"), 2_000).await.unwrap(), insert("out", None, 3_000).await.unwrap()];
+
+    db.migrate().await.unwrap();
+    let rows = with_pool!(db.read(), |p| sqlx::query_as::<_, (i64, String, Option<String>, i64)>("SELECT id, direction, wamid, meta_at FROM messages ORDER BY id")
+        .fetch_all(p)
+        .await)
+    .unwrap();
+    assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), kept.to_vec(), "every message kept its id");
+    assert_eq!(rows[0].2.as_deref(), Some("wamid.IN"));
+    // A customer's message again at the same time is a redelivery; ours again is a duplicate.
+    let err = insert("in", Some("wamid.IN"), 1_000).await.unwrap_err();
+    assert!(wabridge::store::is_unique_violation(&err), "{err}");
+    let err = insert("out", Some("wamid.OUT"), 9_000).await.unwrap_err();
+    assert!(wabridge::store::is_unique_violation(&err), "{err}");
+    // Sends not yet accepted by Meta have no id, any number of them.
+    insert("out", None, 4_000).await.unwrap();
+    // The keys of the two directions are apart.
+    insert("in", Some("wamid.OUT"), 2_000).await.unwrap();
+    insert("out", Some("wamid.IN"), 5_000).await.unwrap();
+}
