@@ -440,7 +440,7 @@ pub struct NewInbound<'a> {
 /// When Meta says an inbound message was sent (Unix ms), or — a message without a timestamp,
 /// which Meta always gives — when its body arrived. With Meta's id it keys the message.
 pub fn inbound_at(message: &wabridge_cloud_api::webhook::Message, received_at: i64) -> i64 {
-    message.timestamp.map_or(received_at, |s| s * 1000)
+    message.timestamp.map_or(received_at, |s| s.saturating_mul(1000))
 }
 
 /// Stored inbound messages by their key — (tenant, [`inbound_at`], Meta's id) — as `columns`
@@ -793,7 +793,7 @@ pub async fn conversation_of_wamid(db: &Db, tenant: TenantId, wamid: &str) -> Re
 
 /// Whether a message (by Meta's id) is one of the conversation's.
 pub async fn in_conversation(db: &Db, tenant: TenantId, conversation: i64, wamid: &str) -> Result<bool, sqlx::Error> {
-    with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT 1 FROM messages WHERE conversation_id = $1 AND tenant_id = $2 AND wamid = $3 LIMIT 1")
+    with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT id FROM messages WHERE conversation_id = $1 AND tenant_id = $2 AND wamid = $3 LIMIT 1")
         .bind(conversation)
         .bind(tenant)
         .bind(wamid)

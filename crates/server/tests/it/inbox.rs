@@ -107,6 +107,27 @@ async fn a_customer_writes_the_agent_replies_and_the_ticks_follow() {
 
     let page = c.get(s.app.url(&format!("/inbox/{id}/messages"))).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("✓✓ gelesen"));
+
+    // A reaction to the customer's message goes to Meta as one; only this conversation's
+    // messages can be reacted to, and an emoji is one, not a text.
+    let theirs = with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, String>("SELECT wamid FROM messages WHERE direction = 'in'").fetch_one(p).await).unwrap();
+    let react = async |wamid: &str, emoji: &str| {
+        c.post(s.app.url(&format!("/inbox/{id}/react")))
+            .form(&[("_csrf", csrf.as_str()), ("wamid", wamid), ("emoji", emoji)])
+            .send()
+            .await
+            .unwrap()
+    };
+    let resp = react(&theirs, "👍").await;
+    assert_eq!((resp.status().as_u16(), resp.headers()["location"].to_str().unwrap()), (303, format!("/inbox/{id}").as_str()));
+    eventually("the sandbox received the reaction", || async {
+        s.sandbox.control().sent_messages(None).await.unwrap().iter().any(|m| m.request["reaction"]["message_id"] == theirs.as_str() && m.request["reaction"]["emoji"] == "👍")
+    })
+    .await;
+    assert_eq!(react("wamid.SOMEONE-ELSES", "👍").await.status(), 404);
+    assert_eq!(react(&theirs, "").await.status(), 400);
+    assert_eq!(react(&theirs, "not an emoji at all").await.status(), 400);
+    assert_eq!(s.sandbox.control().sent_messages(None).await.unwrap().len(), 2, "the reply and the one reaction");
 }
 
 #[tokio::test]
