@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::accounts::TenantId;
 use crate::live::{self, LiveHub, NewEvent};
 use crate::outbox::OutboxId;
-use crate::store::{Db, Tx, Val, insert_ids, keep_prepared, select_in, statement_chunks, value_rows};
+use crate::store::{Db, Tx, Val, insert_ids, keep_prepared, keys_by_tenant, param_list, select_in, statement_chunks, value_rows};
 use crate::{with_pool, with_tx};
 
 /// Order of statuses; a message's status only ever moves up (failed is final).
@@ -451,14 +451,8 @@ pub async fn inbound_by_key<R>(tx: &mut Tx, columns: &str, keys: &[(TenantId, i6
 where
     R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
 {
-    let mut by_tenant: HashMap<TenantId, Vec<(i64, &str)>> = HashMap::new();
-    for &(tenant, at, wamid) in keys {
-        by_tenant.entry(tenant).or_default().push((at, wamid));
-    }
     let mut found = Vec::new();
-    for (tenant, mut pairs) in by_tenant {
-        pairs.sort_unstable();
-        pairs.dedup();
+    for (tenant, pairs) in keys_by_tenant(keys.iter().map(|&(tenant, at, wamid)| (tenant, (at, wamid)))) {
         for chunk in statement_chunks(tx.engine(), &pairs) {
             let engine = tx.engine();
             // The keys drive the join (CROSS JOIN keeps SQLite from starting with messages).
@@ -466,7 +460,7 @@ where
                 "SELECT {columns} FROM (VALUES {}) AS v CROSS JOIN messages m
                  WHERE m.tenant_id = {} AND m.direction = 'in' AND m.meta_at = v.column1 AND m.wamid = v.column2",
                 value_rows(engine, chunk.len(), 2, 1),
-                crate::store::param_list(engine, 1, 2 * chunk.len() + 1)
+                param_list(engine, 1, 2 * chunk.len() + 1)
             );
             let rows = with_tx!(&mut *tx, |c| {
                 let mut q = sqlx::query_as::<_, R>(sqlx::AssertSqlSafe(sql.clone())).persistent(keep_prepared(engine));

@@ -545,6 +545,20 @@ pub async fn insert_ids(tx: &mut Tx, head: &str, cols: usize, values: &[Val<'_>]
     Ok(ids)
 }
 
+/// A batch's keys per tenant, each tenant's sorted and without repeats (one look-up per
+/// tenant and chunk of keys).
+pub fn keys_by_tenant<K: Ord>(keys: impl IntoIterator<Item = (TenantId, K)>) -> foldhash::HashMap<TenantId, Vec<K>> {
+    let mut wanted: foldhash::HashMap<TenantId, Vec<K>> = foldhash::HashMap::default();
+    for (tenant, key) in keys {
+        wanted.entry(tenant).or_default().push(key);
+    }
+    for keys in wanted.values_mut() {
+        keys.sort_unstable();
+        keys.dedup();
+    }
+    wanted
+}
+
 /// The rows of `select` — a query whose WHERE clause names the tenant as `$1` — for which
 /// `column` is one of the tenant's keys among `keys`: one statement per tenant and chunk of
 /// keys, for the hot path's look-ups of a whole batch.
@@ -558,14 +572,8 @@ where
     R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
     K: for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send + Sync + Ord,
 {
-    let mut wanted: foldhash::HashMap<TenantId, Vec<K>> = foldhash::HashMap::default();
-    for (tenant, key) in keys {
-        wanted.entry(tenant).or_default().push(key);
-    }
     let mut found = Vec::new();
-    for (tenant, mut keys) in wanted {
-        keys.sort_unstable();
-        keys.dedup();
+    for (tenant, keys) in keys_by_tenant(keys) {
         for chunk in statement_chunks(tx.engine(), &keys) {
             let engine = tx.engine();
             let sql = format!("{} AND {column} IN ({})", select.replace("$1", &param_list(engine, 1, 1)), param_list(engine, chunk.len(), 2));
