@@ -55,10 +55,12 @@ struct Args {
     drain: Option<usize>,
     /// With `--drain`: journal the bodies but apply none (what the fill alone costs).
     fill_only: bool,
+    /// Leave the database behind (SQLite: its folder is printed) to look at afterwards.
+    keep: bool,
 }
 
 fn args() -> Args {
-    let mut a = Args { seconds: 10, connections: 64, db: "sqlite".to_owned(), handlers: "all".to_owned(), rate: None, reference: false, streams: 1, drain: None, fill_only: false };
+    let mut a = Args { seconds: 10, connections: 64, db: "sqlite".to_owned(), handlers: "all".to_owned(), rate: None, reference: false, streams: 1, drain: None, fill_only: false, keep: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -70,10 +72,11 @@ fn args() -> Args {
             "--reference" => a.reference = true,
             "--drain" => a.drain = Some(it.next().and_then(|v| v.parse().ok()).expect("--drain BODIES")),
             "--fill-only" => a.fill_only = true,
+            "--keep" => a.keep = true,
             "--streams" => a.streams = it.next().and_then(|v| v.parse().ok()).filter(|&n| n >= 1).expect("--streams N (at least 1)"),
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
-            other => panic!("unknown argument {other}; use --seconds N --connections N --db sqlite|postgres --handlers all|notifications --rate N --streams N --reference --drain BODIES [--fill-only]"),
+            other => panic!("unknown argument {other}; use --seconds N --connections N --db sqlite|postgres --handlers all|notifications --rate N --streams N --reference --drain BODIES [--fill-only] --keep"),
         }
     }
     a
@@ -514,9 +517,13 @@ async fn setup(kind: &str) -> Setup {
 }
 
 impl Setup {
-    /// Closes the database and removes it.
-    async fn remove(self) {
+    /// Closes the database and removes it, unless it is to be kept.
+    async fn remove(self, keep: bool) {
         self.db.close().await;
+        if keep {
+            println!("  database kept                  {}", self.url);
+            return;
+        }
         if let Some(dir) = self.dir {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -583,7 +590,7 @@ async fn run_drain(args: Args, bodies: usize) {
         println!("  applied                        {:>9.0} messages/s   ({:.0} bodies/s, {elapsed:.2} s)", items as f64 / elapsed, bodies as f64 / elapsed);
         println!("  CPU used                       {cpu:.2} s = {:.1} ms per 1000 messages", cpu * 1e6 / items.max(1) as f64);
     }
-    set.remove().await;
+    set.remove(args.keep).await;
 }
 
 async fn run(args: Args) {
@@ -684,7 +691,7 @@ async fn run(args: Args) {
 
     let _ = stop_server.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-    set.remove().await;
+    set.remove(args.keep).await;
 }
 
 fn main() {

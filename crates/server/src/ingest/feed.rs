@@ -76,6 +76,21 @@ struct State {
     committed_through: i64,
 }
 
+impl State {
+    /// The entries `after + 1, after + 2, …` that are here, at most `limit`.
+    fn run_after(&self, after: i64, limit: usize) -> Vec<Arc<FedEntry>> {
+        let start = self.entries.partition_point(|e| e.id <= after);
+        let mut run: Vec<Arc<FedEntry>> = Vec::new();
+        for entry in self.entries.range(start..).take(limit) {
+            if entry.id != after + 1 + run.len() as i64 {
+                break;
+            }
+            run.push(entry.clone());
+        }
+        run
+    }
+}
+
 impl Feed {
     /// Starts the parser task; it ends when the feed is no longer held elsewhere.
     pub fn start() -> Arc<Feed> {
@@ -116,23 +131,24 @@ impl Feed {
     /// Forgets entries up to `cursor` (applied) and returns the run that follows it without
     /// a gap, at most `limit` long; empty when the next entry is not here.
     pub fn take_after(&self, cursor: i64, limit: usize) -> Vec<Arc<FedEntry>> {
-        let mut state = self.lock();
-        while state.entries.front().is_some_and(|e| e.id <= cursor) {
-            if let Some(e) = state.entries.pop_front() {
-                state.bytes -= e.body.len();
-                state.retired.push(e);
+        let run = {
+            let mut state = self.lock();
+            while state.entries.front().is_some_and(|e| e.id <= cursor) {
+                if let Some(e) = state.entries.pop_front() {
+                    state.bytes -= e.body.len();
+                    state.retired.push(e);
+                }
             }
-        }
-        let mut run: Vec<Arc<FedEntry>> = Vec::new();
-        for entry in state.entries.iter().take(limit) {
-            if entry.id != cursor + 1 + run.len() as i64 {
-                break;
-            }
-            run.push(entry.clone());
-        }
-        drop(state);
+            state.run_after(cursor, limit)
+        };
         self.work.notify_one();
         run
+    }
+
+    /// The run that follows `after` without a gap, at most `limit` long, forgetting nothing:
+    /// what the processor looks at ahead of what it has applied.
+    pub fn peek_after(&self, after: i64, limit: usize) -> Vec<Arc<FedEntry>> {
+        self.lock().run_after(after, limit)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -193,6 +209,20 @@ mod tests {
         let (_, retired) = feed.to_parse();
         assert_eq!(ids(&retired), vec![1, 2, 3]);
         assert!(feed.take_after(5, 10).is_empty());
+    }
+
+    #[test]
+    fn a_look_ahead_forgets_nothing() {
+        let feed = Feed::default();
+        feed.push(entries(1..=6));
+        assert_eq!(ids(&feed.take_after(0, 2)), vec![1, 2]);
+        assert_eq!(ids(&feed.peek_after(2, 3)), vec![3, 4, 5]);
+        assert_eq!(ids(&feed.peek_after(4, 10)), vec![5, 6]);
+        assert!(feed.peek_after(6, 10).is_empty());
+        // Nothing after the cursor was retired by looking ahead.
+        assert_eq!(ids(&feed.take_after(2, 10)), vec![3, 4, 5, 6]);
+        let (_, retired) = feed.to_parse();
+        assert_eq!(ids(&retired), vec![1, 2]);
     }
 
     #[test]

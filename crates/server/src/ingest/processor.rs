@@ -25,6 +25,10 @@ use crate::with_tx;
 
 /// Journal entries applied per transaction.
 const BATCH: i64 = 512;
+/// How many journal entries after its batch SQLite's processor notifies ahead of applying
+/// them (see [`Processor::apply_batch`]): more than a batch, so that it reaches what has just
+/// come in even while the rest of the work is batches behind.
+const AHEAD: usize = 4 * BATCH as usize;
 /// Processors per instance on PostgreSQL (SQLite runs one: it has one writer).
 pub const POSTGRES_PROCESSORS: usize = 3;
 /// A batch smaller than this is followed by [`GATHER_PAUSE`] before the next one.
@@ -57,6 +61,9 @@ struct Known {
     applied_through: AtomicI64,
     /// No retry is due before this time (Unix ms; `UNKNOWN` when not known).
     next_retry_at: AtomicI64,
+    /// The handlers that apply first (the toasts) are applied and committed for every entry up
+    /// to this id (`UNKNOWN` when not known); not forgotten, this process committed it.
+    notified_through: AtomicI64,
 }
 
 /// Not known: ask the database.
@@ -64,7 +71,7 @@ const UNKNOWN: i64 = -1;
 
 impl Default for Known {
     fn default() -> Known {
-        Known { applied_through: AtomicI64::new(UNKNOWN), next_retry_at: AtomicI64::new(UNKNOWN) }
+        Known { applied_through: AtomicI64::new(UNKNOWN), next_retry_at: AtomicI64::new(UNKNOWN), notified_through: AtomicI64::new(UNKNOWN) }
     }
 }
 
@@ -236,10 +243,30 @@ impl Processor {
             // rest of the batch follows in a second transaction with the cursor. A toast then
             // waits for its own batch's cheap part instead of for the whole batch. A crash in
             // between applies the batch again, the first part finding its work done.
-            self.apply_runs(&mut tx, &routed, Some(true), &mut effects).await?;
+            //
+            // The first part also runs ahead: it takes the entries that came in after the
+            // batch (as many as `AHEAD`), so that under a backlog a toast waits for one
+            // batch's rest, not for the rest of every batch before it. Entries it took are not
+            // notified again when their batch comes (a restart forgets that and applies them
+            // again, finding their work done). Their routing is only read here: what no
+            // tenant or handler takes is kept for support when their batch comes.
+            let notified = self.known.notified_through.load(Ordering::Relaxed);
+            let last = rows.iter().map(|r| r.id).max().unwrap_or(cursor);
+            let ahead = self.feed.as_ref().map(|f| f.peek_after(last.max(notified), AHEAD)).unwrap_or_default();
+            let mut first: Vec<RoutedChange<'_>> = routed.iter().filter(|c| c.journal_id > notified).copied().collect();
+            if !ahead.is_empty() {
+                let named: Vec<ChangeRef<'_>> = ahead.iter().filter_map(|r| r.parsed()).flat_map(|b| b.changes()).collect();
+                let routes = RouteCache::load(&mut tx, &named).await?;
+                for row in &ahead {
+                    route_entry(row, &self.registry, now, &routes, &mut first, &mut Vec::new());
+                }
+            }
+            self.apply_runs(&mut tx, &first, Some(true), &mut effects).await?;
             let stored = live::store_events(&mut tx, &effects.events, now).await?;
             tx.commit().await?;
             self.live.published(&self.db, stored);
+            let through = ahead.last().map_or(last, |r| r.id);
+            self.known.notified_through.store(through.max(notified), Ordering::Relaxed);
             effects = Effects::default();
             tx = self.db.begin().await?;
             if journal::sqlite_cursor(&mut tx).await? != cursor {
@@ -416,6 +443,15 @@ async fn owners(tx: &mut Tx, select: &str, mut keys: Vec<&str>) -> Result<HashMa
     Ok(select_any::<(String, TenantId), _>(tx, select, &keys).await?.into_iter().collect())
 }
 
+/// A body, or a change of one, that no tenant or handler takes: kept for support.
+struct Unhandled<'a> {
+    change_index: i64,
+    field: Option<&'a str>,
+    reason: &'static str,
+    tenant: Option<TenantId>,
+    raw: String,
+}
+
 /// Routes the changes of one body to their tenants; those that no tenant or no handler owns
 /// are kept for support. Returns how many changes the body has.
 async fn route_body<'a>(
@@ -426,32 +462,50 @@ async fn route_body<'a>(
     routes: &RouteCache,
     routed: &mut Vec<RoutedChange<'a>>,
 ) -> anyhow::Result<u64> {
+    let mut kept = Vec::new();
+    let count = route_entry(row, registry, now, routes, routed, &mut kept);
+    for u in kept {
+        unhandled(tx, row.id, u.change_index, u.field, u.reason, u.tenant, &u.raw, now).await?;
+    }
+    Ok(count)
+}
+
+/// Which tenant and handlers take each change of a body (into `routed`) and what nobody
+/// takes (into `kept`); returns how many changes the body has.
+fn route_entry<'a>(
+    row: &'a FedEntry,
+    registry: &Registry,
+    now: i64,
+    routes: &RouteCache,
+    routed: &mut Vec<RoutedChange<'a>>,
+    kept: &mut Vec<Unhandled<'a>>,
+) -> u64 {
+    let whole = |reason| Unhandled { change_index: -1, field: None, reason, tenant: None, raw: String::from_utf8_lossy(&row.body).into_owned() };
     let Some(body) = row.parsed() else {
-        unhandled(tx, row.id, -1, None, "not_json", None, &String::from_utf8_lossy(&row.body), now).await?;
-        return Ok(0);
+        kept.push(whole("not_json"));
+        return 0;
     };
     let mut count = 0;
     for (index, change) in body.changes().enumerate() {
-        let index = i64::try_from(index).unwrap_or(i64::MAX);
+        let change_index = i64::try_from(index).unwrap_or(i64::MAX);
         count += 1;
         let field = change.field().as_str();
-        let tenant = routes.route(&change);
         let raw = || change.change.raw_value.to_string();
-        let Some(tenant) = tenant else {
+        let Some(tenant) = routes.route(&change) else {
             let reason = if matches!(change.field(), WebhookField::Messages) { "unknown_number" } else { "unknown_waba" };
-            unhandled(tx, row.id, index, Some(field), reason, None, &raw(), now).await?;
+            kept.push(Unhandled { change_index, field: Some(field), reason, tenant: None, raw: raw() });
             continue;
         };
         if registry.handlers(field).is_empty() {
-            unhandled(tx, row.id, index, Some(field), "no_handler", Some(tenant), &raw(), now).await?;
+            kept.push(Unhandled { change_index, field: Some(field), reason: "no_handler", tenant: Some(tenant), raw: raw() });
             continue;
         }
-        routed.push(RoutedChange { journal_id: row.id, change_index: index, tenant, change, received_at: row.received_at, now });
+        routed.push(RoutedChange { journal_id: row.id, change_index, tenant, change, received_at: row.received_at, now });
     }
     if count == 0 {
-        unhandled(tx, row.id, -1, None, "no_changes", None, &String::from_utf8_lossy(&row.body), now).await?;
+        kept.push(whole("no_changes"));
     }
-    Ok(count)
+    count
 }
 
 async fn exec(tx: &mut Tx, sql: &'static str) -> Result<(), sqlx::Error> {

@@ -422,6 +422,81 @@ async fn a_backlog_left_by_an_earlier_run_is_applied_batch_after_batch() {
     assert_eq!(processor.process_batch().await.unwrap(), 0, "and then nothing");
 }
 
+/// Under a backlog, SQLite's processor commits the toasts of what came after its batch ahead
+/// of the rest of that batch: a toast does not wait for every batch before it. PostgreSQL's
+/// processors apply a claimed batch in one transaction.
+#[tokio::test]
+async fn under_a_backlog_toasts_run_ahead_of_the_batches_before_them() {
+    use futures_util::future::join_all;
+    let (url, _dir) = crate::helpers::fresh_database_url().await;
+    let db = wabridge::store::Db::open(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    let clock = wabridge::clock::Clock::default();
+    let now = clock.now_ms();
+    let t = wabridge::accounts::store::create_tenant(&db, "Salon Vorlauf", now).await.unwrap();
+    let number = "PN-AHEAD";
+    let a = Attachment { waba_id: "WABA-AHEAD", business_id: None, phone_number_id: number, display_phone_number: None, token_ciphertext: None, status: "connected" };
+    attach(&db, t, &a, now).await.unwrap();
+    // 600 bodies (more than a batch of 512): a customer message first and last, nothing for
+    // anyone in between.
+    let journal = wabridge::ingest::journal::Journal::start(db.clone(), clock.clone());
+    let body = |i: usize| match i {
+        0 => text_body(number, "4977", "Erste", &[("wamid.AHEAD-FIRST", "vorne")]),
+        599 => text_body(number, "4978", "Letzte", &[("wamid.AHEAD-LAST", "hinten")]),
+        _ => format!(r#"{{"object":"whatsapp_business_account","entry":[{{"id":"between-{i}","changes":[]}}]}}"#).into_bytes(),
+    };
+    // In this order: the first body, 598 appended together, the last.
+    journal.append(bytes::Bytes::from(body(0))).await.unwrap();
+    for result in join_all((1..599).map(|i| journal.append(bytes::Bytes::from(body(i))))).await {
+        result.unwrap();
+    }
+    journal.append(bytes::Bytes::from(body(599))).await.unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let registry = Registry::standard().subscribe("messages", Arc::new(Gate(gate.clone())));
+    let processor = wabridge::ingest::processor::Processor::new(db.clone(), clock, registry, wabridge::live::LiveHub::default(), Arc::default())
+        .with_feed(journal.feed.clone());
+    let first_batch = tokio::spawn({
+        let processor = processor.clone();
+        async move { processor.process_batch().await.unwrap() }
+    });
+    let last_message = "SELECT COUNT(*) FROM messages WHERE wamid = 'wamid.AHEAD-LAST'";
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move { with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await).unwrap() }
+    };
+    match db.engine() {
+        // The first batch waits at the gate; the toast of the 600th body is already there.
+        wabridge::store::Engine::Sqlite => {
+            eventually("the last body notified", || async { count_for_message(&db, t, "wamid.AHEAD-LAST").await.unwrap() == 1 }).await;
+            assert_eq!(count_for_message(&db, t, "wamid.AHEAD-FIRST").await.unwrap(), 1);
+            assert_eq!(count(TOAST_EVENTS).await, 1, "both toasts published in one commit");
+        }
+        wabridge::store::Engine::Postgres => {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(count_for_message(&db, t, "wamid.AHEAD-FIRST").await.unwrap(), 0, "all of a batch or nothing");
+            assert_eq!(count_for_message(&db, t, "wamid.AHEAD-LAST").await.unwrap(), 0);
+        }
+    }
+    assert!(!first_batch.is_finished(), "the first batch still waits at the gate");
+    gate.add_permits(1_000);
+    assert_eq!(first_batch.await.unwrap(), 512);
+    assert_eq!(count(last_message).await, 0, "the 600th body's own batch has not been applied");
+    assert_eq!(processor.process_batch().await.unwrap(), 88);
+    assert_eq!(processor.process_batch().await.unwrap(), 0);
+    // Applied once each: one message, one notification, one toast.
+    assert_eq!(count(last_message).await, 1);
+    for wamid in ["wamid.AHEAD-FIRST", "wamid.AHEAD-LAST"] {
+        assert_eq!(count_for_message(&db, t, wamid).await.unwrap(), 1, "{wamid} notified once");
+    }
+    let toasts = count("SELECT COUNT(*) FROM notifications WHERE kind = 'inbound_message'").await;
+    assert_eq!(toasts, 2);
+    if db.engine() == wabridge::store::Engine::Sqlite {
+        assert_eq!(count(TOAST_EVENTS).await, 1, "no toast published twice");
+    }
+    // What nobody handles in between is kept for support by its own batch, as always.
+    assert_eq!(count("SELECT COUNT(*) FROM webhook_unhandled WHERE reason = 'no_changes'").await, 598);
+}
+
 /// The events of one commit for one audience share a row: three messages in one body make one
 /// row (on SQLite two: the toasts are committed ahead of the rest), which reaches the stream
 /// as every one of its events in order, the row's id on the last — and a browser that saw only
