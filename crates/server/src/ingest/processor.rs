@@ -26,9 +26,11 @@ use crate::with_tx;
 /// Journal entries applied per transaction.
 const BATCH: i64 = 512;
 /// How many journal entries after its batch SQLite's processor notifies ahead of applying
-/// them (see [`Processor::apply_batch`]): more than a batch, so that it reaches what has just
-/// come in even while the rest of the work is batches behind.
-const AHEAD: usize = 4 * BATCH as usize;
+/// them (see [`Processor::apply_batch`]): many batches, so that it reaches what has just come
+/// in even while the rest of the work is far behind (with four batches, a run that
+/// acknowledged faster than it applied left the toasts seconds late; the feed's memory bounds
+/// what it can look at anyway).
+const AHEAD: usize = 16 * BATCH as usize;
 /// Processors per instance on PostgreSQL (SQLite runs one: it has one writer).
 pub const POSTGRES_PROCESSORS: usize = 3;
 /// A batch smaller than this is followed by [`GATHER_PAUSE`] before the next one.
