@@ -451,11 +451,14 @@ struct ByWamidQuery {
 }
 
 async fn get_by_wamid(State(app): State<AppState>, member: TenantMember, Path(wamid): Path<String>, Query(q): Query<ByWamidQuery>) -> AppResult<Response> {
-    // A message's toast is published a moment before the message reaches the inbox (the
-    // processor's second transaction of the batch, milliseconds later): a click that fast
-    // waits for it, up to a second.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    // A message's toast is published before the message reaches the inbox: milliseconds
+    // before, or under a backlog as long as the processor is behind (its toasts run ahead). A
+    // click meanwhile waits for the message while the journal still holds unapplied bodies —
+    // up to ten seconds — and is answered at once when nothing is pending.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
+        // Counted before the look-up: when nothing was pending, a message not found is not coming.
+        let pending = crate::ingest::journal::pending_count(&app.db).await?;
         let found = match q.at.and_then(|s| s.checked_mul(1000)) {
             Some(at) => store::conversation_of_inbound(&app.db, member.tenant, at, &wamid).await?,
             None => store::conversation_of_wamid(&app.db, member.tenant, &wamid).await?,
@@ -463,7 +466,7 @@ async fn get_by_wamid(State(app): State<AppState>, member: TenantMember, Path(wa
         if let Some(id) = found {
             return Ok(Redirect::to(&format!("/inbox/{id}")).into_response());
         }
-        if tokio::time::Instant::now() >= deadline {
+        if pending == 0 || tokio::time::Instant::now() >= deadline {
             return Err(AppError::NotFound);
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

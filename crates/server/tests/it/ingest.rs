@@ -296,6 +296,7 @@ async fn on_sqlite_the_toast_is_committed_before_the_rest_of_its_batch() {
     let registry = Registry::standard().subscribe("messages", Arc::new(Gate(gate.clone())));
     let app = spawn_app_with_registry(registry).await;
     let (t, number) = tenant_with_number(&app, "Salon A").await;
+    let (c, _) = app.signed_in("owner@salona.test").await;
     let body = text_body(&number, "4955", "Lu", &[("wamid.G", "hallo")]);
     assert_eq!(post_signed(&app, &body).await.status(), 200);
     let message = "SELECT COUNT(*) FROM messages WHERE wamid = 'wamid.G'";
@@ -312,7 +313,15 @@ async fn on_sqlite_the_toast_is_committed_before_the_rest_of_its_batch() {
             assert_eq!(count_for_message(&app.db, t, "wamid.G").await.unwrap(), 0, "all of the batch or nothing");
         }
     }
+    // A click on the toast meanwhile waits for the message instead of finding nothing.
+    let click = tokio::spawn(c.get(app.url("/inbox/by-wamid/wamid.G?at=1764000000")).send());
+    // Longer than the second a click used to wait.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(!click.is_finished(), "the click waits while the message is pending");
     gate.add_permits(1_000);
+    let resp = click.await.unwrap().unwrap();
+    let conversation = count(&app, "SELECT conversation_id FROM messages WHERE wamid = 'wamid.G'").await;
+    assert_eq!(resp.headers()["location"].to_str().unwrap(), format!("/inbox/{conversation}"));
     eventually("the batch applied", || async { count(&app, message).await == 1 }).await;
     assert_eq!(count_for_message(&app.db, t, "wamid.G").await.unwrap(), 1);
     assert_eq!(count(&app, TOAST_EVENTS).await, 1, "one toast");
