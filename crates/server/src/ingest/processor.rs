@@ -260,7 +260,7 @@ impl Processor {
                 let named: Vec<ChangeRef<'_>> = ahead.iter().filter_map(|r| r.parsed()).flat_map(|b| b.changes()).collect();
                 let routes = RouteCache::load(&mut tx, &named).await?;
                 for row in &ahead {
-                    route_entry(row, &self.registry, now, &routes, &mut first, &mut Vec::new());
+                    route_entry(row, &self.registry, now, &routes, &mut first, None);
                 }
             }
             self.apply_runs(&mut tx, &first, Some(true), &mut effects).await?;
@@ -465,26 +465,31 @@ async fn route_body<'a>(
     routed: &mut Vec<RoutedChange<'a>>,
 ) -> anyhow::Result<u64> {
     let mut kept = Vec::new();
-    let count = route_entry(row, registry, now, routes, routed, &mut kept);
+    let count = route_entry(row, registry, now, routes, routed, Some(&mut kept));
     for u in kept {
         unhandled(tx, row.id, u.change_index, u.field, u.reason, u.tenant, &u.raw, now).await?;
     }
     Ok(count)
 }
 
-/// Which tenant and handlers take each change of a body (into `routed`) and what nobody
-/// takes (into `kept`); returns how many changes the body has.
+/// Which tenant and handlers take each change of a body (into `routed`) and, if asked, what
+/// nobody takes (into `kept`); returns how many changes the body has.
 fn route_entry<'a>(
     row: &'a FedEntry,
     registry: &Registry,
     now: i64,
     routes: &RouteCache,
     routed: &mut Vec<RoutedChange<'a>>,
-    kept: &mut Vec<Unhandled<'a>>,
+    mut kept: Option<&mut Vec<Unhandled<'a>>>,
 ) -> u64 {
+    let mut keep = |make: &dyn Fn() -> Unhandled<'a>| {
+        if let Some(kept) = kept.as_deref_mut() {
+            kept.push(make());
+        }
+    };
     let whole = |reason| Unhandled { change_index: -1, field: None, reason, tenant: None, raw: String::from_utf8_lossy(&row.body).into_owned() };
     let Some(body) = row.parsed() else {
-        kept.push(whole("not_json"));
+        keep(&|| whole("not_json"));
         return 0;
     };
     let mut count = 0;
@@ -495,17 +500,17 @@ fn route_entry<'a>(
         let raw = || change.change.raw_value.to_string();
         let Some(tenant) = routes.route(&change) else {
             let reason = if matches!(change.field(), WebhookField::Messages) { "unknown_number" } else { "unknown_waba" };
-            kept.push(Unhandled { change_index, field: Some(field), reason, tenant: None, raw: raw() });
+            keep(&|| Unhandled { change_index, field: Some(field), reason, tenant: None, raw: raw() });
             continue;
         };
         if registry.handlers(field).is_empty() {
-            kept.push(Unhandled { change_index, field: Some(field), reason: "no_handler", tenant: Some(tenant), raw: raw() });
+            keep(&|| Unhandled { change_index, field: Some(field), reason: "no_handler", tenant: Some(tenant), raw: raw() });
             continue;
         }
         routed.push(RoutedChange { journal_id: row.id, change_index, tenant, change, received_at: row.received_at, now });
     }
     if count == 0 {
-        kept.push(whole("no_changes"));
+        keep(&|| whole("no_changes"));
     }
     count
 }
