@@ -57,10 +57,13 @@ struct Args {
     fill_only: bool,
     /// Leave the database behind (SQLite: its folder is printed) to look at afterwards.
     keep: bool,
+    /// Customers drawn from this many (returning customers); without it every body comes
+    /// from a new customer.
+    customers: Option<u64>,
 }
 
 fn args() -> Args {
-    let mut a = Args { seconds: 10, connections: 64, db: "sqlite".to_owned(), handlers: "all".to_owned(), rate: None, reference: false, streams: 1, drain: None, fill_only: false, keep: false };
+    let mut a = Args { seconds: 10, connections: 64, db: "sqlite".to_owned(), handlers: "all".to_owned(), rate: None, reference: false, streams: 1, drain: None, fill_only: false, keep: false, customers: None };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -73,10 +76,11 @@ fn args() -> Args {
             "--drain" => a.drain = Some(it.next().and_then(|v| v.parse().ok()).expect("--drain BODIES")),
             "--fill-only" => a.fill_only = true,
             "--keep" => a.keep = true,
+            "--customers" => a.customers = Some(it.next().and_then(|v| v.parse().ok()).filter(|&n| n >= 1).expect("--customers N (at least 1)")),
             "--streams" => a.streams = it.next().and_then(|v| v.parse().ok()).filter(|&n| n >= 1).expect("--streams N (at least 1)"),
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
-            other => panic!("unknown argument {other}; use --seconds N --connections N --db sqlite|postgres --handlers all|notifications --rate N --streams N --reference --drain BODIES [--fill-only] --keep"),
+            other => panic!("unknown argument {other}; use --seconds N --connections N --db sqlite|postgres --handlers all|notifications --rate N --streams N --reference --drain BODIES [--fill-only] --keep --customers N"),
         }
     }
     a
@@ -133,15 +137,32 @@ fn status(rng: &mut StdRng, idx: usize, k: usize, wa: &str, bsuid: &str) -> Stri
 }
 
 /// Body `idx` in Meta's 2026 shape, with the issue's mix; the same for the same `idx` in
-/// every run (each run has a fresh database), so that runs of `--drain` compare.
-fn body(idx: usize, numbers: &[String], waba: &str) -> (String, u32, bool) {
+/// every run (each run has a fresh database), so that runs of `--drain` compare. From a new
+/// customer each, or with `customers`, from one of that many (their number, BSUID and name
+/// follow from which one).
+fn body(idx: usize, numbers: &[String], waba: &str, customers: Option<u64>) -> (String, u32, bool) {
     let mut rng = StdRng::seed_from_u64(idx as u64);
     let rng = &mut rng;
     let number = &numbers[idx % numbers.len()];
-    let wa = format!("49170{:07}", rng.random_range(0..10_000_000));
-    let bsuid = format!("DE.{}", rng.random_range(1_000_000_000_000_000u64..9_000_000_000_000_000));
+    let (wa, bsuid, name) = match customers {
+        None => (
+            format!("49170{:07}", rng.random_range(0..10_000_000)),
+            format!("DE.{}", rng.random_range(1_000_000_000_000_000u64..9_000_000_000_000_000)),
+            idx as u64,
+        ),
+        Some(n) => {
+            let c = rng.random_range(0..n);
+            // Scattered like real numbers and BSUIDs, the same for the same customer.
+            let mut of = StdRng::seed_from_u64(c ^ 0x5eed_c057_0e25);
+            (
+                format!("49170{:07}", of.random_range(0..10_000_000)),
+                format!("DE.{}", of.random_range(1_000_000_000_000_000u64..9_000_000_000_000_000)),
+                c,
+            )
+        }
+    };
     let roll = rng.random_range(0..100);
-    let contacts = format!(r#"[{{"profile":{{"name":"Kunde {idx}"}},"wa_id":"{wa}","user_id":"{bsuid}"}}]"#);
+    let contacts = format!(r#"[{{"profile":{{"name":"Kunde {name}"}},"wa_id":"{wa}","user_id":"{bsuid}"}}]"#);
     let (kind, list, n, timed) = if roll < 55 {
         ("messages", vec![text_message(rng, idx, 0, &wa, &bsuid)], 1, true)
     } else if roll < 65 {
@@ -159,6 +180,14 @@ fn body(idx: usize, numbers: &[String], waba: &str) -> (String, u32, bool) {
         list.join(",")
     );
     (json, u32::try_from(n).unwrap(), timed)
+}
+
+/// Where the bodies' customers come from, for the report.
+fn customers_label(customers: Option<u64>) -> String {
+    match customers {
+        None => "a new customer per body".to_owned(),
+        Some(n) => format!("customers from {n}"),
+    }
 }
 
 fn request(json: &str, secret: &SecretString) -> Vec<u8> {
@@ -358,13 +387,13 @@ async fn pending_bodies(db: &Db) -> i64 {
 
 /// Enough distinct pre-signed bodies for a run at 100,000 messages a second (2.5 times the
 /// target; on a fast machine the server with its own handler alone acknowledged 52,000).
-fn presign(seconds: u64, numbers: &[String], waba: &str) -> Arc<Vec<Request>> {
+fn presign(seconds: u64, numbers: &[String], waba: &str, customers: Option<u64>) -> Arc<Vec<Request>> {
     let count = usize::try_from(seconds).unwrap() * 75_000;
     eprintln!("pre-signing {count} distinct bodies…");
     let secret = SecretString::from(APP_SECRET);
     let requests: Vec<Request> = (0..count)
         .map(|i| {
-            let (json, items, timed) = body(i, numbers, waba);
+            let (json, items, timed) = body(i, numbers, waba, customers);
             Request { bytes: request(&json, &secret), items, timed }
         })
         .collect();
@@ -458,7 +487,7 @@ async fn bare_receiver(
 /// and parse), on the same machine in the same hour — the ceiling wabridge's figures compare to.
 async fn run_reference(args: Args) {
     let numbers: Vec<String> = (0..NUMBERS).map(|i| format!("10{i}000000000001")).collect();
-    let requests = presign(args.seconds, &numbers, "WABA-BENCH");
+    let requests = presign(args.seconds, &numbers, "WABA-BENCH", args.customers);
     let router = axum::Router::new()
         .route("/webhooks/whatsapp", axum::routing::post(bare_receiver))
         .layer(axum::extract::DefaultBodyLimit::max(16 << 20))
@@ -553,7 +582,7 @@ async fn run_drain(args: Args, bodies: usize) {
     let journal = wabridge::ingest::journal::Journal::start(set.db.clone(), set.clock.clone());
     let mut pending = Vec::new();
     for i in 0..bodies {
-        let (json, n, _) = body(i, &set.numbers, &set.waba);
+        let (json, n, _) = body(i, &set.numbers, &set.waba, args.customers);
         items += u64::from(n);
         let journal = journal.clone();
         pending.push(tokio::spawn(async move { journal.append(axum::body::Bytes::from(json)).await.is_ok() }));
@@ -586,7 +615,13 @@ async fn run_drain(args: Args, bodies: usize) {
         assert_eq!(applied, bodies, "every journaled body applied");
         assert_eq!(pending_bodies(&set.db).await, 0);
         println!();
-        println!("processor drain — {} on {}, handlers: {}, {bodies} bodies ({items} messages and statuses)", args.db, std::env::consts::ARCH, args.handlers);
+        println!(
+            "processor drain — {} on {}, handlers: {}, {}, {bodies} bodies ({items} messages and statuses)",
+            args.db,
+            std::env::consts::ARCH,
+            args.handlers,
+            customers_label(args.customers)
+        );
         println!("  applied                        {:>9.0} messages/s   ({:.0} bodies/s, {elapsed:.2} s)", items as f64 / elapsed, bodies as f64 / elapsed);
         println!("  CPU used                       {cpu:.2} s = {:.1} ms per 1000 messages", cpu * 1e6 / items.max(1) as f64);
     }
@@ -612,7 +647,7 @@ async fn run(args: Args) {
     }
     let settings = Settings::from_sources(&env, None).unwrap();
 
-    let requests = presign(args.seconds, &set.numbers, &set.waba);
+    let requests = presign(args.seconds, &set.numbers, &set.waba, args.customers);
     let count = requests.len();
 
     let app = Application::with_registry(settings, db.clone(), clock.clone(), registry(&args.handlers)).await.unwrap();
@@ -664,7 +699,15 @@ async fn run(args: Args) {
 
     println!();
     let offered = args.rate.map_or_else(|| "as fast as answered".to_owned(), |r| format!("offered {r:.0} messages/s"));
-    println!("webhooks benchmark — {} on {}, {} connections, {} s, {offered}, handlers: {}", args.db, std::env::consts::ARCH, args.connections, args.seconds, args.handlers);
+    println!(
+        "webhooks benchmark — {} on {}, {} connections, {} s, {offered}, handlers: {}, {}",
+        args.db,
+        std::env::consts::ARCH,
+        args.connections,
+        args.seconds,
+        args.handlers,
+        customers_label(args.customers)
+    );
     println!("  bodies acknowledged            {bodies_sent} ({acked} messages+statuses){}", if exhausted { " — ran out of pre-signed bodies" } else { "" });
     println!("  acknowledged durably           {:>9.0} messages/s   ({:.0} bodies/s)", acked as f64 / ack_elapsed.as_secs_f64(), bodies_sent as f64 / ack_elapsed.as_secs_f64());
     println!("  applied (backlog drained)      {:>9.0} messages/s   (backlog at last 200: {backlog_peak} bodies, drained after {:.2} s)", acked as f64 / applied_elapsed.as_secs_f64(), applied_elapsed.as_secs_f64());
