@@ -453,12 +453,13 @@ struct ByWamidQuery {
 async fn get_by_wamid(State(app): State<AppState>, member: TenantMember, Path(wamid): Path<String>, Query(q): Query<ByWamidQuery>) -> AppResult<Response> {
     // A message's toast is published before the message reaches the inbox: milliseconds
     // before, or under a backlog as long as the processor is behind (its toasts run ahead). A
-    // click meanwhile waits for the message while the journal still holds unapplied bodies —
-    // up to ten seconds — and is answered at once when nothing is pending.
+    // click meanwhile waits for the message while bodies the journal held when it came are
+    // unapplied — up to ten seconds — and is answered at once when none are.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let newest = crate::ingest::journal::newest_id(&app.db).await?;
     loop {
         // Counted before the look-up: when nothing was pending, a message not found is not coming.
-        let pending = crate::ingest::journal::pending_count(&app.db).await?;
+        let pending = crate::ingest::journal::pending_through(&app.db, newest).await?;
         let found = match q.at.and_then(|s| s.checked_mul(1000)) {
             Some(at) => store::conversation_of_inbound(&app.db, member.tenant, at, &wamid).await?,
             None => store::conversation_of_wamid(&app.db, member.tenant, &wamid).await?,

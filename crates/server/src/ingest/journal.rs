@@ -309,22 +309,34 @@ pub async fn total_count(db: &Db) -> Result<i64, sqlx::Error> {
 
 /// How many entries wait for the processor.
 pub async fn pending_count(db: &Db) -> Result<i64, sqlx::Error> {
+    pending_through(db, i64::MAX).await
+}
+
+/// How many entries up to id `through` wait for the processor.
+pub async fn pending_through(db: &Db, through: i64) -> Result<i64, sqlx::Error> {
     match db.engine() {
         Engine::Sqlite => {
             let cursor = with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT processed_through FROM ingest_cursor WHERE id = 1")
                 .fetch_one(p)
                 .await)?;
-            with_pool!(db.journal_read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM webhook_journal WHERE id > $1")
+            with_pool!(db.journal_read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM webhook_journal WHERE id > $1 AND id <= $2")
                 .bind(cursor)
+                .bind(through)
                 .fetch_one(p)
                 .await)
         }
         Engine::Postgres => with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL"
+            "SELECT COUNT(*) FROM webhook_journal WHERE processed_at IS NULL AND id <= $1"
         )
+        .bind(through)
         .fetch_one(p)
         .await),
     }
+}
+
+/// The id of the newest journal entry (0 while there is none).
+pub async fn newest_id(db: &Db) -> Result<i64, sqlx::Error> {
+    with_pool!(db.journal_read(), |p| sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(id), 0) FROM webhook_journal").fetch_one(p).await)
 }
 
 #[cfg(test)]

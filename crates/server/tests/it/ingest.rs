@@ -415,6 +415,10 @@ async fn a_backlog_left_by_an_earlier_run_is_applied_batch_after_batch() {
         result.unwrap();
     }
     assert_eq!(wabridge::ingest::journal::pending_count(&db).await.unwrap(), 1200);
+    // What waits up to an id (a toast's click waits for what the journal held when it came).
+    let newest = wabridge::ingest::journal::newest_id(&db).await.unwrap();
+    assert_eq!(wabridge::ingest::journal::pending_through(&db, newest - 600).await.unwrap(), 600);
+    assert_eq!(wabridge::ingest::journal::pending_through(&db, newest - 1200).await.unwrap(), 0);
 
     let feed = (db.engine() == wabridge::store::Engine::Sqlite).then(wabridge::ingest::feed::Feed::start);
     let processor = wabridge::ingest::processor::Processor::new(db.clone(), clock, Registry::standard(), wabridge::live::LiveHub::default(), Arc::default())
@@ -428,6 +432,7 @@ async fn a_backlog_left_by_an_earlier_run_is_applied_batch_after_batch() {
     }
     assert_eq!(applied, 1200, "every entry, without waiting for the next commit");
     assert_eq!(wabridge::ingest::journal::pending_count(&db).await.unwrap(), 0);
+    assert_eq!(wabridge::ingest::journal::pending_through(&db, newest).await.unwrap(), 0);
     assert_eq!(processor.process_batch().await.unwrap(), 0, "and then nothing");
 }
 
