@@ -251,7 +251,10 @@ impl Processor {
             // batch's rest, not for the rest of every batch before it. Entries it took are not
             // notified again when their batch comes (a restart forgets that and applies them
             // again, finding their work done). Their routing is only read here: what no
-            // tenant or handler takes is kept for support when their batch comes.
+            // tenant or handler takes is kept for support when their batch comes. Should the
+            // notifier fail on an entry ahead, the batch takes the isolated path, which does
+            // not look ahead (as may the batches after it, until that entry's own batch
+            // retries the notifier for it alone).
             let notified = self.known.notified_through.load(Ordering::Relaxed);
             let last = rows.iter().map(|r| r.id).max().unwrap_or(cursor);
             let ahead = self.feed.as_ref().map(|f| f.peek_after(last.max(notified), AHEAD)).unwrap_or_default();
