@@ -263,7 +263,7 @@ impl Processor {
                 let named: Vec<ChangeRef<'_>> = ahead.iter().filter_map(|r| r.parsed()).flat_map(|b| b.changes()).collect();
                 let routes = RouteCache::load(&mut tx, &named).await?;
                 for row in &ahead {
-                    route_entry(row, &self.registry, now, &routes, &mut first, None);
+                    route_entry(row, &self.registry, now, &routes, &mut first, &mut Vec::new());
                 }
             }
             self.apply_runs(&mut tx, &first, Some(true), &mut effects).await?;
@@ -454,7 +454,8 @@ struct Unhandled<'a> {
     field: Option<&'a str>,
     reason: &'static str,
     tenant: Option<TenantId>,
-    raw: String,
+    /// The change whose JSON is kept (the whole body's when none).
+    change: Option<ChangeRef<'a>>,
 }
 
 /// Routes the changes of one body to their tenants; those that no tenant or no handler owns
@@ -468,31 +469,31 @@ async fn route_body<'a>(
     routed: &mut Vec<RoutedChange<'a>>,
 ) -> anyhow::Result<u64> {
     let mut kept = Vec::new();
-    let count = route_entry(row, registry, now, routes, routed, Some(&mut kept));
+    let count = route_entry(row, registry, now, routes, routed, &mut kept);
     for u in kept {
-        unhandled(tx, row.id, u.change_index, u.field, u.reason, u.tenant, &u.raw, now).await?;
+        let raw = match u.change {
+            Some(change) => change.change.raw_value.to_string(),
+            None => String::from_utf8_lossy(&row.body).into_owned(),
+        };
+        unhandled(tx, row.id, u.change_index, u.field, u.reason, u.tenant, &raw, now).await?;
     }
     Ok(count)
 }
 
-/// Which tenant and handlers take each change of a body (into `routed`) and, if asked, what
-/// nobody takes (into `kept`); returns how many changes the body has.
+/// Which tenant and handlers take each change of a body (into `routed`) and what nobody
+/// takes (into `kept`, whose JSON is read only when it is kept); returns how many changes the
+/// body has.
 fn route_entry<'a>(
     row: &'a FedEntry,
     registry: &Registry,
     now: i64,
     routes: &RouteCache,
     routed: &mut Vec<RoutedChange<'a>>,
-    mut kept: Option<&mut Vec<Unhandled<'a>>>,
+    kept: &mut Vec<Unhandled<'a>>,
 ) -> u64 {
-    let mut keep = |make: &dyn Fn() -> Unhandled<'a>| {
-        if let Some(kept) = kept.as_deref_mut() {
-            kept.push(make());
-        }
-    };
-    let whole = |reason| Unhandled { change_index: -1, field: None, reason, tenant: None, raw: String::from_utf8_lossy(&row.body).into_owned() };
+    let whole = |reason| Unhandled { change_index: -1, field: None, reason, tenant: None, change: None };
     let Some(body) = row.parsed() else {
-        keep(&|| whole("not_json"));
+        kept.push(whole("not_json"));
         return 0;
     };
     let mut count = 0;
@@ -500,20 +501,19 @@ fn route_entry<'a>(
         let change_index = i64::try_from(index).unwrap_or(i64::MAX);
         count += 1;
         let field = change.field().as_str();
-        let raw = || change.change.raw_value.to_string();
         let Some(tenant) = routes.route(&change) else {
             let reason = if matches!(change.field(), WebhookField::Messages) { "unknown_number" } else { "unknown_waba" };
-            keep(&|| Unhandled { change_index, field: Some(field), reason, tenant: None, raw: raw() });
+            kept.push(Unhandled { change_index, field: Some(field), reason, tenant: None, change: Some(change) });
             continue;
         };
         if registry.handlers(field).is_empty() {
-            keep(&|| Unhandled { change_index, field: Some(field), reason: "no_handler", tenant: Some(tenant), raw: raw() });
+            kept.push(Unhandled { change_index, field: Some(field), reason: "no_handler", tenant: Some(tenant), change: Some(change) });
             continue;
         }
         routed.push(RoutedChange { journal_id: row.id, change_index, tenant, change, received_at: row.received_at, now });
     }
     if count == 0 {
-        keep(&|| whole("no_changes"));
+        kept.push(whole("no_changes"));
     }
     count
 }

@@ -94,6 +94,15 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     spawn(extra, wabridge::ingest::Registry::standard()).await
 }
 
+/// A fresh database of the configured backend with every migration applied (the folder of a
+/// SQLite file lives as long as the second value).
+pub async fn migrated_database() -> (wabridge::store::Db, Option<TempDir>) {
+    let (url, dir) = fresh_database_url().await;
+    let db = wabridge::store::Db::open(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    (db, dir)
+}
+
 /// Starts a server with these webhook subscriptions.
 pub async fn spawn_app_with_registry(registry: wabridge::ingest::Registry) -> TestApp {
     spawn(&[], registry).await

@@ -404,9 +404,7 @@ async fn live_events_reach_the_stream_and_a_reconnect_replays_what_it_missed() {
 #[tokio::test]
 async fn a_backlog_left_by_an_earlier_run_is_applied_batch_after_batch() {
     use futures_util::future::join_all;
-    let (url, _dir) = crate::helpers::fresh_database_url().await;
-    let db = wabridge::store::Db::open(&url).await.unwrap();
-    db.migrate().await.unwrap();
+    let (db, _dir) = crate::helpers::migrated_database().await;
     let clock = wabridge::clock::Clock::default();
     // The earlier run journaled 1,200 bodies (more than two batches) and applied none.
     let earlier = wabridge::ingest::journal::Journal::start(db.clone(), clock.clone());
@@ -442,9 +440,7 @@ async fn a_backlog_left_by_an_earlier_run_is_applied_batch_after_batch() {
 #[tokio::test]
 async fn under_a_backlog_toasts_run_ahead_of_the_batches_before_them() {
     use futures_util::future::join_all;
-    let (url, _dir) = crate::helpers::fresh_database_url().await;
-    let db = wabridge::store::Db::open(&url).await.unwrap();
-    db.migrate().await.unwrap();
+    let (db, _dir) = crate::helpers::migrated_database().await;
     let clock = wabridge::clock::Clock::default();
     let now = clock.now_ms();
     let t = wabridge::accounts::store::create_tenant(&db, "Salon Vorlauf", now).await.unwrap();
@@ -682,9 +678,7 @@ async fn old_journal_entries_and_live_events_are_swept_but_nothing_still_needed(
     use wabridge::ingest::journal::{self, Journal};
     use wabridge::ingest::retention::{LIVE_EVENTS_KEPT_MS, Swept, sweep};
     const DAY: i64 = 86_400_000;
-    let (url, _dir) = crate::helpers::fresh_database_url().await;
-    let db = wabridge::store::Db::open(&url).await.unwrap();
-    db.migrate().await.unwrap();
+    let (db, _dir) = crate::helpers::migrated_database().await;
     let clock = wabridge::clock::Clock::default();
     let tenant = wabridge::accounts::store::create_tenant(&db, "Salon Kehraus", clock.now_ms()).await.unwrap();
     let number = Attachment { waba_id: "WABA-SWEEP", business_id: None, phone_number_id: "NUM-SWEEP", display_phone_number: None, token_ciphertext: None, status: "connected" };
