@@ -568,7 +568,7 @@ impl Setup {
 fn registry(handlers: &str) -> wabridge::ingest::Registry {
     match handlers {
         "all" => wabridge::ingest::Registry::standard(),
-        "notifications" => wabridge::ingest::Registry::default().subscribe("messages", Arc::new(wabridge::notifications::InboundMessageNotifier)),
+        "notifications" => wabridge::ingest::Registry::default().subscribe("messages", Arc::new(wabridge::notifications::InboundMessageNotifier::default())),
         other => panic!("--handlers must be all or notifications, not {other}"),
     }
 }

@@ -157,9 +157,7 @@ pub async fn record_send(
     if kind != "reaction" {
         store::touch_conversation(&mut tx, conversation.id, now, &preview, false, false).await?;
     }
-    let stored = live::store_events(&mut tx, &[store::status_event(tenant, conversation.id, message_id)], now).await?;
-    tx.commit().await?;
-    app.live.published(&app.db, stored);
+    live::commit(&app.db, &app.live, tx, &[store::status_event(tenant, conversation.id, message_id)], now).await?;
     app.outbox_wake.notify_one();
     Ok(Sent { outbox: enqueued.id, message: message_id, created: true })
 }
@@ -326,14 +324,7 @@ async fn mark_read(app: &AppState, tenant: TenantId, c: &store::ConversationRow)
             Err(EnqueueError::Db(e)) => return Err(e),
         }
     }
-    let stored = live::store_events(
-        &mut tx,
-        &[NewEvent { tenant, user: None, kind: "conversation".to_owned(), payload: serde_json::json!({"conversation": c.id}) }],
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    app.live.published(&app.db, stored);
+    live::commit(&app.db, &app.live, tx, &[NewEvent { tenant, user: None, kind: "conversation".to_owned(), payload: serde_json::json!({"conversation": c.id}) }], now).await?;
     app.outbox_wake.notify_one();
     Ok(())
 }
@@ -451,26 +442,18 @@ struct ByWamidQuery {
 }
 
 async fn get_by_wamid(State(app): State<AppState>, member: TenantMember, Path(wamid): Path<String>, Query(q): Query<ByWamidQuery>) -> AppResult<Response> {
-    // A message's toast is published before the message reaches the inbox: milliseconds
-    // before, or under a backlog as long as the processor is behind (its toasts run ahead). A
-    // click meanwhile waits for the message while bodies the journal held when it came are
-    // unapplied — up to ten seconds — and is answered at once when none are.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    let newest = crate::ingest::journal::newest_id(&app.db).await?;
-    loop {
-        // Counted before the look-up: when nothing was pending, a message not found is not coming.
-        let pending = crate::ingest::journal::pending_through(&app.db, newest).await?;
-        let found = match q.at.and_then(|s| s.checked_mul(1000)) {
-            Some(at) => store::conversation_of_inbound(&app.db, member.tenant, at, &wamid).await?,
-            None => store::conversation_of_wamid(&app.db, member.tenant, &wamid).await?,
-        };
-        if let Some(id) = found {
-            return Ok(Redirect::to(&format!("/inbox/{id}")).into_response());
+    // A message's toast is published as soon as its body is on disk, before the message
+    // reaches the inbox: a click meanwhile waits for it (see `wait_for_applied`).
+    let found = crate::ingest::journal::wait_for_applied(&app.db, || async {
+        match q.at.and_then(|s| s.checked_mul(1000)) {
+            Some(at) => store::conversation_of_inbound(&app.db, member.tenant, at, &wamid).await,
+            None => store::conversation_of_wamid(&app.db, member.tenant, &wamid).await,
         }
-        if pending == 0 || tokio::time::Instant::now() >= deadline {
-            return Err(AppError::NotFound);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    })
+    .await?;
+    match found {
+        Some(id) => Ok(Redirect::to(&format!("/inbox/{id}")).into_response()),
+        None => Err(AppError::NotFound),
     }
 }
 

@@ -657,9 +657,7 @@ pub async fn record_outcome(db: &Db, hub: &LiveHub, outbox: OutboxId, update: Ou
     .await)?;
     let Some(row) = row else { return tx.commit().await };
     let events = [status_event(row.tenant_id, row.conversation_id, row.id)];
-    let stored = live::store_events(&mut tx, &events, now).await?;
-    tx.commit().await?;
-    hub.published(db, stored);
+    live::commit(db, hub, tx, &events, now).await?;
     Ok(())
 }
 

@@ -52,13 +52,15 @@ pub struct Feed {
     max_bytes: usize,
     /// Wakes the parser: entries arrived, or the processor took some.
     work: Notify,
+    /// Wakes the toaster: entries arrived.
+    arrived: Notify,
 }
 
 impl Default for Feed {
     fn default() -> Feed {
         // Until the first commit, what the journal holds (left by an earlier run) is unknown.
         let state = State { committed_through: i64::MAX, ..State::default() };
-        Feed { state: Mutex::new(state), max_bytes: MAX_BYTES, work: Notify::new() }
+        Feed { state: Mutex::new(state), max_bytes: MAX_BYTES, work: Notify::new(), arrived: Notify::new() }
     }
 }
 
@@ -115,6 +117,12 @@ impl Feed {
             }
         }
         self.work.notify_one();
+        self.arrived.notify_one();
+    }
+
+    /// Waits until entries arrive (at once when some arrived since the last wait).
+    pub async fn arrival(&self) {
+        self.arrived.notified().await;
     }
 
     /// A commit failed: whether it left entries is unknown until the next one succeeds.
@@ -146,7 +154,7 @@ impl Feed {
     }
 
     /// The run that follows `after` without a gap, at most `limit` long, forgetting nothing:
-    /// what the processor looks at ahead of what it has applied.
+    /// what the toaster publishes ahead of the processor.
     pub fn peek_after(&self, after: i64, limit: usize) -> Vec<Arc<FedEntry>> {
         self.lock().run_after(after, limit)
     }

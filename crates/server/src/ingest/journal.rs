@@ -339,6 +339,30 @@ pub async fn newest_id(db: &Db) -> Result<i64, sqlx::Error> {
     with_pool!(db.journal_read(), |p| sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(id), 0) FROM webhook_journal").fetch_one(p).await)
 }
 
+/// Looks something up that a body being applied may bring (what a toast links to: a toast is
+/// published as soon as its body is on disk, the processor may be a batch or a backlog behind):
+/// while bodies the journal held at the call are unapplied, looks again every 50 ms, up to ten
+/// seconds; when none are, a miss is final at once (later bodies do not hold it).
+pub async fn wait_for_applied<T, F, Fut>(db: &Db, mut look: F) -> Result<Option<T>, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, sqlx::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let newest = newest_id(db).await?;
+    loop {
+        // Counted before the look-up: when nothing was pending, what is not found is not coming.
+        let pending = pending_through(db, newest).await?;
+        if let Some(found) = look().await? {
+            return Ok(Some(found));
+        }
+        if pending == 0 || tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

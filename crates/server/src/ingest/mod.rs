@@ -11,6 +11,7 @@ pub mod feed;
 pub mod journal;
 pub mod processor;
 pub mod retention;
+pub mod toaster;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,7 +22,7 @@ use wabridge_cloud_api::webhook::ChangeRef;
 
 use crate::accounts::TenantId;
 use crate::live::NewEvent;
-use crate::store::Tx;
+use crate::store::{Db, Tx};
 
 /// One change of a journaled body, with the tenant it belongs to.
 #[derive(Clone, Copy)]
@@ -45,10 +46,17 @@ pub struct RoutedChange<'a> {
 pub struct Effects {
     /// Events to store and publish.
     pub events: Vec<NewEvent>,
+    /// The changes of journal entries up to this id had their events published ahead
+    /// ([`ChangeHandler::ahead`], SQLite's toaster): a handler stores their rows without those
+    /// events. 0 when none had.
+    pub published_ahead_through: i64,
 }
 
 /// The future a handler returns.
 pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+
+/// The future of the events a handler publishes ahead.
+pub type AheadFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<Vec<NewEvent>>> + Send + 'a>>;
 
 /// A feature's reaction to one change. It must be idempotent: Meta delivers at least once,
 /// and a retried handler sees the change again.
@@ -74,13 +82,21 @@ pub trait ChangeHandler: Send + Sync + 'static {
         })
     }
 
-    /// Whether someone is watching for this handler's effects (the toast of a customer's
-    /// message): SQLite's processor then applies it to a batch and commits and publishes that
-    /// ahead of the other handlers, which follow in a second transaction. Its work must be
-    /// cheap, and idempotent like every handler's (a crash between the two transactions
-    /// applies the batch again).
-    fn applies_first(&self) -> bool {
+    /// Whether someone is watching for this handler's events (the toast of a customer's
+    /// message): on SQLite the [`toaster`] then asks it for them ([`ChangeHandler::ahead`]) as
+    /// soon as a body is on disk, and publishes them before the processor applies the body —
+    /// which on SQLite's one writer may be a batch or more later.
+    fn publishes_ahead(&self) -> bool {
         false
+    }
+
+    /// The events of consecutive changes of one field to publish now, before they are applied;
+    /// `db` is only read. Their `apply_all` later stores the rows without these events
+    /// (`Effects::published_ahead_through`), and must not repeat them for a change it was
+    /// handed twice (Meta's redeliveries).
+    fn ahead<'a>(&'a self, db: &'a Db, changes: &'a [RoutedChange<'a>]) -> AheadFuture<'a> {
+        let _ = (db, changes);
+        Box::pin(async { Ok(Vec::new()) })
     }
 }
 
@@ -102,9 +118,9 @@ impl Registry {
         self.by_field.get(field).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    /// Whether some field has both handlers that apply first and others.
-    fn splits(&self) -> bool {
-        self.by_field.values().any(|hs| hs.iter().any(|h| h.applies_first()) && hs.iter().any(|h| !h.applies_first()))
+    /// Whether some handler publishes ahead (SQLite then runs a toaster).
+    pub fn publishes_ahead(&self) -> bool {
+        self.by_field.values().flatten().any(|h| h.publishes_ahead())
     }
 
     /// A handler by name (for retries).
@@ -122,7 +138,7 @@ impl Registry {
         let templates: Arc<dyn ChangeHandler> = Arc::new(crate::templates::handler::TemplateHandler);
         let registry = Registry::default()
             .subscribe("messages", Arc::new(crate::inbox::handler::InboxHandler))
-            .subscribe("messages", Arc::new(crate::notifications::InboundMessageNotifier))
+            .subscribe("messages", Arc::new(crate::notifications::InboundMessageNotifier::default()))
             .subscribe("messages", Arc::new(crate::billing::CostRecorder { card: rate_card }))
             .subscribe("messages", Arc::new(crate::api::callbacks::CallbackEvents))
             .subscribe("message_template_status_update", templates.clone())

@@ -15,6 +15,7 @@ use wabridge_cloud_api::parse_webhook;
 use wabridge_cloud_api::webhook::{ChangeRef, WebhookField};
 
 use super::feed::{FedEntry, Feed};
+use super::toaster::{Claims, Toaster};
 use super::{ChangeHandler, Effects, Registry, RoutedChange, journal};
 use crate::accounts::TenantId;
 use crate::clock::Clock;
@@ -25,12 +26,6 @@ use crate::with_tx;
 
 /// Journal entries applied per transaction.
 const BATCH: i64 = 512;
-/// How many journal entries after its batch SQLite's processor notifies ahead of applying
-/// them (see [`Processor::apply_batch`]): many batches, so that it reaches what has just come
-/// in even while the rest of the work is far behind (with four batches, a run that
-/// acknowledged faster than it applied left the toasts seconds late; the feed's memory bounds
-/// what it can look at anyway).
-const AHEAD: usize = 16 * BATCH as usize;
 /// Processors per instance on PostgreSQL (SQLite runs one: it has one writer).
 pub const POSTGRES_PROCESSORS: usize = 3;
 /// A batch smaller than this is followed by [`GATHER_PAUSE`] before the next one.
@@ -52,6 +47,7 @@ pub struct Processor {
     live: LiveHub,
     metrics: Arc<Metrics>,
     feed: Option<Arc<Feed>>,
+    claims: Option<Arc<Claims>>,
     known: Arc<Known>,
 }
 
@@ -63,9 +59,6 @@ struct Known {
     applied_through: AtomicI64,
     /// No retry is due before this time (Unix ms; `UNKNOWN` when not known).
     next_retry_at: AtomicI64,
-    /// The handlers that apply first (the toasts) are applied and committed for every entry up
-    /// to this id (`UNKNOWN` when not known); not forgotten, this process committed it.
-    notified_through: AtomicI64,
 }
 
 /// Not known: ask the database.
@@ -73,7 +66,7 @@ const UNKNOWN: i64 = -1;
 
 impl Default for Known {
     fn default() -> Known {
-        Known { applied_through: AtomicI64::new(UNKNOWN), next_retry_at: AtomicI64::new(UNKNOWN), notified_through: AtomicI64::new(UNKNOWN) }
+        Known { applied_through: AtomicI64::new(UNKNOWN), next_retry_at: AtomicI64::new(UNKNOWN) }
     }
 }
 
@@ -95,7 +88,7 @@ struct RetryRow {
 impl Processor {
     /// A processor over this database with these subscriptions.
     pub fn new(db: Db, clock: Clock, registry: Registry, live: LiveHub, metrics: Arc<Metrics>) -> Processor {
-        Processor { db, clock, registry, live, metrics, feed: None, known: Arc::default() }
+        Processor { db, clock, registry, live, metrics, feed: None, claims: None, known: Arc::default() }
     }
 
     /// Takes what the journal just committed from its in-memory feed (SQLite), falling back
@@ -105,27 +98,23 @@ impl Processor {
         self
     }
 
+    /// On SQLite with a feed and handlers that publish ahead: the toaster that publishes their
+    /// events, sharing the claims with this processor (which publishes those of what the
+    /// toaster did not reach). Runs on a thread of its own.
+    pub fn start_toaster(&mut self, shutdown: watch::Receiver<bool>) {
+        let Some(feed) = self.feed.clone().filter(|_| self.registry.publishes_ahead()) else { return };
+        let claims = Arc::new(Claims::default());
+        self.claims = Some(claims.clone());
+        let toaster = Toaster::new(self.db.clone(), self.clock.clone(), self.registry.clone(), self.live.clone(), self.metrics.clone(), feed, claims);
+        on_own_thread("wabridge-toaster", toaster.run(shutdown));
+    }
+
     /// Runs [`Processor::run`] on a thread of its own (SQLite's one processor): each of its
     /// statements is awaited, and on the shared runtime every wake-up would queue behind the
     /// webhook connections' tasks, which under load are many. On the thread it gets its turn
     /// from the operating system like the runtime's workers do.
     pub fn spawn_on_own_thread(self, wake: Arc<Notify>, shutdown: watch::Receiver<bool>) {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        let spawned = match runtime {
-            Ok(runtime) => {
-                let processor = self.clone();
-                let (wake, shutdown) = (wake.clone(), shutdown.clone());
-                std::thread::Builder::new()
-                    .name("wabridge-processor".to_owned())
-                    .spawn(move || runtime.block_on(processor.run(wake, shutdown)))
-                    .map_err(anyhow::Error::from)
-            }
-            Err(e) => Err(e.into()),
-        };
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "no thread for the processor; it shares the runtime");
-            tokio::spawn(self.run(wake, shutdown));
-        }
+        on_own_thread("wabridge-processor", self.run(wake, shutdown));
     }
 
     /// Runs until shutdown: drains the journal whenever a commit wakes it (and every second
@@ -187,13 +176,18 @@ impl Processor {
         }
         let mut tx = self.db.begin().await?;
         let mut cursor_read = None;
+        let mut from_feed = false;
         let rows: Vec<Arc<FedEntry>> = match &mut tx {
             // The cursor is read under the write lock: no other transaction can move it until
             // this one commits the batch's effects together with the new position.
             Tx::Sqlite(_) => {
                 let cursor = journal::sqlite_cursor(&mut tx).await?;
                 cursor_read = Some(cursor);
+                if let Some(claims) = &self.claims {
+                    claims.applied_through(cursor);
+                }
                 let fed = self.feed.as_ref().map(|f| f.take_after(cursor, BATCH as usize)).unwrap_or_default();
+                from_feed = !fed.is_empty();
                 if fed.is_empty() {
                     // Only what is on disk: a commit the journal has not fsynced yet is visible
                     // but may still be lost, and applying it could move the cursor past ids
@@ -221,7 +215,15 @@ impl Processor {
             return Ok(0);
         }
         let now = self.clock.now_ms();
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let last = ids.iter().copied().max().unwrap_or(0);
         let mut effects = Effects::default();
+        // SQLite: the toaster publishes the events of what the feed holds; of what was read
+        // from the journal, the processor publishes what the toaster did not reach.
+        let first = ids.iter().copied().min().unwrap_or(0);
+        if let Some(claims) = self.claims.as_ref().filter(|_| cursor_read.is_some()) {
+            effects.published_ahead_through = if from_feed { last } else { claims.processor_claims(first, last) };
+        }
         let named: Vec<ChangeRef<'_>> = rows.iter().filter_map(|r| r.parsed()).flat_map(|b| b.changes()).collect();
         let routes = RouteCache::load(&mut tx, &named).await?;
         let mut routed = Vec::new();
@@ -240,50 +242,9 @@ impl Processor {
                     }
                 }
             }
-        } else if let Some(cursor) = cursor_read.filter(|_| self.registry.splits()) {
-            // SQLite: what people watch for (the toasts) is committed and published first, the
-            // rest of the batch follows in a second transaction with the cursor. A toast then
-            // waits for its own batch's cheap part instead of for the whole batch. A crash in
-            // between applies the batch again, the first part finding its work done.
-            //
-            // The first part also runs ahead: it takes the entries that came in after the
-            // batch (as many as `AHEAD`), so that under a backlog a toast waits for one
-            // batch's rest, not for the rest of every batch before it. Entries it took are not
-            // notified again when their batch comes (a restart forgets that and applies them
-            // again, finding their work done). Their routing is only read here: what no
-            // tenant or handler takes is kept for support when their batch comes. Should the
-            // notifier fail on an entry ahead, the batch takes the isolated path, which does
-            // not look ahead (as may the batches after it, until that entry's own batch
-            // retries the notifier for it alone).
-            let notified = self.known.notified_through.load(Ordering::Relaxed);
-            let last = rows.iter().map(|r| r.id).max().unwrap_or(cursor);
-            let ahead = self.feed.as_ref().map(|f| f.peek_after(last.max(notified), AHEAD)).unwrap_or_default();
-            let mut first: Vec<RoutedChange<'_>> = routed.iter().filter(|c| c.journal_id > notified).copied().collect();
-            if !ahead.is_empty() {
-                let named: Vec<ChangeRef<'_>> = ahead.iter().filter_map(|r| r.parsed()).flat_map(|b| b.changes()).collect();
-                let routes = RouteCache::load(&mut tx, &named).await?;
-                for row in &ahead {
-                    route_entry(row, &self.registry, now, &routes, &mut first, &mut Vec::new());
-                }
-            }
-            self.apply_runs(&mut tx, &first, Some(true), &mut effects).await?;
-            let stored = live::store_events(&mut tx, &effects.events, now).await?;
-            tx.commit().await?;
-            self.live.published(&self.db, stored);
-            let through = ahead.last().map_or(last, |r| r.id);
-            self.known.notified_through.store(through.max(notified), Ordering::Relaxed);
-            effects = Effects::default();
-            tx = self.db.begin().await?;
-            if journal::sqlite_cursor(&mut tx).await? != cursor {
-                // Not this processor's batch any more (SQLite has one processor; defensive).
-                return Ok(0);
-            }
-            self.apply_runs(&mut tx, &routed, Some(false), &mut effects).await?;
         } else {
-            self.apply_runs(&mut tx, &routed, None, &mut effects).await?;
+            self.apply_runs(&mut tx, &routed, &mut effects).await?;
         }
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let last = ids.iter().copied().max().unwrap_or(0);
         match &mut tx {
             // The batch is every entry after the cursor up to `last` (SQLite has one processor).
             Tx::Sqlite(t) => sqlx::query("UPDATE ingest_cursor SET processed_through = $1 WHERE id = 1")
@@ -299,25 +260,28 @@ impl Processor {
                 .await
                 .map(drop)?,
         }
-        let stored = live::store_events(&mut tx, &effects.events, now).await?;
-        tx.commit().await?;
+        if let Some(claims) = &self.claims
+            && effects.published_ahead_through >= first
+        {
+            // Not before the toaster is done with them: it leaves out messages whose
+            // notification is stored (Meta's redeliveries).
+            claims.toasted(effects.published_ahead_through).await;
+        }
+        live::commit(&self.db, &self.live, tx, &effects.events, now).await?;
         if cursor_read.is_some() {
             self.known.applied_through.store(last, Ordering::Relaxed);
         }
-        self.live.published(&self.db, stored);
         self.metrics.add("wabridge_webhook_bodies_processed_total", rows.len() as u64);
         self.metrics.add("wabridge_webhook_changes_processed_total", changes);
         Ok(rows.len())
     }
 
-    /// Applies the handlers — those that apply first (`Some(true)`), the others (`Some(false)`)
-    /// or all (`None`) — to consecutive changes of one field together: set-wise statements
+    /// Applies the handlers to consecutive changes of one field together: set-wise statements
     /// instead of several per message. A failure leaves the batch to the isolated path
     /// ([`FastPathFailed`]).
-    async fn apply_runs(&self, tx: &mut Tx, routed: &[RoutedChange<'_>], first: Option<bool>, effects: &mut Effects) -> anyhow::Result<()> {
+    async fn apply_runs(&self, tx: &mut Tx, routed: &[RoutedChange<'_>], effects: &mut Effects) -> anyhow::Result<()> {
         for run in routed.chunk_by(|a, b| a.change.field() == b.change.field()) {
-            let handlers = self.registry.handlers(run[0].change.field().as_str());
-            for handler in handlers.iter().filter(|h| first.is_none_or(|f| h.applies_first() == f)) {
+            for handler in self.registry.handlers(run[0].change.field().as_str()) {
                 if let Err(e) = handler.apply_all(tx, run, effects).await {
                     tracing::debug!(handler = handler.name(), journal_id = run[0].journal_id, error = format!("{e:#}"), "handler failed; isolating");
                     return Err(FastPathFailed.into());
@@ -383,10 +347,36 @@ impl Processor {
             }
             self.known.next_retry_at.store(UNKNOWN, Ordering::Relaxed);
         }
-        let stored = live::store_events(&mut tx, &effects.events, now).await?;
-        tx.commit().await?;
-        self.live.published(&self.db, stored);
+        live::commit(&self.db, &self.live, tx, &effects.events, now).await?;
         Ok(succeeded)
+    }
+}
+
+/// Runs a future on a thread of its own with a runtime of its own (on the shared runtime when
+/// no thread can be had).
+fn on_own_thread(name: &str, future: impl std::future::Future<Output = ()> + Send + 'static) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::warn!(error = %e, thread = name, "no runtime of its own; it shares the main one");
+            tokio::spawn(future);
+            return;
+        }
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new().name(name.to_owned()).spawn(move || {
+        if let Ok(future) = rx.recv() {
+            runtime.block_on(future);
+        }
+    });
+    match spawned {
+        Ok(_) => {
+            let _ = tx.send(future);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, thread = name, "no thread of its own; it shares the runtime");
+            tokio::spawn(future);
+        }
     }
 }
 
@@ -409,14 +399,14 @@ struct FastPathFailed;
 /// (a statement per chunk of keys, however many tenants it concerns). Scoped to the
 /// transaction, so a number attached or moved meanwhile is seen next batch.
 #[derive(Default)]
-struct RouteCache {
+pub(super) struct RouteCache {
     numbers: HashMap<String, TenantId>,
     wabas: HashMap<String, TenantId>,
 }
 
 impl RouteCache {
     /// Loads the owners of every number and WABA the changes name.
-    async fn load<'a>(tx: &mut Tx, changes: impl IntoIterator<Item = &'a ChangeRef<'a>>) -> Result<RouteCache, sqlx::Error> {
+    pub(super) async fn load<'a>(tx: &mut Tx, changes: impl IntoIterator<Item = &'a ChangeRef<'a>>) -> Result<RouteCache, sqlx::Error> {
         let mut numbers: Vec<&str> = Vec::new();
         let mut wabas: Vec<&str> = Vec::new();
         for change in changes {
@@ -449,7 +439,7 @@ async fn owners(tx: &mut Tx, select: &str, mut keys: Vec<&str>) -> Result<HashMa
 }
 
 /// A body, or a change of one, that no tenant or handler takes: kept for support.
-struct Unhandled<'a> {
+pub(super) struct Unhandled<'a> {
     change_index: i64,
     field: Option<&'a str>,
     reason: &'static str,
@@ -483,7 +473,7 @@ async fn route_body<'a>(
 /// Which tenant and handlers take each change of a body (into `routed`) and what nobody
 /// takes (into `kept`, whose JSON is read only when it is kept); returns how many changes the
 /// body has.
-fn route_entry<'a>(
+pub(super) fn route_entry<'a>(
     row: &'a FedEntry,
     registry: &Registry,
     now: i64,
@@ -525,7 +515,7 @@ async fn exec(tx: &mut Tx, sql: &'static str) -> Result<(), sqlx::Error> {
 /// Runs a handler inside a savepoint: its writes and events count only if it succeeds.
 async fn apply_in_savepoint(tx: &mut Tx, handler: &dyn ChangeHandler, change: &RoutedChange<'_>, effects: &mut Effects) -> anyhow::Result<()> {
     exec(tx, "SAVEPOINT handler").await?;
-    let mut own = Effects::default();
+    let mut own = Effects { published_ahead_through: effects.published_ahead_through, ..Effects::default() };
     match handler.apply(tx, change, &mut own).await {
         Ok(()) => {
             exec(tx, "RELEASE SAVEPOINT handler").await?;

@@ -58,7 +58,7 @@ pub async fn run(db: Db, clock: Clock, journal_days: i64, mut shutdown: watch::R
 /// never when that is 0; live events after a day).
 pub async fn sweep(db: &Db, now: i64, journal_days: i64) -> Result<Swept, sqlx::Error> {
     let journal = if journal_days > 0 { sweep_journal(db, now - journal_days * DAY_MS).await? } else { 0 };
-    let live_events = sweep_oldest(db.engine(), db.write(), "SELECT id, at, TRUE FROM live_events", "live_events", i64::MAX, now - LIVE_EVENTS_KEPT_MS, |_, _| async {
+    let live_events = sweep_oldest(db.engine(), db.live_write(), "SELECT id, at, TRUE FROM live_events", "live_events", i64::MAX, now - LIVE_EVENTS_KEPT_MS, |_, _| async {
         Ok(HashSet::new())
     })
     .await?;

@@ -1,7 +1,10 @@
 //! Live events: per-tenant streams to browsers over server-sent events.
 //!
-//! Events are rows in `live_events`, written in the transaction that caused them, so a
-//! reconnecting browser replays what it missed (`Last-Event-ID`). Delivery to open streams
+//! Events are rows in `live_events`, so a reconnecting browser replays what it missed
+//! (`Last-Event-ID`). On PostgreSQL they are written in the transaction that caused them; on
+//! SQLite they have a file and a writer of their own and are written right after that commit
+//! (a crash in between loses the events, not what they tell of), so that a toast never waits
+//! for the processor's transaction on the main file's one writer (see `ingest::toaster`). Delivery to open streams
 //! goes through a per-tenant broadcast channel — a slow browser only lags itself, and gets a
 //! `resync` event instead of blocking anyone. On PostgreSQL every instance learns of new
 //! events through `LISTEN/NOTIFY`, so a browser connected to one instance sees what another
@@ -118,15 +121,47 @@ impl LiveHub {
     }
 }
 
+/// Commits `tx` with the events it caused and publishes them: on PostgreSQL they are stored
+/// in the transaction (and announced to every instance by NOTIFY), on SQLite in the live
+/// events' file once the transaction has committed. Fails only when the commit fails.
+pub async fn commit(db: &Db, hub: &LiveHub, mut tx: Tx, events: &[NewEvent], now: i64) -> Result<(), sqlx::Error> {
+    match tx {
+        Tx::Postgres(_) => {
+            store_events(&mut tx, events, now).await?;
+            tx.commit().await
+        }
+        Tx::Sqlite(_) => {
+            tx.commit().await?;
+            if let Err(e) = publish_now(db, hub, events, now).await {
+                tracing::warn!(error = %e, events = events.len(), "live events lost: cannot store them");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Stores events in a transaction of their own and publishes them (what the toaster publishes
+/// before the message is applied; what a SQLite commit caused).
+pub async fn publish_now(db: &Db, hub: &LiveHub, events: &[NewEvent], now: i64) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut tx = db.begin_live().await?;
+    let stored = store_events(&mut tx, events, now).await?;
+    tx.commit().await?;
+    hub.published(db, stored);
+    Ok(())
+}
+
 /// Kind of a stored row that holds several events of one commit for one audience.
 const GROUP_KIND: &str = "group";
 
-/// Stores events in the caller's transaction (and, on PostgreSQL, announces them to every
-/// instance when it commits). The events of one commit for one audience (a tenant's users,
+/// Stores events in the caller's transaction on the live events' writer (and, on PostgreSQL,
+/// announces them to every instance when it commits). The events of one commit for one audience (a tenant's users,
 /// or one user) share a row — a batch of webhooks makes a few rows, not two per message —
 /// and reach the browser as separate SSE events, in order; the row's id goes with the last
 /// of them, so that a browser cut off in between replays the whole row.
-pub async fn store_events(tx: &mut Tx, events: &[NewEvent], now: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
+async fn store_events(tx: &mut Tx, events: &[NewEvent], now: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let mut groups: Vec<(TenantId, Option<UserId>, Vec<&NewEvent>)> = Vec::new();
     let mut group_of: foldhash::HashMap<(TenantId, Option<UserId>), usize> = foldhash::HashMap::default();
     for e in events {
@@ -166,7 +201,7 @@ pub async fn store_events(tx: &mut Tx, events: &[NewEvent], now: i64) -> Result<
 
 /// The events a NOTIFY announced (PostgreSQL only), in id order.
 async fn events_by_ids(db: &Db, ids: &[i64]) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    match db.read() {
+    match db.live_read() {
         crate::store::PoolRef::Postgres(p) => {
             sqlx::query_as::<_, StoredEvent>("SELECT id, tenant_id, user_id, kind, payload FROM live_events WHERE id = ANY($1) ORDER BY id")
                 .bind(ids)
@@ -179,7 +214,7 @@ async fn events_by_ids(db: &Db, ids: &[i64]) -> Result<Vec<StoredEvent>, sqlx::E
 
 /// The id of the tenant's latest event (0 when none).
 pub async fn latest_event(db: &Db, tenant: TenantId) -> Result<i64, sqlx::Error> {
-    with_pool!(db.read(), |p| sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM live_events WHERE tenant_id = $1")
+    with_pool!(db.live_read(), |p| sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM live_events WHERE tenant_id = $1")
         .bind(tenant)
         .fetch_one(p)
         .await)
@@ -188,7 +223,7 @@ pub async fn latest_event(db: &Db, tenant: TenantId) -> Result<i64, sqlx::Error>
 
 /// Events of a tenant after `after`, for a reconnecting browser.
 pub async fn events_since(db: &Db, tenant: TenantId, after: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    with_pool!(db.read(), |p| sqlx::query_as::<_, StoredEvent>(
+    with_pool!(db.live_read(), |p| sqlx::query_as::<_, StoredEvent>(
         "SELECT id, tenant_id, user_id, kind, payload FROM live_events WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
     )
     .bind(tenant)

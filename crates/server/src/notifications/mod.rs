@@ -14,7 +14,7 @@ use serde_json::json;
 use wabridge_cloud_api::webhook::{Message, MessageContent, MessagesValue};
 
 use crate::accounts::{TenantId, UserId};
-use crate::ingest::{ChangeHandler, Effects, HandlerFuture, RoutedChange};
+use crate::ingest::{AheadFuture, ChangeHandler, Effects, HandlerFuture, RoutedChange};
 use crate::live::NewEvent;
 use crate::store::{Db, Tx, Val, insert_ids, select_in};
 use crate::web::context::TenantMember;
@@ -30,18 +30,135 @@ const TYPE_PREFIX: &str = "@type:";
 /// Prefix of a stored preview that is a translation key (a feature's own notification text).
 pub const KEY_PREFIX: &str = "@key:";
 
-/// Turns a customer message into a notification for every user of the tenant.
-pub struct InboundMessageNotifier;
+/// Turns a customer message into a notification for every user of the tenant, and its toast.
+#[derive(Default)]
+pub struct InboundMessageNotifier {
+    /// Keys of the toasts published ahead lately, so that a message Meta delivers twice
+    /// before the first copy is applied is toasted once.
+    recent: std::sync::Mutex<RecentKeys>,
+}
+
+/// The last [`RECENT_KEYS`] keys, forgotten oldest first.
+#[derive(Default)]
+struct RecentKeys {
+    set: HashSet<(TenantId, String)>,
+    order: std::collections::VecDeque<(TenantId, String)>,
+}
+
+/// Toast keys remembered (far more than the processor can be behind by in the feed's 64 MB).
+const RECENT_KEYS: usize = 200_000;
+
+impl RecentKeys {
+    /// Remembers a key; false when it was known.
+    fn insert(&mut self, key: (TenantId, String)) -> bool {
+        if !self.set.insert(key.clone()) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > RECENT_KEYS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
+}
+
+/// A customer message's notification, before it is stored.
+struct Toast {
+    journal_id: i64,
+    tenant: TenantId,
+    key: String,
+    actor: String,
+    preview: String,
+    link: String,
+}
+
+impl Toast {
+    /// Its live event; `id` is the stored notification's when it is known.
+    fn event(&self, id: Option<i64>) -> NewEvent {
+        let mut payload = json!({"key": self.key, "kind": "inbound_message", "actor": self.actor, "preview": self.preview, "link": self.link});
+        if let Some(id) = id {
+            payload["id"] = json!(id);
+        }
+        NewEvent { tenant: self.tenant, user: None, kind: "notification".to_owned(), payload }
+    }
+}
+
+/// The notifications of the customer messages in these changes, in order.
+fn toasts(changes: &[RoutedChange<'_>]) -> Vec<Toast> {
+    let mut out = Vec::new();
+    for change in changes {
+        let Some(value) = change.change.messages_value() else { continue };
+        for (i, message) in value.messages.iter().enumerate() {
+            if matches!(message.content, MessageContent::System(_)) {
+                continue;
+            }
+            let key = match &message.id {
+                Some(id) => message_key(id, message.timestamp),
+                None => format!("journal:{}:{}:{i}", change.journal_id, change.change_index),
+            };
+            let link = match &message.id {
+                Some(id) => {
+                    let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+                    match message.timestamp {
+                        Some(at) => format!("/inbox/by-wamid/{id}?at={at}"),
+                        None => format!("/inbox/by-wamid/{id}"),
+                    }
+                }
+                None => "/inbox".to_owned(),
+            };
+            out.push(Toast {
+                journal_id: change.journal_id,
+                tenant: change.tenant,
+                key,
+                actor: actor_of(value, message),
+                preview: preview_of(&message.content),
+                link,
+            });
+        }
+    }
+    out
+}
+
+/// Which of these keys (tenant, key) already name a tenant's notification.
+async fn stored_keys<'k>(tx: &mut Tx, keys: impl IntoIterator<Item = (TenantId, &'k str)>) -> Result<HashSet<(TenantId, String)>, sqlx::Error> {
+    Ok(select_in::<(String,), _>(tx, "SELECT dedupe_key FROM notifications WHERE user_id IS NULL AND tenant_id = $1", "dedupe_key", keys)
+        .await?
+        .into_iter()
+        .map(|(t, (k,))| (t, k))
+        .collect())
+}
 
 impl ChangeHandler for InboundMessageNotifier {
     fn name(&self) -> &'static str {
         "notifications"
     }
 
-    /// The toast is what the tenant's users wait for; the inbox, the costs and the callbacks
-    /// of the same batch follow.
-    fn applies_first(&self) -> bool {
+    /// The toast is what the tenant's users wait for: published as soon as the body is on
+    /// disk, the notification stored when the body is applied.
+    fn publishes_ahead(&self) -> bool {
         true
+    }
+
+    fn ahead<'a>(&'a self, db: &'a Db, changes: &'a [RoutedChange<'a>]) -> AheadFuture<'a> {
+        Box::pin(async move {
+            let toasts = toasts(changes);
+            if toasts.is_empty() {
+                return Ok(Vec::new());
+            }
+            // Not stored yet (a message Meta delivered again later is), and not toasted lately
+            // (one delivered twice in a row is not stored yet when its second copy comes).
+            let mut tx = db.begin_read().await?;
+            let stored = stored_keys(&mut tx, toasts.iter().map(|t| (t.tenant, t.key.as_str()))).await?;
+            drop(tx);
+            let mut recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            Ok(toasts
+                .iter()
+                .filter(|t| !stored.contains(&(t.tenant, t.key.clone())) && recent.insert((t.tenant, t.key.clone())))
+                .map(|t| t.event(None))
+                .collect())
+        })
     }
 
     fn apply<'a>(&'a self, tx: &'a mut Tx, change: &'a RoutedChange<'a>, effects: &'a mut Effects) -> HandlerFuture<'a> {
@@ -50,71 +167,38 @@ impl ChangeHandler for InboundMessageNotifier {
 
     fn apply_all<'a>(&'a self, tx: &'a mut Tx, changes: &'a [RoutedChange<'a>], effects: &'a mut Effects) -> HandlerFuture<'a> {
         Box::pin(async move {
-            // (tenant, dedupe key, actor, preview, link) per customer message.
-            let mut rows: Vec<(TenantId, String, String, String, String)> = Vec::new();
-            for change in changes {
-                let Some(value) = change.change.messages_value() else { continue };
-                for (i, message) in value.messages.iter().enumerate() {
-                    if matches!(message.content, MessageContent::System(_)) {
-                        continue;
-                    }
-                    let dedupe = match &message.id {
-                        Some(id) => message_key(id, message.timestamp),
-                        None => format!("journal:{}:{}:{i}", change.journal_id, change.change_index),
-                    };
-                    let link = match &message.id {
-                        Some(id) => {
-                            let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
-                            match message.timestamp {
-                                Some(at) => format!("/inbox/by-wamid/{id}?at={at}"),
-                                None => format!("/inbox/by-wamid/{id}"),
-                            }
-                        }
-                        None => "/inbox".to_owned(),
-                    };
-                    rows.push((change.tenant, dedupe, actor_of(value, message), preview_of(&message.content), link));
-                }
-            }
+            let rows = toasts(changes);
             let Some(now) = changes.first().map(|c| c.now) else { return Ok(()) };
             // One notification per message for every user of the tenant (each reads it on their
             // own); a redelivered message already has it: one look-up, then an insert that
             // returns only ids.
-            let keys = rows.iter().map(|r| (r.0, r.1.as_str()));
-            let existing: HashSet<(TenantId, String)> =
-                select_in::<(String,), _>(tx, "SELECT dedupe_key FROM notifications WHERE user_id IS NULL AND tenant_id = $1", "dedupe_key", keys)
-                    .await?
-                    .into_iter()
-                    .map(|(t, (k,))| (t, k))
-                    .collect();
+            let existing = stored_keys(tx, rows.iter().map(|r| (r.tenant, r.key.as_str()))).await?;
             let mut seen = HashSet::new();
             let mut new: Vec<usize> = Vec::new();
             let mut values: Vec<Val<'_>> = Vec::new();
-            for (i, (tenant, dedupe, actor, preview, link)) in rows.iter().enumerate() {
-                if existing.contains(&(*tenant, dedupe.clone())) || !seen.insert((*tenant, dedupe.as_str())) {
+            for (i, t) in rows.iter().enumerate() {
+                if existing.contains(&(t.tenant, t.key.clone())) || !seen.insert((t.tenant, t.key.as_str())) {
                     continue;
                 }
                 new.push(i);
                 values.extend::<[Val<'_>; 8]>([
-                    (*tenant).into(),
+                    t.tenant.into(),
                     Val::Int(None),
                     "inbound_message".into(),
-                    dedupe.as_str().into(),
-                    actor.as_str().into(),
-                    preview.as_str().into(),
-                    link.as_str().into(),
+                    t.key.as_str().into(),
+                    t.actor.as_str().into(),
+                    t.preview.as_str().into(),
+                    t.link.as_str().into(),
                     now.into(),
                 ]);
             }
             let ids = insert_ids(tx, "INSERT INTO notifications (tenant_id, user_id, kind, dedupe_key, actor, preview, link, created_at)", 8, &values).await?;
-            // Toasts in the order of the messages, for every user of the tenant.
+            // Toasts in the order of the messages, for every user of the tenant — but those the
+            // toaster published already.
             for (i, id) in new.into_iter().zip(ids) {
-                let (tenant, _, actor, preview, link) = &rows[i];
-                effects.events.push(NewEvent {
-                    tenant: *tenant,
-                    user: None,
-                    kind: "notification".to_owned(),
-                    payload: json!({"id": id, "kind": "inbound_message", "actor": actor, "preview": preview, "link": link}),
-                });
+                if rows[i].journal_id > effects.published_ahead_through {
+                    effects.events.push(rows[i].event(Some(id)));
+                }
             }
             Ok(())
         })
@@ -204,7 +288,15 @@ pub fn localize(kind: &str, mut payload: serde_json::Value, lang: Lang) -> serde
         let kind = payload["kind"].as_str().unwrap_or("inbound_message").to_owned();
         payload["title"] = json!(lang.tf(&format!("notifications.title.{kind}"), "name", &actor));
         payload["preview"] = json!(preview);
-        payload["open"] = json!(format!("/notifications/{}", payload["id"]));
+        // A toast published before its notification was stored opens it by its key.
+        let open = match payload["id"].as_i64() {
+            Some(id) => format!("/notifications/{id}"),
+            None => {
+                let key: String = url::form_urlencoded::byte_serialize(payload["key"].as_str().unwrap_or_default().as_bytes()).collect();
+                format!("/notifications/open?key={key}")
+            }
+        };
+        payload["open"] = json!(open);
     }
     payload
 }
@@ -290,6 +382,7 @@ pub fn routes() -> Router<AppState> {
         .route("/notifications", get(get_list))
         .route("/notifications/unread", get(get_unread))
         .route("/notifications/read", post(post_read_all))
+        .route("/notifications/open", get(get_open_by_key))
         .route("/notifications/{id}", get(get_open))
 }
 
@@ -360,7 +453,32 @@ async fn post_read_all(State(app): State<AppState>, member: TenantMember) -> App
     Ok(Redirect::to("/notifications").into_response())
 }
 
+#[derive(serde::Deserialize)]
+struct OpenQuery {
+    key: String,
+}
+
+/// Opens a tenant's notification by its key: a toast published before its message was
+/// applied has no id yet. Waits for it while the journal holds unapplied bodies.
+async fn get_open_by_key(State(app): State<AppState>, member: TenantMember, axum::extract::Query(q): axum::extract::Query<OpenQuery>) -> AppResult<Response> {
+    let id = crate::ingest::journal::wait_for_applied(&app.db, || async {
+        with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT id FROM notifications WHERE user_id IS NULL AND tenant_id = $1 AND dedupe_key = $2")
+            .bind(member.tenant)
+            .bind(&q.key)
+            .fetch_optional(p)
+            .await)
+    })
+    .await?
+    .ok_or(AppError::NotFound)?;
+    open(&app, &member, id).await
+}
+
 async fn get_open(State(app): State<AppState>, member: TenantMember, Path(id): Path<i64>) -> AppResult<Response> {
+    open(&app, &member, id).await
+}
+
+/// Marks a notification read for the member and leads to what it is about.
+async fn open(app: &AppState, member: &TenantMember, id: i64) -> AppResult<Response> {
     let now = app.clock.now_ms();
     let mut tx = app.db.begin().await?;
     // The user (or, for the tenant's shared ones, the tenant) in the WHERE clause keeps other

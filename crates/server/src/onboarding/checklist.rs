@@ -181,9 +181,7 @@ pub async fn apply_all(db: &Db, hub: &LiveHub, tenant: TenantId, items: &[Comput
     for c in items {
         events.extend(apply(&mut tx, tenant, c, now).await?);
     }
-    let stored = live::store_events(&mut tx, &events, now).await?;
-    tx.commit().await?;
-    hub.published(db, stored);
+    live::commit(db, hub, tx, &events, now).await?;
     Ok(())
 }
 

@@ -83,9 +83,7 @@ pub async fn mark_now(db: &Db, hub: &LiveHub, tenant: TenantId, waba_id: &str, h
     let mut tx = db.begin().await?;
     let events = mark(&mut tx, tenant, waba_id, health, detail, now).await?;
     let marked = !events.is_empty();
-    let stored = live::store_events(&mut tx, &events, now).await?;
-    tx.commit().await?;
-    hub.published(db, stored);
+    live::commit(db, hub, tx, &events, now).await?;
     Ok(marked)
 }
 
@@ -235,9 +233,7 @@ pub async fn disconnect(app: &AppState, tenant: TenantId) -> anyhow::Result<Disc
             .execute(c)
             .await
             .map(drop))?;
-        let stored = live::store_events(&mut tx, &events, now).await?;
-        tx.commit().await?;
-        app.live.published(&app.db, stored);
+        live::commit(&app.db, &app.live, tx, &events, now).await?;
     }
     Ok(out)
 }
@@ -347,9 +343,7 @@ async fn warn_expiry(db: &Db, hub: &LiveHub, tenant: TenantId, waba_id: &str, ex
         let when = crate::notifications::format_time(expires);
         checklist::alert(&mut tx, tenant, "token_expiring", &format!("token_expiring:{waba_id}:{expires}"), &format!("WABA {waba_id}: token expires {when}"), now).await?;
         let events = checklist::notify_users(&mut tx, tenant, true, "onboarding.health.notify.token_expiring", &format!("token_expiring:{waba_id}:{expires}"), now).await?;
-        let stored = live::store_events(&mut tx, &events, now).await?;
-        tx.commit().await?;
-        hub.published(db, stored);
+        live::commit(db, hub, tx, &events, now).await?;
     }
     Ok(())
 }

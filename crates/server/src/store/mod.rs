@@ -37,8 +37,10 @@ pub struct Db {
 #[derive(Clone)]
 enum Backend {
     /// The webhook journal lives in its own file (`journal`, `journal_readers`) so that its
-    /// durable group commits never queue behind the processor's transactions on `writer`.
-    Sqlite { writer: SqlitePool, readers: SqlitePool, journal: SqlitePool, journal_readers: SqlitePool, journal_wal: PathBuf },
+    /// durable group commits never queue behind the processor's transactions on `writer`; the
+    /// live events too (`live`, `live_readers`), so that a toast is published without waiting
+    /// for the processor's transaction.
+    Sqlite { writer: SqlitePool, readers: SqlitePool, journal: SqlitePool, journal_readers: SqlitePool, journal_wal: PathBuf, live: SqlitePool, live_readers: SqlitePool },
     Postgres(PgPool),
 }
 
@@ -190,18 +192,42 @@ impl Db {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(journal_options.clone().read_only(true))
             .await?;
+        // The live events' file: written after the commits they belong to, by a writer of its
+        // own (see `live::commit`); losing its last commits loses events, never data.
+        let live_options = SqliteConnectOptions::new()
+            .filename(sibling_path(path, "live"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("wal_autocheckpoint", "16384");
+        let live = pool()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(live_options.clone())
+            .await?;
+        for statement in LIVE_SCHEMA {
+            sqlx::query(statement).execute(&live).await?;
+        }
+        let live_readers = pool()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(live_options.clone().read_only(true))
+            .await?;
+        tokio::spawn(checkpointer(live_options, live.clone(), JOURNAL_CHECKPOINTS));
         tokio::spawn(checkpointer(options, writer.clone(), MAIN_CHECKPOINTS));
         tokio::spawn(checkpointer(journal_options, journal.clone(), JOURNAL_CHECKPOINTS));
         // Absolute, as SQLite resolved it at open (a bare file name has an empty parent).
         let journal_wal = PathBuf::from(format!("{journal_file}-wal"));
         let journal_wal = std::path::absolute(&journal_wal).unwrap_or(journal_wal);
-        Ok(Db { backend: Backend::Sqlite { writer, readers, journal, journal_readers, journal_wal } })
+        Ok(Db { backend: Backend::Sqlite { writer, readers, journal, journal_readers, journal_wal, live, live_readers } })
     }
 
     /// Applies the backend's pending migrations.
     pub async fn migrate(&self) -> Result<(), OpenError> {
         match &self.backend {
-            Backend::Sqlite { writer, journal, .. } => {
+            Backend::Sqlite { writer, journal, live, .. } => {
+                move_live_events_out(writer, live).await?;
                 sqlx::migrate!("./migrations/sqlite").run(writer).await?;
                 move_journal_out(writer, journal).await?;
             }
@@ -251,6 +277,40 @@ impl Db {
         }
     }
 
+    /// The pool that writes live events (on SQLite their own file and writer; on PostgreSQL
+    /// the one database). Only `live` and housekeeping use it.
+    pub fn live_write(&self) -> PoolRef<'_> {
+        match &self.backend {
+            Backend::Sqlite { live, .. } => PoolRef::Sqlite(live),
+            Backend::Postgres(pool) => PoolRef::Postgres(pool),
+        }
+    }
+
+    /// The pool that reads live events.
+    pub fn live_read(&self) -> PoolRef<'_> {
+        match &self.backend {
+            Backend::Sqlite { live_readers, .. } => PoolRef::Sqlite(live_readers),
+            Backend::Postgres(pool) => PoolRef::Postgres(pool),
+        }
+    }
+
+    /// Begins a transaction that only reads (on SQLite, on one of the readers: it does not wait
+    /// for the writer).
+    pub async fn begin_read(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match &self.backend {
+            Backend::Sqlite { readers, .. } => Tx::Sqlite(readers.begin().await?),
+            Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Begins a transaction on the live events' writer (on PostgreSQL, on the one database).
+    pub async fn begin_live(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match &self.backend {
+            Backend::Sqlite { live, .. } => Tx::Sqlite(live.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
     /// The pool for statements that only read.
     pub fn read(&self) -> PoolRef<'_> {
         match &self.backend {
@@ -276,9 +336,11 @@ impl Db {
     /// Closes every connection.
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { writer, readers, journal, journal_readers, .. } => {
+            Backend::Sqlite { writer, readers, journal, journal_readers, live, live_readers, .. } => {
                 readers.close().await;
                 writer.close().await;
+                live_readers.close().await;
+                live.close().await;
                 journal_readers.close().await;
                 journal.close().await;
             }
@@ -319,11 +381,22 @@ async fn checkpointer(options: SqliteConnectOptions, writer: SqlitePool, interva
 const JOURNAL_SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS webhook_journal (id INTEGER PRIMARY KEY, received_at INTEGER NOT NULL, body BLOB NOT NULL)";
 
+/// The SQLite live events' file's schema (ids continue those of the main file's old table).
+const LIVE_SCHEMA: [&str; 2] = [
+    "CREATE TABLE IF NOT EXISTS live_events (id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, user_id INTEGER, kind TEXT NOT NULL, payload TEXT NOT NULL, at INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS live_events_tenant ON live_events (tenant_id, id)",
+];
+
 /// `data/wabridge.db` → `data/wabridge-journal.db`.
 fn journal_path(main: &str) -> String {
+    sibling_path(main, "journal")
+}
+
+/// `data/wabridge.db` → `data/wabridge-<name>.db`.
+fn sibling_path(main: &str, name: &str) -> String {
     match main.strip_suffix(".db") {
-        Some(stem) => format!("{stem}-journal.db"),
-        None => format!("{main}-journal.db"),
+        Some(stem) => format!("{stem}-{name}.db"),
+        None => format!("{main}-{name}.db"),
     }
 }
 
@@ -350,6 +423,38 @@ async fn move_journal_out(main: &SqlitePool, journal: &SqlitePool) -> Result<(),
         sqlx::query("PRAGMA wal_checkpoint(FULL)").execute(journal).await?;
         sqlx::query("DELETE FROM webhook_journal WHERE id <= $1").bind(last).execute(main).await?;
     }
+}
+
+/// Databases from before the live events' file kept them in the main file (migration 0011
+/// drops that table): the last day's move over with their ids, so that a browser's
+/// `Last-Event-ID` still counts.
+async fn move_live_events_out(main: &SqlitePool, live: &SqlitePool) -> Result<(), sqlx::Error> {
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'live_events'").fetch_optional(main).await?;
+    if exists.is_none() {
+        return Ok(());
+    }
+    let mut after = 0;
+    loop {
+        let rows: Vec<(i64, i64, Option<i64>, String, String, i64)> =
+            sqlx::query_as("SELECT id, tenant_id, user_id, kind, payload, at FROM live_events WHERE id > $1 ORDER BY id LIMIT 256").bind(after).fetch_all(main).await?;
+        let Some(last) = rows.last().map(|r| r.0) else { break };
+        let mut tx = live.begin().await?;
+        for (id, tenant, user, kind, payload, at) in &rows {
+            sqlx::query("INSERT OR IGNORE INTO live_events (id, tenant_id, user_id, kind, payload, at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(id)
+                .bind(tenant)
+                .bind(user)
+                .bind(kind)
+                .bind(payload)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        after = last;
+    }
+    sqlx::query("PRAGMA wal_checkpoint(FULL)").execute(live).await?;
+    sqlx::query("DELETE FROM live_events").execute(main).await.map(drop)
 }
 
 impl Tx {

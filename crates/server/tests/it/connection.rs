@@ -44,7 +44,7 @@ async fn notifications_with(app: &TestApp, tenant: TenantId, key: &str) -> i64 {
 }
 
 async fn live_status_events(app: &TestApp, tenant: TenantId) -> Vec<String> {
-    let rows = wabridge::with_pool!(app.db.read(), |p| sqlx::query_as::<_, wabridge::live::StoredEvent>(
+    let rows = wabridge::with_pool!(app.db.live_read(), |p| sqlx::query_as::<_, wabridge::live::StoredEvent>(
         "SELECT id, tenant_id, user_id, kind, payload FROM live_events WHERE tenant_id = $1 ORDER BY id"
     )
     .bind(tenant)

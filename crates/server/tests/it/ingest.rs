@@ -266,13 +266,20 @@ async fn a_failing_handler_is_retried_alone_and_does_not_hold_back_the_others() 
     // Three attempts wrote a row each; the two failed ones were rolled back with their failure.
     assert_eq!(count(&app, "SELECT COUNT(*) FROM tenants WHERE name = 'flaky-was-here'").await, 1, "applied exactly once");
     assert_eq!(count_for_message(&app.db, t, "wamid.K").await.unwrap(), 1, "the notifier was not applied again");
-    // On SQLite the toast was committed before the failing handler's transaction, and the
-    // batch applied again without it: one toast all the same.
-    assert_eq!(count(&app, TOAST_EVENTS).await, 1, "one toast");
+    // On SQLite the toast was published before the batch was applied, and the batch applied
+    // again without the failing handler: one toast all the same.
+    let all = toasts(&app.db).await;
+    assert_eq!(all.len(), 1, "one toast: {all:?}");
 }
 
-/// Live-event rows holding a toast, alone or in a group.
-const TOAST_EVENTS: &str = "SELECT COUNT(*) FROM live_events WHERE kind = 'notification' OR payload LIKE '%\"kind\":\"notification\"%'";
+/// The toasts published: live events of kind `notification`, in rows of their own or of a group.
+async fn toasts(db: &wabridge::store::Db) -> Vec<Value> {
+    let rows = with_pool!(db.live_read(), |p| sqlx::query_as::<_, wabridge::live::StoredEvent>("SELECT id, tenant_id, user_id, kind, payload FROM live_events ORDER BY id")
+        .fetch_all(p)
+        .await)
+    .unwrap();
+    rows.iter().flat_map(wabridge::live::StoredEvent::events).filter(|(kind, _)| kind == "notification").map(|(_, payload)| payload).collect()
+}
 
 /// Holds every batch until the test opens the gate.
 struct Gate(Arc<tokio::sync::Semaphore>);
@@ -291,7 +298,7 @@ impl ChangeHandler for Gate {
 }
 
 #[tokio::test]
-async fn on_sqlite_the_toast_is_committed_before_the_rest_of_its_batch() {
+async fn on_sqlite_the_toast_is_published_before_its_body_is_applied() {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let registry = Registry::standard().subscribe("messages", Arc::new(Gate(gate.clone())));
     let app = spawn_app_with_registry(registry).await;
@@ -300,31 +307,53 @@ async fn on_sqlite_the_toast_is_committed_before_the_rest_of_its_batch() {
     let body = text_body(&number, "4955", "Lu", &[("wamid.G", "hallo")]);
     assert_eq!(post_signed(&app, &body).await.status(), 200);
     let message = "SELECT COUNT(*) FROM messages WHERE wamid = 'wamid.G'";
-    match app.db.engine() {
-        // The toast and the unread count are there while the gate holds the inbox's part.
+    let open = match app.db.engine() {
+        // The toast is published while the gate holds the whole batch: nothing of it is
+        // applied, the notification not stored yet. The toast opens the notification by its
+        // key, and a click meanwhile waits for it.
         wabridge::store::Engine::Sqlite => {
-            eventually("notified", || async { count_for_message(&app.db, t, "wamid.G").await.unwrap() == 1 }).await;
-            assert_eq!(count(&app, TOAST_EVENTS).await, 1, "the toast is published");
-            assert_eq!(count(&app, message).await, 0, "the inbox's part waits at the gate");
+            eventually("toasted", || async { toasts(&app.db).await.len() == 1 }).await;
+            let toast = toasts(&app.db).await.remove(0);
+            assert_eq!(toast["actor"], "Lu");
+            assert_eq!(toast["link"], "/inbox/by-wamid/wamid.G?at=1764000000");
+            assert!(toast.get("id").is_none(), "no notification yet: {toast}");
+            assert_eq!(count_for_message(&app.db, t, "wamid.G").await.unwrap(), 0, "stored when the body is applied");
+            assert_eq!(count(&app, message).await, 0, "the batch waits at the gate");
+            let key: String = url::form_urlencoded::byte_serialize(toast["key"].as_str().unwrap().as_bytes()).collect();
+            format!("/notifications/open?key={key}")
         }
-        // PostgreSQL's processors claim a batch and apply it in one transaction.
+        // PostgreSQL's processors claim a batch, apply it in one transaction and publish after.
         wabridge::store::Engine::Postgres => {
             tokio::time::sleep(Duration::from_millis(300)).await;
             assert_eq!(count_for_message(&app.db, t, "wamid.G").await.unwrap(), 0, "all of the batch or nothing");
+            assert!(toasts(&app.db).await.is_empty());
+            "/inbox/by-wamid/wamid.G?at=1764000000".to_owned()
         }
-    }
-    // A click on the toast meanwhile waits for the message instead of finding nothing.
-    let click = tokio::spawn(c.get(app.url("/inbox/by-wamid/wamid.G?at=1764000000")).send());
-    // Longer than the second a click used to wait.
+    };
+    // A click on the toast meanwhile waits for what it opens instead of finding nothing.
+    let click = tokio::spawn(c.get(app.url(&open)).send());
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert!(!click.is_finished(), "the click waits while the message is pending");
     gate.add_permits(1_000);
     let resp = click.await.unwrap().unwrap();
     let conversation = count(&app, "SELECT conversation_id FROM messages WHERE wamid = 'wamid.G'").await;
-    assert_eq!(resp.headers()["location"].to_str().unwrap(), format!("/inbox/{conversation}"));
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    if app.db.engine() == wabridge::store::Engine::Sqlite {
+        // The notification, opened and read, leads to the message's link, which finds it.
+        assert_eq!(location, "/inbox/by-wamid/wamid.G?at=1764000000");
+        let v: Value = c.get(app.url("/notifications/unread")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(v["unread"], 0, "opened by its key, it is read");
+        let found = c.get(app.url(&location)).send().await.unwrap();
+        assert_eq!(found.headers()["location"].to_str().unwrap(), format!("/inbox/{conversation}"));
+    } else {
+        assert_eq!(location, format!("/inbox/{conversation}"));
+    }
     eventually("the batch applied", || async { count(&app, message).await == 1 }).await;
     assert_eq!(count_for_message(&app.db, t, "wamid.G").await.unwrap(), 1);
-    assert_eq!(count(&app, TOAST_EVENTS).await, 1, "one toast");
+    eventually("toasted", || async { toasts(&app.db).await.len() == 1 }).await;
+    assert_eq!(toasts(&app.db).await.len(), 1, "one toast");
+    // A key that names nothing, with nothing pending, is not found at once.
+    assert_eq!(c.get(app.url("/notifications/open?key=msg%3A1%3Awamid.NONE")).send().await.unwrap().status(), 404);
 }
 
 /// Reads SSE events from a response until `n` events of `kind` arrived (or times out).
@@ -434,11 +463,12 @@ async fn a_backlog_left_by_an_earlier_run_is_applied_batch_after_batch() {
     assert_eq!(processor.process_batch().await.unwrap(), 0, "and then nothing");
 }
 
-/// Under a backlog, SQLite's processor commits the toasts of what came after its batch ahead
-/// of the rest of that batch: a toast does not wait for every batch before it. PostgreSQL's
-/// processors apply a claimed batch in one transaction.
+/// Under a backlog, SQLite's toaster publishes the toasts of what has just come in while the
+/// processor is still at work on batches before it; the processor stores their notifications
+/// later without a second toast. PostgreSQL's processors apply a claimed batch in one
+/// transaction and publish after it.
 #[tokio::test]
-async fn under_a_backlog_toasts_run_ahead_of_the_batches_before_them() {
+async fn under_a_backlog_toasts_do_not_wait_for_the_batches_before_them() {
     use futures_util::future::join_all;
     let (db, _dir) = crate::helpers::migrated_database().await;
     let clock = wabridge::clock::Clock::default();
@@ -455,55 +485,60 @@ async fn under_a_backlog_toasts_run_ahead_of_the_batches_before_them() {
         599 => text_body(number, "4978", "Letzte", &[("wamid.AHEAD-LAST", "hinten")]),
         _ => format!(r#"{{"object":"whatsapp_business_account","entry":[{{"id":"between-{i}","changes":[]}}]}}"#).into_bytes(),
     };
-    // In this order: the first body, 598 appended together, the last.
-    journal.append(bytes::Bytes::from(body(0))).await.unwrap();
-    for result in join_all((1..599).map(|i| journal.append(bytes::Bytes::from(body(i))))).await {
-        result.unwrap();
-    }
-    journal.append(bytes::Bytes::from(body(599))).await.unwrap();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let registry = Registry::standard().subscribe("messages", Arc::new(Gate(gate.clone())));
-    let processor = wabridge::ingest::processor::Processor::new(db.clone(), clock, registry, wabridge::live::LiveHub::default(), Arc::default())
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let mut processor = wabridge::ingest::processor::Processor::new(db.clone(), clock, registry, wabridge::live::LiveHub::default(), Arc::default())
         .with_feed(journal.feed.clone());
+    processor.start_toaster(shutdown);
+    // The first body, and its batch at the gate; then 598 appended together, and the last.
+    journal.append(bytes::Bytes::from(body(0))).await.unwrap();
     let first_batch = tokio::spawn({
         let processor = processor.clone();
         async move { processor.process_batch().await.unwrap() }
     });
+    for result in join_all((1..599).map(|i| journal.append(bytes::Bytes::from(body(i))))).await {
+        result.unwrap();
+    }
+    journal.append(bytes::Bytes::from(body(599))).await.unwrap();
     let last_message = "SELECT COUNT(*) FROM messages WHERE wamid = 'wamid.AHEAD-LAST'";
     let count = |sql: &'static str| {
         let db = db.clone();
         async move { with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await).unwrap() }
     };
+    let previews = || async { toasts(&db).await.iter().map(|t| t["preview"].as_str().unwrap().to_owned()).collect::<Vec<_>>() };
     match db.engine() {
-        // The first batch waits at the gate; the toast of the 600th body is already there.
+        // The first batch waits at the gate; the 600th body's toast is published.
         wabridge::store::Engine::Sqlite => {
-            eventually("the last body notified", || async { count_for_message(&db, t, "wamid.AHEAD-LAST").await.unwrap() == 1 }).await;
-            assert_eq!(count_for_message(&db, t, "wamid.AHEAD-FIRST").await.unwrap(), 1);
-            assert_eq!(count(TOAST_EVENTS).await, 1, "both toasts published in one commit");
+            eventually("the last body toasted", || async { previews().await.contains(&"hinten".to_owned()) }).await;
+            assert_eq!(count_for_message(&db, t, "wamid.AHEAD-LAST").await.unwrap(), 0, "not applied yet");
         }
         wabridge::store::Engine::Postgres => {
             tokio::time::sleep(Duration::from_millis(300)).await;
             assert_eq!(count_for_message(&db, t, "wamid.AHEAD-FIRST").await.unwrap(), 0, "all of a batch or nothing");
-            assert_eq!(count_for_message(&db, t, "wamid.AHEAD-LAST").await.unwrap(), 0);
+            assert!(toasts(&db).await.is_empty());
         }
     }
     assert!(!first_batch.is_finished(), "the first batch still waits at the gate");
     gate.add_permits(1_000);
-    assert_eq!(first_batch.await.unwrap(), 512);
-    assert_eq!(count(last_message).await, 0, "the 600th body's own batch has not been applied");
-    assert_eq!(processor.process_batch().await.unwrap(), 88);
-    assert_eq!(processor.process_batch().await.unwrap(), 0);
+    let mut applied = first_batch.await.unwrap();
+    loop {
+        match processor.process_batch().await.unwrap() {
+            0 => break,
+            n => applied += n,
+        }
+    }
+    assert_eq!(applied, 600);
     // Applied once each: one message, one notification, one toast.
     assert_eq!(count(last_message).await, 1);
     for wamid in ["wamid.AHEAD-FIRST", "wamid.AHEAD-LAST"] {
         assert_eq!(count_for_message(&db, t, wamid).await.unwrap(), 1, "{wamid} notified once");
     }
-    let toasts = count("SELECT COUNT(*) FROM notifications WHERE kind = 'inbound_message'").await;
-    assert_eq!(toasts, 2);
-    if db.engine() == wabridge::store::Engine::Sqlite {
-        assert_eq!(count(TOAST_EVENTS).await, 1, "no toast published twice");
-    }
-    // What nobody handles in between is kept for support by its own batch, as always.
+    assert_eq!(count("SELECT COUNT(*) FROM notifications WHERE kind = 'inbound_message'").await, 2);
+    let mut published = previews().await;
+    published.sort_unstable();
+    assert_eq!(published, ["hinten", "vorne"], "each toast published once");
+    // What nobody handles in between is kept for support when it is applied, as always.
     assert_eq!(count("SELECT COUNT(*) FROM webhook_unhandled WHERE reason = 'no_changes'").await, 598);
 }
 
@@ -539,7 +574,7 @@ async fn a_commits_events_share_a_row_and_reach_the_stream_one_by_one() {
     post_signed(&app, &text_body(&number, "4966", "Mia", &[("wamid.G1", "eins"), ("wamid.G2", "zwei"), ("wamid.G3", "drei")])).await;
     let got = live.await.unwrap();
     let row = wabridge::live::latest_event(&app.db, t).await.unwrap();
-    let rows = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM live_events WHERE tenant_id = $1 AND id > $2")
+    let rows = with_pool!(app.db.live_read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM live_events WHERE tenant_id = $1 AND id > $2")
         .bind(t)
         .bind(before)
         .fetch_one(p)
@@ -719,7 +754,7 @@ async fn old_journal_entries_and_live_events_are_swept_but_nothing_still_needed(
     }
     let now = clock.now_ms();
     for at in [now - 2 * DAY, now - 2 * DAY, now - LIVE_EVENTS_KEPT_MS - 1, now] {
-        with_pool!(db.write(), |p| sqlx::query("INSERT INTO live_events (tenant_id, user_id, kind, payload, at) VALUES ($1, NULL, 'test', '{}', $2)")
+        with_pool!(db.live_write(), |p| sqlx::query("INSERT INTO live_events (tenant_id, user_id, kind, payload, at) VALUES ($1, NULL, 'test', '{}', $2)")
             .bind(tenant)
             .bind(at)
             .execute(p)
@@ -727,7 +762,7 @@ async fn old_journal_entries_and_live_events_are_swept_but_nothing_still_needed(
             .map(drop))
         .unwrap();
     }
-    let live_events = || async { with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT at FROM live_events ORDER BY id").fetch_all(p).await).unwrap() };
+    let live_events = || async { with_pool!(db.live_read(), |p| sqlx::query_scalar::<_, i64>("SELECT at FROM live_events ORDER BY id").fetch_all(p).await).unwrap() };
 
     // Today: the journal is young; live events older than a day go.
     assert_eq!(sweep(&db, now, 30).await.unwrap(), Swept { journal: 0, live_events: 3 });
