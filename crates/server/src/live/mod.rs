@@ -4,7 +4,8 @@
 //! (`Last-Event-ID`). On PostgreSQL they are written in the transaction that caused them; on
 //! SQLite they have a file and a writer of their own and are written right after that commit
 //! (a crash in between loses the events, not what they tell of), so that a toast never waits
-//! for the processor's transaction on the main file's one writer (see `ingest::toaster`). Delivery to open streams
+//! for the processor's transaction on the main file's one writer (see `ingest::toaster`).
+//! Delivery to open streams
 //! goes through a per-tenant broadcast channel — a slow browser only lags itself, and gets a
 //! `resync` event instead of blocking anyone. On PostgreSQL every instance learns of new
 //! events through `LISTEN/NOTIFY`, so a browser connected to one instance sees what another
@@ -157,7 +158,8 @@ pub async fn publish_now(db: &Db, hub: &LiveHub, events: &[NewEvent], now: i64) 
 const GROUP_KIND: &str = "group";
 
 /// Stores events in the caller's transaction on the live events' writer (and, on PostgreSQL,
-/// announces them to every instance when it commits). The events of one commit for one audience (a tenant's users,
+/// announces them to every instance when it commits). The events of one commit for one
+/// audience (a tenant's users,
 /// or one user) share a row — a batch of webhooks makes a few rows, not two per message —
 /// and reach the browser as separate SSE events, in order; the row's id goes with the last
 /// of them, so that a browser cut off in between replays the whole row.
