@@ -5,9 +5,8 @@
 //! SQLite they have a file and a writer of their own and are written right after that commit
 //! (a crash in between loses the events, not what they tell of), so that a toast never waits
 //! for the processor's transaction on the main file's one writer (see `ingest::toaster`).
-//! Delivery to open streams
-//! goes through a per-tenant broadcast channel — a slow browser only lags itself, and gets a
-//! `resync` event instead of blocking anyone. On PostgreSQL every instance learns of new
+//! Delivery to open streams goes through a per-tenant broadcast channel — a slow browser only
+//! lags itself, and gets a `resync` event instead of blocking anyone. On PostgreSQL every instance learns of new
 //! events through `LISTEN/NOTIFY`, so a browser connected to one instance sees what another
 //! processed.
 
