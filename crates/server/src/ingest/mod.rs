@@ -22,7 +22,7 @@ use wabridge_cloud_api::webhook::ChangeRef;
 
 use crate::accounts::TenantId;
 use crate::live::NewEvent;
-use crate::store::{Db, Tx};
+use crate::store::Tx;
 
 /// One change of a journaled body, with the tenant it belongs to.
 #[derive(Clone, Copy)]
@@ -91,11 +91,11 @@ pub trait ChangeHandler: Send + Sync + 'static {
     }
 
     /// The events of consecutive changes of one field to publish now, before they are applied;
-    /// `db` is only read. Their `apply_all` later stores the rows without these events
-    /// (`Effects::published_ahead_through`), and must not repeat them for a change it was
-    /// handed twice (Meta's redeliveries).
-    fn ahead<'a>(&'a self, db: &'a Db, changes: &'a [RoutedChange<'a>]) -> AheadFuture<'a> {
-        let _ = (db, changes);
+    /// `tx` only reads (on SQLite, a reader's). Their `apply_all` later stores the rows without
+    /// these events (`Effects::published_ahead_through`), and must not repeat them for a change
+    /// it was handed twice (Meta's redeliveries).
+    fn ahead<'a>(&'a self, tx: &'a mut Tx, changes: &'a [RoutedChange<'a>]) -> AheadFuture<'a> {
+        let _ = (tx, changes);
         Box::pin(async { Ok(Vec::new()) })
     }
 }

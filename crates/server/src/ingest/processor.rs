@@ -136,9 +136,11 @@ impl Processor {
                     // Under load, a short pause lets the next batch gather more bodies: a
                     // commit writes each touched page once however many rows changed it, and
                     // every statement costs the same for a few rows as for many.
-                    Ok(n) if self.claims.is_some() && (n as i64) < self.batch() => tokio::time::sleep(GATHER_PAUSE_BEHIND_TOASTER).await,
-                    Ok(n) if self.claims.is_none() && n < GATHER_BELOW => tokio::time::sleep(GATHER_PAUSE).await,
-                    Ok(_) => {}
+                    Ok(n) => {
+                        if let Some(pause) = self.gather_pause(n) {
+                            tokio::time::sleep(pause).await;
+                        }
+                    }
                     Err(e) => {
                         tracing::error!(error = format!("{e:#}"), "webhook processing failed; will retry");
                         break;
@@ -177,6 +179,14 @@ impl Processor {
     /// Journal entries applied per transaction.
     fn batch(&self) -> i64 {
         if self.claims.is_some() { BATCH_BEHIND_TOASTER } else { BATCH }
+    }
+
+    /// How long to let bodies gather after a batch of `n`.
+    fn gather_pause(&self, n: usize) -> Option<Duration> {
+        match self.claims {
+            Some(_) => (n < BATCH_BEHIND_TOASTER as usize).then_some(GATHER_PAUSE_BEHIND_TOASTER),
+            None => (n < GATHER_BELOW).then_some(GATHER_PAUSE),
+        }
     }
 
     /// On SQLite, whether everything the journal committed is known to be applied.

@@ -167,9 +167,9 @@ impl Toaster {
     async fn publish(&self, run: &[Arc<FedEntry>]) -> anyhow::Result<()> {
         let now = self.clock.now_ms();
         let named: Vec<ChangeRef<'_>> = run.iter().filter_map(|r| r.parsed()).flat_map(|b| b.changes()).collect();
+        // One read transaction for the routes and the handlers' look-ups.
         let mut tx = self.db.begin_read().await?;
         let routes = RouteCache::load(&mut tx, &named).await?;
-        drop(tx);
         let mut routed: Vec<RoutedChange<'_>> = Vec::new();
         for row in run {
             // What nobody takes is kept for support when the processor applies it.
@@ -178,9 +178,10 @@ impl Toaster {
         let mut events: Vec<NewEvent> = Vec::new();
         for changes in routed.chunk_by(|a, b| a.change.field() == b.change.field()) {
             for handler in self.registry.handlers(changes[0].change.field().as_str()).iter().filter(|h| h.publishes_ahead()) {
-                events.extend(handler.ahead(&self.db, changes).await?);
+                events.extend(handler.ahead(&mut tx, changes).await?);
             }
         }
+        drop(tx);
         live::publish_now(&self.db, &self.live, &events, now).await?;
         Ok(())
     }

@@ -94,19 +94,16 @@ fn toasts(changes: &[RoutedChange<'_>]) -> Vec<Toast> {
             if matches!(message.content, MessageContent::System(_)) {
                 continue;
             }
-            let key = match &message.id {
-                Some(id) => message_key(id, message.timestamp),
-                None => format!("journal:{}:{}:{i}", change.journal_id, change.change_index),
-            };
-            let link = match &message.id {
+            let (key, link) = match &message.id {
                 Some(id) => {
-                    let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
-                    match message.timestamp {
-                        Some(at) => format!("/inbox/by-wamid/{id}?at={at}"),
-                        None => format!("/inbox/by-wamid/{id}"),
-                    }
+                    let encoded: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+                    let link = match message.timestamp {
+                        Some(at) => format!("/inbox/by-wamid/{encoded}?at={at}"),
+                        None => format!("/inbox/by-wamid/{encoded}"),
+                    };
+                    (message_key(id, message.timestamp), link)
                 }
-                None => "/inbox".to_owned(),
+                None => (format!("journal:{}:{}:{i}", change.journal_id, change.change_index), "/inbox".to_owned()),
             };
             out.push(Toast {
                 journal_id: change.journal_id,
@@ -141,7 +138,7 @@ impl ChangeHandler for InboundMessageNotifier {
         true
     }
 
-    fn ahead<'a>(&'a self, db: &'a Db, changes: &'a [RoutedChange<'a>]) -> AheadFuture<'a> {
+    fn ahead<'a>(&'a self, tx: &'a mut Tx, changes: &'a [RoutedChange<'a>]) -> AheadFuture<'a> {
         Box::pin(async move {
             let toasts = toasts(changes);
             if toasts.is_empty() {
@@ -149,9 +146,7 @@ impl ChangeHandler for InboundMessageNotifier {
             }
             // Not stored yet (a message Meta delivered again later is), and not toasted lately
             // (one delivered twice in a row is not stored yet when its second copy comes).
-            let mut tx = db.begin_read().await?;
-            let stored = stored_keys(&mut tx, toasts.iter().map(|t| (t.tenant, t.key.as_str()))).await?;
-            drop(tx);
+            let stored = stored_keys(tx, toasts.iter().map(|t| (t.tenant, t.key.as_str()))).await?;
             let mut recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             Ok(toasts
                 .iter()

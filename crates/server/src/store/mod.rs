@@ -170,53 +170,11 @@ impl Db {
         // commit is written while the previous one is being synced. NORMAL alone would keep
         // the file consistent but not the last commits durable.
         let journal_file = journal_path(path);
-        let journal_options = SqliteConnectOptions::new()
-            .filename(&journal_file)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .pragma("mmap_size", "268435456")
-            // Like the main file's, the journal's checkpoints run beside its writer (see
-            // `checkpointer`), not inside a group commit that Meta's requests wait for.
-            .pragma("wal_autocheckpoint", "16384");
-        let journal = pool()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(journal_options.clone())
-            .await?;
-        // The journal's schema is created before its readers open it read-only.
-        sqlx::query(JOURNAL_SCHEMA).execute(&journal).await?;
-        let journal_readers = pool()
-            .max_connections(2)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(journal_options.clone().read_only(true))
-            .await?;
+        let (journal, journal_readers) = open_side_file(&journal_file, &JOURNAL_SCHEMA).await?;
         // The live events' file: written after the commits they belong to, by a writer of its
         // own (see `live::commit`); losing its last commits loses events, never data.
-        let live_options = SqliteConnectOptions::new()
-            .filename(sibling_path(path, "live"))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .pragma("wal_autocheckpoint", "16384");
-        let live = pool()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(live_options.clone())
-            .await?;
-        for statement in LIVE_SCHEMA {
-            sqlx::query(statement).execute(&live).await?;
-        }
-        let live_readers = pool()
-            .max_connections(2)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(live_options.clone().read_only(true))
-            .await?;
-        tokio::spawn(checkpointer(live_options, live.clone(), JOURNAL_CHECKPOINTS));
+        let (live, live_readers) = open_side_file(&sibling_path(path, "live"), &LIVE_SCHEMA).await?;
         tokio::spawn(checkpointer(options, writer.clone(), MAIN_CHECKPOINTS));
-        tokio::spawn(checkpointer(journal_options, journal.clone(), JOURNAL_CHECKPOINTS));
         // Absolute, as SQLite resolved it at open (a bare file name has an empty parent).
         let journal_wal = PathBuf::from(format!("{journal_file}-wal"));
         let journal_wal = std::path::absolute(&journal_wal).unwrap_or(journal_wal);
@@ -355,8 +313,9 @@ impl Db {
 /// 1.3 with the notifications alone) and so Meta's answers (ack p99 12–13 ms); every 10 ms,
 /// ack p99 8.4–10.2 ms over 17 runs at the same throughput.
 const MAIN_CHECKPOINTS: Duration = Duration::from_millis(10);
-/// How often the journal file's WAL is folded back (more often made no difference).
-const JOURNAL_CHECKPOINTS: Duration = Duration::from_millis(50);
+/// How often the journal's and the live events' files' WALs are folded back (more often made
+/// no difference to the journal's).
+const SIDE_CHECKPOINTS: Duration = Duration::from_millis(50);
 
 /// Folds a database file's WAL back into the file from a connection of its own, every
 /// `interval`, instead of inside whichever commit crosses SQLite's threshold: there a
@@ -378,14 +337,38 @@ async fn checkpointer(options: SqliteConnectOptions, writer: SqlitePool, interva
 }
 
 /// The SQLite journal file's only table (ids continue those of the main file's old journal).
-const JOURNAL_SCHEMA: &str =
-    "CREATE TABLE IF NOT EXISTS webhook_journal (id INTEGER PRIMARY KEY, received_at INTEGER NOT NULL, body BLOB NOT NULL)";
+const JOURNAL_SCHEMA: [&str; 1] =
+    ["CREATE TABLE IF NOT EXISTS webhook_journal (id INTEGER PRIMARY KEY, received_at INTEGER NOT NULL, body BLOB NOT NULL)"];
 
 /// The SQLite live events' file's schema (ids continue those of the main file's old table).
 const LIVE_SCHEMA: [&str; 2] = [
     "CREATE TABLE IF NOT EXISTS live_events (id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, user_id INTEGER, kind TEXT NOT NULL, payload TEXT NOT NULL, at INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS live_events_tenant ON live_events (tenant_id, id)",
 ];
+
+/// Opens a SQLite file beside the main one (the journal's, the live events'): its one writer,
+/// its schema (created before the readers open it read-only), two readers, and checkpoints
+/// beside the writer. Its commits do not fsync (NORMAL; see `Db::open` for the journal's).
+/// Like the main file's, its checkpoints run beside its writer (see `checkpointer`), not
+/// inside a commit that someone waits for.
+async fn open_side_file(file: &str, schema: &[&'static str]) -> Result<(SqlitePool, SqlitePool), sqlx::Error> {
+    let options = SqliteConnectOptions::new()
+        .filename(file)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .pragma("mmap_size", "268435456")
+        .pragma("wal_autocheckpoint", "16384");
+    let pool = |connections| SqlitePoolOptions::new().test_before_acquire(false).max_connections(connections).acquire_timeout(Duration::from_secs(30));
+    let writer = pool(1).connect_with(options.clone()).await?;
+    for &statement in schema {
+        sqlx::query(statement).execute(&writer).await?;
+    }
+    let readers = pool(2).connect_with(options.clone().read_only(true)).await?;
+    tokio::spawn(checkpointer(options, writer.clone(), SIDE_CHECKPOINTS));
+    Ok((writer, readers))
+}
 
 /// `data/wabridge.db` → `data/wabridge-journal.db`.
 fn journal_path(main: &str) -> String {
@@ -453,8 +436,8 @@ async fn move_live_events_out(main: &SqlitePool, live: &SqlitePool) -> Result<()
         tx.commit().await?;
         after = last;
     }
-    sqlx::query("PRAGMA wal_checkpoint(FULL)").execute(live).await?;
-    sqlx::query("DELETE FROM live_events").execute(main).await.map(drop)
+    // On disk before migration 0011 drops the main file's table.
+    sqlx::query("PRAGMA wal_checkpoint(FULL)").execute(live).await.map(drop)
 }
 
 impl Tx {
