@@ -10,6 +10,7 @@
 //! events through `LISTEN/NOTIFY`, so a browser connected to one instance sees what another
 //! processed.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -295,15 +296,25 @@ fn group_payload(events: &[&NewEvent]) -> String {
 impl StoredEvent {
     /// The events the row holds, in order: itself, or those of its group.
     pub fn events(&self) -> Vec<(String, serde_json::Value)> {
-        let payload: serde_json::Value = serde_json::from_str(&self.payload).unwrap_or(serde_json::Value::Null);
+        self.raw_events().into_iter().map(|(kind, data)| (kind.into_owned(), serde_json::from_str(data).unwrap_or_default())).collect()
+    }
+
+    /// The events the row holds as their kind and their data's JSON text (read without
+    /// building a tree of the JSON).
+    fn raw_events(&self) -> Vec<(Cow<'_, str>, &str)> {
         if self.kind != GROUP_KIND {
-            return vec![(self.kind.clone(), payload)];
+            return vec![(Cow::Borrowed(self.kind.as_str()), self.payload.as_str())];
         }
-        let serde_json::Value::Array(items) = payload else { return Vec::new() };
-        items
-            .into_iter()
-            .filter_map(|mut item| Some((item["kind"].as_str()?.to_owned(), item.get_mut("data").map(serde_json::Value::take)?)))
-            .collect()
+        #[derive(serde::Deserialize)]
+        struct Item<'a> {
+            #[serde(borrow)]
+            kind: Cow<'a, str>,
+            #[serde(borrow)]
+            data: &'a serde_json::value::RawValue,
+        }
+        serde_json::from_str::<Vec<Item<'_>>>(&self.payload)
+            .map(|items| items.into_iter().map(|i| (i.kind, i.data.get())).collect())
+            .unwrap_or_default()
     }
 
     /// The row's SSE events in the reader's words, the row's id on the last (rendered on
@@ -312,13 +323,13 @@ impl StoredEvent {
         let slot = Lang::ALL.iter().position(|l| *l == lang).unwrap_or(0);
         self.rendered.0[slot]
             .get_or_init(|| {
-                let events = self.events();
+                let events = self.raw_events();
                 let last = events.len().saturating_sub(1);
                 let mut out = String::new();
-                for (i, (kind, payload)) in events.into_iter().enumerate() {
-                    let data = crate::notifications::localize(&kind, payload, lang).to_string();
+                for (i, (kind, data)) in events.iter().enumerate() {
+                    let data = crate::notifications::localize(kind, data, lang);
                     out.push_str("event: ");
-                    out.push_str(&kind);
+                    out.push_str(kind);
                     out.push('\n');
                     for line in data.split('\n') {
                         out.push_str("data: ");
@@ -332,7 +343,7 @@ impl StoredEvent {
                     }
                     out.push('\n');
                 }
-                Bytes::from(out)
+        Bytes::from(out)
             })
             .clone()
     }

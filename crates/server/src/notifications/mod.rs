@@ -4,6 +4,8 @@
 //! tenant (stored once), each reading it on their own: a read mark when they open it, a
 //! watermark when they mark all read.
 
+use std::borrow::Cow;
+
 use foldhash::{HashSet, HashSetExt as _};
 
 use axum::Router;
@@ -16,7 +18,7 @@ use wabridge_cloud_api::webhook::{Message, MessageContent, MessagesValue};
 use crate::accounts::{TenantId, UserId};
 use crate::ingest::{AheadFuture, ChangeHandler, Effects, HandlerFuture, RoutedChange};
 use crate::live::NewEvent;
-use crate::store::{Db, Tx, Val, insert_ids, select_in};
+use crate::store::{Db, Tx, Val, insert_ids, json_text, select_in};
 use crate::web::context::TenantMember;
 use crate::web::error::{AppError, AppResult};
 use crate::web::i18n::Lang;
@@ -275,25 +277,66 @@ pub fn localize_preview(preview: &str, lang: Lang) -> String {
     }
 }
 
-/// Adds the reader's words to a live event's payload (title and preview of a notification).
-pub fn localize(kind: &str, mut payload: serde_json::Value, lang: Lang) -> serde_json::Value {
-    if kind == "notification" {
-        let actor = payload["actor"].as_str().unwrap_or_default().to_owned();
-        let preview = localize_preview(payload["preview"].as_str().unwrap_or_default(), lang);
-        let kind = payload["kind"].as_str().unwrap_or("inbound_message").to_owned();
-        payload["title"] = json!(lang.tf(&format!("notifications.title.{kind}"), "name", &actor));
-        payload["preview"] = json!(preview);
-        // A toast published before its notification was stored opens it by its key.
-        let open = match payload["id"].as_i64() {
-            Some(id) => format!("/notifications/{id}"),
-            None => {
-                let key: String = url::form_urlencoded::byte_serialize(payload["key"].as_str().unwrap_or_default().as_bytes()).collect();
-                format!("/notifications/open?key={key}")
-            }
-        };
-        payload["open"] = json!(open);
+/// A notification's live event as stored (a toast, or a feature's notification of one user).
+#[derive(serde::Deserialize)]
+struct LiveNotification<'a> {
+    id: Option<i64>,
+    #[serde(borrow, default)]
+    key: Cow<'a, str>,
+    #[serde(borrow, default)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    actor: Cow<'a, str>,
+    #[serde(borrow, default)]
+    preview: Cow<'a, str>,
+    #[serde(borrow, default)]
+    link: Cow<'a, str>,
+}
+
+/// A notification's live event as a reader's browser gets it.
+#[derive(serde::Serialize)]
+struct ShownNotification<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<i64>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    key: &'a str,
+    kind: &'a str,
+    actor: &'a str,
+    title: String,
+    preview: String,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    link: &'a str,
+    open: String,
+}
+
+/// A live event's data (JSON text) in the reader's words: a notification gains its title, its
+/// preview in the reader's language and the address that opens it; any other event is sent as
+/// stored. Read into borrowed fields, not into a tree: a busy tenant's stream renders one per
+/// customer message.
+pub fn localize<'a>(kind: &str, data: &'a str, lang: Lang) -> Cow<'a, str> {
+    if kind != "notification" {
+        return Cow::Borrowed(data);
     }
-    payload
+    let Ok(n) = serde_json::from_str::<LiveNotification<'_>>(data) else { return Cow::Borrowed(data) };
+    let kind = if n.kind.is_empty() { "inbound_message" } else { &n.kind };
+    // A toast published before its notification was stored opens it by its key.
+    let open = match n.id {
+        Some(id) => format!("/notifications/{id}"),
+        None => {
+            let key: String = url::form_urlencoded::byte_serialize(n.key.as_bytes()).collect();
+            format!("/notifications/open?key={key}")
+        }
+    };
+    Cow::Owned(json_text(&ShownNotification {
+        id: n.id,
+        key: &n.key,
+        kind,
+        actor: &n.actor,
+        title: lang.tf(&format!("notifications.title.{kind}"), "name", &n.actor),
+        preview: localize_preview(&n.preview, lang),
+        link: &n.link,
+        open,
+    }))
 }
 
 /// A notification as listed.
