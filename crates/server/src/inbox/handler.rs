@@ -189,12 +189,7 @@ async fn inbound(tx: &mut Tx, run: &[Inbound<'_>], effects: &mut Effects) -> any
         if let Some(t) = touch(i).filter(|_| !created.contains(&conversations[i])) {
             touches.push(Touch { conversation: conversations[i], ..t });
         }
-        effects.events.push(NewEvent {
-            tenant: run[i].change.tenant,
-            user: None,
-            kind: "message".to_owned(),
-            payload: json!({"conversation": conversations[i], "message": message_id, "inbound": true}),
-        });
+        effects.events.push(NewEvent::new(run[i].change.tenant, None, "message", &json!({"conversation": conversations[i], "message": message_id, "inbound": true})));
     }
     store::touch_conversations(tx, &touches).await?;
     Ok(())

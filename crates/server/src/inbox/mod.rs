@@ -324,7 +324,7 @@ async fn mark_read(app: &AppState, tenant: TenantId, c: &store::ConversationRow)
             Err(EnqueueError::Db(e)) => return Err(e),
         }
     }
-    live::commit(&app.db, &app.live, tx, &[NewEvent { tenant, user: None, kind: "conversation".to_owned(), payload: serde_json::json!({"conversation": c.id}) }], now).await?;
+    live::commit(&app.db, &app.live, tx, &[NewEvent::new(tenant, None, "conversation", &serde_json::json!({"conversation": c.id}))], now).await?;
     app.outbox_wake.notify_one();
     Ok(())
 }

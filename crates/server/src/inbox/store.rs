@@ -663,7 +663,7 @@ pub async fn record_outcome(db: &Db, hub: &LiveHub, outbox: OutboxId, update: Ou
 
 /// The live event that makes open conversation pages refresh a message.
 pub fn status_event(tenant: TenantId, conversation: i64, message: i64) -> NewEvent {
-    NewEvent { tenant, user: None, kind: "message".to_owned(), payload: json!({"conversation": conversation, "message": message}) }
+    NewEvent::new(tenant, None, "message", &json!({"conversation": conversation, "message": message}))
 }
 
 /// A conversation row for lists.

@@ -48,8 +48,15 @@ pub struct NewEvent {
     pub user: Option<UserId>,
     /// Kind (`notification`, …).
     pub kind: String,
-    /// JSON payload.
-    pub payload: serde_json::Value,
+    /// JSON payload, as text.
+    pub payload: String,
+}
+
+impl NewEvent {
+    /// An event of `kind` with this payload.
+    pub fn new(tenant: TenantId, user: Option<UserId>, kind: &str, payload: &impl serde::Serialize) -> NewEvent {
+        NewEvent { tenant, user, kind: kind.to_owned(), payload: json_text(payload) }
+    }
 }
 
 /// A stored event.
@@ -176,7 +183,7 @@ async fn store_events(tx: &mut Tx, events: &[NewEvent], now: i64) -> Result<Vec<
     let rows: Vec<(TenantId, Option<UserId>, String, String)> = groups
         .into_iter()
         .map(|(tenant, user, group)| match group.as_slice() {
-            [one] => (tenant, user, one.kind.clone(), json_text(&one.payload)),
+            [one] => (tenant, user, one.kind.clone(), one.payload.clone()),
             many => (tenant, user, GROUP_KIND.to_owned(), group_payload(many)),
         })
         .collect();
@@ -283,14 +290,23 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/events", get(get_events))
 }
 
-/// `[{"kind": …, "data": …}, …]`: the payload of a row holding several events.
+/// `[{"kind": …, "data": …}, …]`: the payload of a row holding several events, put together
+/// from their payloads' texts.
 fn group_payload(events: &[&NewEvent]) -> String {
-    #[derive(serde::Serialize)]
-    struct Item<'a> {
-        kind: &'a str,
-        data: &'a serde_json::Value,
+    let mut out = String::with_capacity(events.iter().map(|e| e.payload.len() + e.kind.len() + 24).sum::<usize>() + 2);
+    out.push('[');
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"kind\":");
+        out.push_str(&json_text(&e.kind));
+        out.push_str(",\"data\":");
+        out.push_str(&e.payload);
+        out.push('}');
     }
-    json_text(&events.iter().map(|e| Item { kind: &e.kind, data: &e.payload }).collect::<Vec<_>>())
+    out.push(']');
+    out
 }
 
 impl StoredEvent {
@@ -426,13 +442,9 @@ mod tests {
     use super::*;
 
     fn group_row() -> StoredEvent {
-        let notification = NewEvent {
-            tenant: TenantId(1),
-            user: None,
-            kind: "notification".to_owned(),
-            payload: serde_json::json!({"id": 7, "kind": "inbound_message", "actor": "Anna", "preview": "Hallo"}),
-        };
-        let message = NewEvent { kind: "message".to_owned(), payload: serde_json::json!({"conversation": 3}), ..notification.clone() };
+        let notification =
+            NewEvent::new(TenantId(1), None, "notification", &serde_json::json!({"id": 7, "kind": "inbound_message", "actor": "Anna", "preview": "Hallo"}));
+        let message = NewEvent::new(TenantId(1), None, "message", &serde_json::json!({"conversation": 3}));
         StoredEvent {
             id: 42,
             tenant_id: TenantId(1),

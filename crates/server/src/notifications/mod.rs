@@ -79,11 +79,19 @@ struct Toast {
 impl Toast {
     /// Its live event; `id` is the stored notification's when it is known.
     fn event(&self, id: Option<i64>) -> NewEvent {
-        let mut payload = json!({"key": self.key, "kind": "inbound_message", "actor": self.actor, "preview": self.preview, "link": self.link});
-        if let Some(id) = id {
-            payload["id"] = json!(id);
+        /// A toast's payload, written straight to its JSON text.
+        #[derive(serde::Serialize)]
+        struct Payload<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            id: Option<i64>,
+            key: &'a str,
+            kind: &'a str,
+            actor: &'a str,
+            preview: &'a str,
+            link: &'a str,
         }
-        NewEvent { tenant: self.tenant, user: None, kind: "notification".to_owned(), payload }
+        let payload = Payload { id, key: &self.key, kind: "inbound_message", actor: &self.actor, preview: &self.preview, link: &self.link };
+        NewEvent::new(self.tenant, None, "notification", &payload)
     }
 }
 

@@ -86,7 +86,7 @@ pub async fn apply(tx: &mut Tx, tenant: TenantId, c: &Computed, now: i64) -> Res
     if changed.is_none() {
         return Ok(events);
     }
-    events.push(NewEvent { tenant, user: None, kind: "onboarding".to_owned(), payload: json!({"item": c.item, "state": c.state, "at": now}) });
+    events.push(NewEvent::new(tenant, None, "onboarding", &json!({"item": c.item, "state": c.state, "at": now})));
     // The host application hears of it too, by its signed callback.
     crate::api::callbacks::onboarding_changed(tx, tenant, &format!("{}:{}:{now}", c.item, c.state), json!({"item": c.item, "state": c.state, "at": now}), now).await?;
     if c.state == "pending" {
@@ -131,12 +131,7 @@ pub async fn notify_users(tx: &mut Tx, tenant: TenantId, owners_only: bool, prev
         .fetch_optional(x)
         .await)?;
         if let Some(id) = id {
-            events.push(NewEvent {
-                tenant,
-                user: Some(user),
-                kind: "notification".to_owned(),
-                payload: json!({"id": id, "kind": "onboarding", "actor": "WhatsApp", "preview": preview, "link": link}),
-            });
+            events.push(NewEvent::new(tenant, Some(user), "notification", &json!({"id": id, "kind": "onboarding", "actor": "WhatsApp", "preview": preview, "link": link})));
         }
         let lang = locale.as_deref().and_then(Lang::parse).unwrap_or_default();
         let subject = lang.t("onboarding.email.subject").to_owned();

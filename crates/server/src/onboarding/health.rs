@@ -72,7 +72,7 @@ pub async fn mark(tx: &mut Tx, tenant: TenantId, waba_id: &str, health: &'static
     if health != DISCONNECTED {
         checklist::alert(tx, tenant, health, &format!("{health}:{waba_id}:{now}"), &format!("WABA {waba_id}: {detail}"), now).await?;
     }
-    let mut events = vec![NewEvent { tenant, user: None, kind: "whatsapp_status".to_owned(), payload: json!({"status": health, "waba_id": waba_id, "at": now}) }];
+    let mut events = vec![NewEvent::new(tenant, None, "whatsapp_status", &json!({"status": health, "waba_id": waba_id, "at": now}))];
     let dedupe = format!("health:{waba_id}:{health}:{now}");
     events.extend(checklist::notify_users(tx, tenant, false, &format!("onboarding.health.notify.{health}"), &dedupe, now).await?);
     Ok(events)
@@ -106,7 +106,7 @@ pub async fn reinstate(tx: &mut Tx, tenant: TenantId, waba_id: &str, now: i64) -
         .execute(c)
         .await
         .map(drop))?;
-    let mut events = vec![NewEvent { tenant, user: None, kind: "whatsapp_status".to_owned(), payload: json!({"status": "connected", "waba_id": waba_id, "at": now}) }];
+    let mut events = vec![NewEvent::new(tenant, None, "whatsapp_status", &json!({"status": "connected", "waba_id": waba_id, "at": now}))];
     let dedupe = format!("health:{waba_id}:reinstated:{now}");
     events.extend(checklist::notify_users(tx, tenant, false, "onboarding.health.notify.reinstated", &dedupe, now).await?);
     Ok(events)

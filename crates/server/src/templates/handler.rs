@@ -75,7 +75,7 @@ impl ChangeHandler for TemplateHandler {
                     if before.as_deref() == Some("UTILITY") && category.as_deref() == Some("MARKETING") {
                         warn_recategorized(tx, tenant, waba, name, language, change.now).await?;
                     }
-                    effects.events.push(NewEvent { tenant, user: None, kind: "template".to_owned(), payload: json!({"template": id, "status": status}) });
+                    effects.events.push(NewEvent::new(tenant, None, "template", &json!({"template": id, "status": status})));
                 }
                 ChangeValue::TemplateCategory(u) => {
                     let (Some(name), Some(language)) = (u.message_template_name.as_deref(), u.message_template_language.as_deref()) else { return Ok(()) };
