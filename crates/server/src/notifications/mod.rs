@@ -563,8 +563,38 @@ async fn open(app: &AppState, member: &TenantMember, id: i64) -> AppResult<Respo
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_live_notification_is_put_in_the_readers_words_and_other_events_pass_as_stored() {
+        // A toast before its notification is stored: no id, opened by its key; the actor's
+        // name has a quote and an umlaut, which the reader must take back unchanged.
+        let toast = Toast {
+            journal_id: 1,
+            tenant: TenantId(1),
+            key: message_key("wamid.HBgM+/=", Some(1_770_000_000)),
+            actor: "J\"ürgen \\ K.".to_owned(),
+            preview: format!("{TYPE_PREFIX}image"),
+            link: "/inbox/by-wamid/x".to_owned(),
+        };
+        let event = toast.event(None);
+        let shown: serde_json::Value = serde_json::from_str(&localize(&event.kind, &event.payload, Lang::De)).unwrap();
+        assert_eq!(shown["title"], "Neue WhatsApp-Nachricht von J\"ürgen \\ K.");
+        assert_eq!(shown["actor"], "J\"ürgen \\ K.");
+        assert_eq!(shown["preview"], "Bild");
+        assert_eq!(shown["link"], "/inbox/by-wamid/x");
+        assert_eq!(shown["open"], "/notifications/open?key=msg%3A01770000000%3Awamid.HBgM%2B%2F%3D");
+        assert!(shown.get("id").is_none(), "{shown}");
+        // Once stored it is opened by its id; English reads English.
+        let stored = toast.event(Some(9));
+        let shown: serde_json::Value = serde_json::from_str(&localize(&stored.kind, &stored.payload, Lang::En)).unwrap();
+        assert_eq!((shown["id"].as_i64(), shown["open"].as_str(), shown["preview"].as_str()), (Some(9), Some("/notifications/9"), Some("Image")));
+        // Any other event, and a notification that cannot be read, are sent as stored.
+        assert_eq!(localize("message", r#"{"conversation":3}"#, Lang::De), r#"{"conversation":3}"#);
+        assert_eq!(localize("notification", r#"{"id":"seven"}"#, Lang::De), r#"{"id":"seven"}"#);
+    }
 
     #[test]
     fn a_message_key_orders_by_meta_time_and_gives_back_its_id() {
