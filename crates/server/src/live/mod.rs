@@ -359,7 +359,7 @@ impl StoredEvent {
                     }
                     out.push('\n');
                 }
-        Bytes::from(out)
+                Bytes::from(out)
             })
             .clone()
     }
