@@ -6,13 +6,11 @@ use std::collections::BTreeMap;
 
 use foldhash::{HashMap, HashMapExt as _};
 
-use serde_json::json;
 use wabridge_cloud_api::webhook::{Message, MessageContent, MessagesValue, Status, StatusKind, SystemKind};
 
-use super::store::{self, CustomerKey, Moved, NewInbound, NewMessage, Touch, status_event, status_rank};
+use super::store::{self, CustomerKey, Moved, NewInbound, NewMessage, Touch, message_event, status_rank};
 use crate::accounts::TenantId;
 use crate::ingest::{ChangeHandler, Effects, HandlerFuture, RoutedChange};
-use crate::live::NewEvent;
 use crate::outbox;
 use crate::store::{Tx, keep_prepared, select_in, statement_chunks, value_rows};
 use crate::with_tx;
@@ -189,7 +187,7 @@ async fn inbound(tx: &mut Tx, run: &[Inbound<'_>], effects: &mut Effects) -> any
         if let Some(t) = touch(i).filter(|_| !created.contains(&conversations[i])) {
             touches.push(Touch { conversation: conversations[i], ..t });
         }
-        effects.events.push(NewEvent::new(run[i].change.tenant, None, "message", &json!({"conversation": conversations[i], "message": message_id, "inbound": true})));
+        effects.events.push(message_event(run[i].change.tenant, conversations[i], message_id, true));
     }
     store::touch_conversations(tx, &touches).await?;
     Ok(())
@@ -349,7 +347,7 @@ pub async fn apply_statuses(tx: &mut Tx, statuses: &[(TenantId, &Status)], now: 
     }
     changed.sort_unstable_by_key(|c| c.0);
     for (id, conversation, tenant) in changed {
-        effects.events.push(status_event(tenant, conversation, id));
+        effects.events.push(message_event(tenant, conversation, id, false));
     }
     Ok(())
 }

@@ -157,7 +157,7 @@ pub async fn record_send(
     if kind != "reaction" {
         store::touch_conversation(&mut tx, conversation.id, now, &preview, false, false).await?;
     }
-    live::commit(&app.db, &app.live, tx, &[store::status_event(tenant, conversation.id, message_id)], now).await?;
+    live::commit(&app.db, &app.live, tx, &[store::message_event(tenant, conversation.id, message_id, false)], now).await?;
     app.outbox_wake.notify_one();
     Ok(Sent { outbox: enqueued.id, message: message_id, created: true })
 }

@@ -3,7 +3,6 @@
 
 use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 
-use serde_json::json;
 
 use crate::accounts::TenantId;
 use crate::live::{self, LiveHub, NewEvent};
@@ -656,14 +655,23 @@ pub async fn record_outcome(db: &Db, hub: &LiveHub, outbox: OutboxId, update: Ou
     .fetch_optional(c)
     .await)?;
     let Some(row) = row else { return tx.commit().await };
-    let events = [status_event(row.tenant_id, row.conversation_id, row.id)];
+    let events = [message_event(row.tenant_id, row.conversation_id, row.id, false)];
     live::commit(db, hub, tx, &events, now).await?;
     Ok(())
 }
 
-/// The live event that makes open conversation pages refresh a message.
-pub fn status_event(tenant: TenantId, conversation: i64, message: i64) -> NewEvent {
-    NewEvent::new(tenant, None, "message", &json!({"conversation": conversation, "message": message}))
+/// The live event that makes open conversation pages refresh a message (`inbound`: a
+/// customer's new message, which the conversation list shows too).
+pub fn message_event(tenant: TenantId, conversation: i64, message: i64, inbound: bool) -> NewEvent {
+    /// Written straight to its JSON text: a batch makes one per customer message.
+    #[derive(serde::Serialize)]
+    struct Payload {
+        conversation: i64,
+        message: i64,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        inbound: bool,
+    }
+    NewEvent::new(tenant, None, "message", &Payload { conversation, message, inbound })
 }
 
 /// A conversation row for lists.
