@@ -144,21 +144,14 @@ fn body(idx: usize, numbers: &[String], waba: &str, customers: Option<u64>) -> (
     let mut rng = StdRng::seed_from_u64(idx as u64);
     let rng = &mut rng;
     let number = &numbers[idx % numbers.len()];
-    let (wa, bsuid, name) = match customers {
-        None => (
-            format!("49170{:07}", rng.random_range(0..10_000_000)),
-            format!("DE.{}", rng.random_range(1_000_000_000_000_000u64..9_000_000_000_000_000)),
-            idx as u64,
-        ),
+    // A customer's number and BSUID, scattered like real ones.
+    let identity = |r: &mut StdRng| (format!("49170{:07}", r.random_range(0..10_000_000)), format!("DE.{}", r.random_range(1_000_000_000_000_000u64..9_000_000_000_000_000)));
+    let ((wa, bsuid), name) = match customers {
+        None => (identity(rng), idx as u64),
         Some(n) => {
             let c = rng.random_range(0..n);
-            // Scattered like real numbers and BSUIDs, the same for the same customer.
-            let mut of = StdRng::seed_from_u64(c ^ 0x5eed_c057_0e25);
-            (
-                format!("49170{:07}", of.random_range(0..10_000_000)),
-                format!("DE.{}", of.random_range(1_000_000_000_000_000u64..9_000_000_000_000_000)),
-                c,
-            )
+            // The same for the same customer.
+            (identity(&mut StdRng::seed_from_u64(c ^ 0x5eed_c057_0e25)), c)
         }
     };
     let roll = rng.random_range(0..100);

@@ -187,7 +187,7 @@ impl Processor {
     /// How long to let bodies gather after a batch of `n`.
     fn gather_pause(&self, n: usize) -> Option<Duration> {
         match self.claims {
-            Some(_) => (n < BATCH_BEHIND_TOASTER as usize).then_some(GATHER_PAUSE_BEHIND_TOASTER),
+            Some(_) => (n < self.batch() as usize).then_some(GATHER_PAUSE_BEHIND_TOASTER),
             None => (n < GATHER_BELOW).then_some(GATHER_PAUSE),
         }
     }

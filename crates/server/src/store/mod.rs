@@ -36,12 +36,23 @@ pub struct Db {
 
 #[derive(Clone)]
 enum Backend {
-    /// The webhook journal lives in its own file (`journal`, `journal_readers`) so that its
-    /// durable group commits never queue behind the processor's transactions on `writer`; the
-    /// live events too (`live`, `live_readers`), so that a toast is published without waiting
-    /// for the processor's transaction.
-    Sqlite { writer: SqlitePool, readers: SqlitePool, journal: SqlitePool, journal_readers: SqlitePool, journal_wal: PathBuf, live: SqlitePool, live_readers: SqlitePool },
+    Sqlite(SqliteFiles),
     Postgres(PgPool),
+}
+
+/// SQLite's files and their pools. The webhook journal lives in its own file (`journal`,
+/// `journal_readers`) so that its durable group commits never queue behind the processor's
+/// transactions on `writer`; the live events too (`live`, `live_readers`), so that a toast is
+/// published without waiting for the processor's transaction.
+#[derive(Clone)]
+struct SqliteFiles {
+    writer: SqlitePool,
+    readers: SqlitePool,
+    journal: SqlitePool,
+    journal_readers: SqlitePool,
+    journal_wal: PathBuf,
+    live: SqlitePool,
+    live_readers: SqlitePool,
 }
 
 /// A borrowed pool of one backend, for [`with_pool!`].
@@ -178,16 +189,16 @@ impl Db {
         // Absolute, as SQLite resolved it at open (a bare file name has an empty parent).
         let journal_wal = PathBuf::from(format!("{journal_file}-wal"));
         let journal_wal = std::path::absolute(&journal_wal).unwrap_or(journal_wal);
-        Ok(Db { backend: Backend::Sqlite { writer, readers, journal, journal_readers, journal_wal, live, live_readers } })
+        Ok(Db { backend: Backend::Sqlite(SqliteFiles { writer, readers, journal, journal_readers, journal_wal, live, live_readers }) })
     }
 
     /// Applies the backend's pending migrations.
     pub async fn migrate(&self) -> Result<(), OpenError> {
         match &self.backend {
-            Backend::Sqlite { writer, journal, live, .. } => {
-                move_live_events_out(writer, live).await?;
-                sqlx::migrate!("./migrations/sqlite").run(writer).await?;
-                move_journal_out(writer, journal).await?;
+            Backend::Sqlite(f) => {
+                move_live_events_out(&f.writer, &f.live).await?;
+                sqlx::migrate!("./migrations/sqlite").run(&f.writer).await?;
+                move_journal_out(&f.writer, &f.journal).await?;
             }
             Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
@@ -197,93 +208,84 @@ impl Db {
     /// The engine behind this handle.
     pub fn engine(&self) -> Engine {
         match self.backend {
-            Backend::Sqlite { .. } => Engine::Sqlite,
+            Backend::Sqlite(_) => Engine::Sqlite,
             Backend::Postgres(_) => Engine::Postgres,
         }
     }
 
-    /// The pool for statements that write (on SQLite, the single writer).
-    pub fn write(&self) -> PoolRef<'_> {
+    /// One SQLite pool, or PostgreSQL's one pool.
+    fn pool(&self, pick: impl FnOnce(&SqliteFiles) -> &SqlitePool) -> PoolRef<'_> {
         match &self.backend {
-            Backend::Sqlite { writer, .. } => PoolRef::Sqlite(writer),
+            Backend::Sqlite(f) => PoolRef::Sqlite(pick(f)),
             Backend::Postgres(pool) => PoolRef::Postgres(pool),
         }
+    }
+
+    /// Begins a transaction on one SQLite pool (on its writers `BEGIN IMMEDIATE`: a deferred
+    /// transaction that reads and then writes would fail with SQLITE_BUSY without waiting), or
+    /// on PostgreSQL's one pool.
+    async fn begin_on(&self, pick: impl FnOnce(&SqliteFiles) -> &SqlitePool, writes: bool) -> Result<Tx, sqlx::Error> {
+        Ok(match self.pool(pick) {
+            PoolRef::Sqlite(p) if writes => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            PoolRef::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            PoolRef::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// The pool for statements that write (on SQLite, the single writer).
+    pub fn write(&self) -> PoolRef<'_> {
+        self.pool(|f| &f.writer)
+    }
+
+    /// The pool for statements that only read.
+    pub fn read(&self) -> PoolRef<'_> {
+        self.pool(|f| &f.readers)
     }
 
     /// The pool that appends to the webhook journal (on SQLite its own file and writer; on
     /// PostgreSQL the one database). Only `ingest::journal` uses it.
     pub fn journal_write(&self) -> PoolRef<'_> {
-        match &self.backend {
-            Backend::Sqlite { journal, .. } => PoolRef::Sqlite(journal),
-            Backend::Postgres(pool) => PoolRef::Postgres(pool),
-        }
+        self.pool(|f| &f.journal)
+    }
+
+    /// The pool that reads the webhook journal.
+    pub fn journal_read(&self) -> PoolRef<'_> {
+        self.pool(|f| &f.journal_readers)
     }
 
     /// On SQLite, the journal file's WAL: what its sync thread fsyncs before answering Meta.
     pub fn journal_wal(&self) -> Option<&Path> {
         match &self.backend {
-            Backend::Sqlite { journal_wal, .. } => Some(journal_wal),
+            Backend::Sqlite(f) => Some(&f.journal_wal),
             Backend::Postgres(_) => None,
-        }
-    }
-
-    /// The pool that reads the webhook journal.
-    pub fn journal_read(&self) -> PoolRef<'_> {
-        match &self.backend {
-            Backend::Sqlite { journal_readers, .. } => PoolRef::Sqlite(journal_readers),
-            Backend::Postgres(pool) => PoolRef::Postgres(pool),
         }
     }
 
     /// The pool that writes live events (on SQLite their own file and writer; on PostgreSQL
     /// the one database). Only `live` and housekeeping use it.
     pub fn live_write(&self) -> PoolRef<'_> {
-        match &self.backend {
-            Backend::Sqlite { live, .. } => PoolRef::Sqlite(live),
-            Backend::Postgres(pool) => PoolRef::Postgres(pool),
-        }
+        self.pool(|f| &f.live)
     }
 
     /// The pool that reads live events.
     pub fn live_read(&self) -> PoolRef<'_> {
-        match &self.backend {
-            Backend::Sqlite { live_readers, .. } => PoolRef::Sqlite(live_readers),
-            Backend::Postgres(pool) => PoolRef::Postgres(pool),
-        }
+        self.pool(|f| &f.live_readers)
+    }
+
+    /// Begins a write transaction (on SQLite, on the single writer).
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        self.begin_on(|f| &f.writer, true).await
     }
 
     /// Begins a transaction that only reads (on SQLite, on one of the readers: it does not wait
     /// for the writer).
     pub async fn begin_read(&self) -> Result<Tx, sqlx::Error> {
-        Ok(match &self.backend {
-            Backend::Sqlite { readers, .. } => Tx::Sqlite(readers.begin().await?),
-            Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
-        })
+        self.begin_on(|f| &f.readers, false).await
     }
 
     /// Begins a transaction on the live events' writer (on PostgreSQL, on the one database).
     pub async fn begin_live(&self) -> Result<Tx, sqlx::Error> {
-        Ok(match &self.backend {
-            Backend::Sqlite { live, .. } => Tx::Sqlite(live.begin_with("BEGIN IMMEDIATE").await?),
-            Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
-        })
-    }
-
-    /// The pool for statements that only read.
-    pub fn read(&self) -> PoolRef<'_> {
-        match &self.backend {
-            Backend::Sqlite { readers, .. } => PoolRef::Sqlite(readers),
-            Backend::Postgres(pool) => PoolRef::Postgres(pool),
-        }
-    }
-
-    /// Begins a write transaction. On SQLite it is `BEGIN IMMEDIATE`: a deferred transaction
-    /// that reads and then writes would fail with SQLITE_BUSY without waiting.
-    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        Ok(match &self.backend {
-            Backend::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
-            Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
-        })
+        self.begin_on(|f| &f.live, true).await
     }
 
     /// Whether the database answers a trivial query (for `/readyz`).
@@ -294,13 +296,13 @@ impl Db {
     /// Closes every connection.
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { writer, readers, journal, journal_readers, live, live_readers, .. } => {
-                readers.close().await;
-                writer.close().await;
-                live_readers.close().await;
-                live.close().await;
-                journal_readers.close().await;
-                journal.close().await;
+            Backend::Sqlite(f) => {
+                f.readers.close().await;
+                f.writer.close().await;
+                f.live_readers.close().await;
+                f.live.close().await;
+                f.journal_readers.close().await;
+                f.journal.close().await;
             }
             Backend::Postgres(pool) => pool.close().await,
         }
