@@ -3,7 +3,7 @@
 //! per second acknowledged and applied, acknowledgement latency, and webhook-to-browser
 //! notification latency through an SSE client on `/events`.
 //!
-//! cargo bench -p wabridge --bench webhooks -- [--seconds 10] [--connections 64] [--db sqlite|postgres] [--handlers all|notifications]
+//! cargo bench -p wabridge --bench webhooks -- [--seconds 10] [--connections 64] [--db sqlite|postgres] [--handlers all|notifications|none]
 //!
 //! The mix (issue 5): 55 % bodies with one text message, 10 % with 2–4 messages, 30 % with one
 //! status, 5 % with 2–5 statuses. The load generator is a minimal HTTP/1.1 keep-alive client on
@@ -70,7 +70,7 @@ fn args() -> Args {
             "--seconds" => a.seconds = it.next().and_then(|v| v.parse().ok()).expect("--seconds N"),
             "--connections" => a.connections = it.next().and_then(|v| v.parse().ok()).expect("--connections N"),
             "--db" => a.db = it.next().expect("--db sqlite|postgres"),
-            "--handlers" => a.handlers = it.next().expect("--handlers all|notifications"),
+            "--handlers" => a.handlers = it.next().expect("--handlers all|notifications|none"),
             "--rate" => a.rate = Some(it.next().and_then(|v| v.parse().ok()).expect("--rate messages-per-second")),
             "--reference" => a.reference = true,
             "--drain" => a.drain = Some(it.next().and_then(|v| v.parse().ok()).expect("--drain BODIES")),
@@ -80,7 +80,7 @@ fn args() -> Args {
             "--streams" => a.streams = it.next().and_then(|v| v.parse().ok()).filter(|&n| n >= 1).expect("--streams N (at least 1)"),
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
-            other => panic!("unknown argument {other}; use --seconds N --connections N --db sqlite|postgres --handlers all|notifications --rate N --streams N --reference --drain BODIES [--fill-only] --keep --customers N"),
+            other => panic!("unknown argument {other}; use --seconds N --connections N --db sqlite|postgres --handlers all|notifications|none --rate N --streams N --reference --drain BODIES [--fill-only] --keep --customers N"),
         }
     }
     a
@@ -562,7 +562,27 @@ fn registry(handlers: &str) -> wabridge::ingest::Registry {
     match handlers {
         "all" => wabridge::ingest::Registry::standard(),
         "notifications" => wabridge::ingest::Registry::default().subscribe("messages", Arc::new(wabridge::notifications::InboundMessageNotifier::default())),
-        other => panic!("--handlers must be all or notifications, not {other}"),
+        // The road alone: journaled, read, parsed and routed to a handler that writes nothing.
+        "none" => wabridge::ingest::Registry::default().subscribe("messages", Arc::new(Nothing)),
+        other => panic!("--handlers must be all, notifications or none, not {other}"),
+    }
+}
+
+/// A handler that takes every change and does nothing (`--handlers none`).
+struct Nothing;
+
+impl wabridge::ingest::ChangeHandler for Nothing {
+    fn name(&self) -> &'static str {
+        "nothing"
+    }
+
+    fn apply<'a>(
+        &'a self,
+        _: &'a mut wabridge::store::Tx,
+        _: &'a wabridge::ingest::RoutedChange<'a>,
+        _: &'a mut wabridge::ingest::Effects,
+    ) -> wabridge::ingest::HandlerFuture<'a> {
+        Box::pin(async { Ok(()) })
     }
 }
 

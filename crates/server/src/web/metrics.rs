@@ -64,7 +64,8 @@ impl Metrics {
         self.counters.lock().map(|c| c.get(name).copied().unwrap_or(0)).unwrap_or(0)
     }
 
-    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    /// Counts a request of `method` on `route` answered with `status` after `seconds`.
+    pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let Ok(mut routes) = self.routes.lock() else { return };
         let Some(stats) = slot(&mut routes, route).and_then(|methods| slot(methods, method)) else { return };
         *stats.by_status.entry(status).or_default() += 1;

@@ -214,10 +214,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { error::AppError::NotFound })
         .layer(middleware::from_fn(error::render_errors))
         .layer(middleware::from_fn_with_state(state.clone(), context::load_context))
-        // Meta's webhooks carry no session: they skip the session and CSRF layers.
-        .merge(crate::ingest::endpoint::routes().route_layer(middleware::from_fn(metrics::tag_route)))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record))
         .layer(middleware::from_fn(move |r, n| security_headers(csp.clone(), r, n)))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Meta's webhooks: outside every layer (see `ingest::endpoint`).
+        .merge(crate::ingest::endpoint::routes())
         .with_state(state)
 }

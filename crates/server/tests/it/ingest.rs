@@ -88,9 +88,27 @@ async fn unsigned_and_wrongly_signed_bodies_are_refused_and_not_kept() {
     assert_eq!(resp.status(), 401);
     let resp = c.post(app.url("/webhooks/whatsapp")).header("X-Hub-Signature-256", "sha256=zz").body(body).send().await.unwrap();
     assert_eq!(resp.status(), 401);
+    // Over the body limit: refused before the signature is looked at.
+    let huge = vec![b' '; wabridge::web::BODY_LIMIT + 1];
+    let resp = c.post(app.url("/webhooks/whatsapp")).header("X-Hub-Signature-256", wabridge_cloud_api::sign(&SecretString::from(APP_SECRET), &huge)).body(huge).send().await.unwrap();
+    assert_eq!(resp.status(), 413);
     assert_eq!(wabridge::ingest::journal::total_count(&app.db).await.unwrap(), 0);
+    // The route lies outside the router's middleware: it counts its own requests and sets the
+    // headers of a plain-text answer.
+    let resp = post_signed(&app, br#"{"object":"whatsapp_business_account","entry":[]}"#).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(resp.headers()["cache-control"], "no-store");
     let metrics = c.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("wabridge_webhook_signature_rejected_total 3"), "{metrics}");
+    for line in [
+        r#"wabridge_http_requests_total{method="POST",route="/webhooks/whatsapp",status="401"} 3"#,
+        r#"wabridge_http_requests_total{method="POST",route="/webhooks/whatsapp",status="413"} 1"#,
+        r#"wabridge_http_requests_total{method="POST",route="/webhooks/whatsapp",status="200"} 1"#,
+        r#"wabridge_http_request_duration_seconds_count{method="POST",route="/webhooks/whatsapp"} 5"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "missing {line} in\n{metrics}");
+    }
 }
 
 #[tokio::test]
@@ -106,6 +124,13 @@ async fn the_verification_handshake_echoes_the_challenge_only_for_our_token() {
     assert_eq!(ok.text().await.unwrap(), "1158201444");
     let bad = c.get(app.url("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=guess&hub.challenge=1")).send().await.unwrap();
     assert_eq!(bad.status(), 403);
+    let malformed = c.get(app.url("/webhooks/whatsapp?hub.mode=subscribe&hub.mode=again")).send().await.unwrap();
+    assert_eq!(malformed.status(), 400);
+    let metrics = c.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for status in [200, 403, 400] {
+        let line = format!(r#"wabridge_http_requests_total{{method="GET",route="/webhooks/whatsapp",status="{status}"}} 1"#);
+        assert!(metrics.lines().any(|l| l == line), "missing {line} in\n{metrics}");
+    }
 }
 
 #[tokio::test]
