@@ -6,9 +6,9 @@
 //! (a crash in between loses the events, not what they tell of), so that a toast never waits
 //! for the processor's transaction on the main file's one writer (see `ingest::toaster`).
 //! Delivery to open streams goes through a per-tenant broadcast channel — a slow browser only
-//! lags itself, and gets a `resync` event instead of blocking anyone. On PostgreSQL every instance learns of new
-//! events through `LISTEN/NOTIFY`, so a browser connected to one instance sees what another
-//! processed.
+//! lags itself, and gets a `resync` event instead of blocking anyone. On PostgreSQL every
+//! instance learns of new events through `LISTEN/NOTIFY`, so a browser connected to one
+//! instance sees what another processed.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -166,8 +166,8 @@ const GROUP_KIND: &str = "group";
 
 /// Stores events in the caller's transaction on the live events' writer (and, on PostgreSQL,
 /// announces them to every instance when it commits). The events of one commit for one
-/// audience (a tenant's users,
-/// or one user) share a row — a batch of webhooks makes a few rows, not two per message —
+/// audience (a tenant's users, or one user) share a row — a batch of webhooks makes a few
+/// rows, not two per message —
 /// and reach the browser as separate SSE events, in order; the row's id goes with the last
 /// of them, so that a browser cut off in between replays the whole row.
 async fn store_events(tx: &mut Tx, events: &[NewEvent], now: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {

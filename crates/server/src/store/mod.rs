@@ -137,12 +137,7 @@ impl Db {
             && !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent)?;
             }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+        let options = wal_file(path)
             .foreign_keys(true)
             .statement_cache_capacity(STATEMENT_CACHE)
             // 8 MB of page cache (the default is 2 MB); pages not in it are read through a
@@ -153,28 +148,13 @@ impl Db {
             // (Larger WAL checkpoints were tried: they delay the journal's fsyncs on the same
             // disk, ack p99 9.5 → 17.6 ms.)
             .pragma("cache_size", "-8192")
-            .pragma("mmap_size", "268435456")
             // Statement journals (a multi-row statement that may fail half-way keeps what it
             // changed, to undo it) stay in memory instead of a temporary file's writes.
-            .pragma("temp_store", "memory")
-            // Checkpoints run beside the writer (see `checkpointer`); this is only the bound
-            // should that fall behind.
-            .pragma("wal_autocheckpoint", "16384");
+            .pragma("temp_store", "memory");
         // SQLite has one writer at a time: one connection serialises writes in-process instead
         // of letting them fight over the lock; readers run beside it thanks to WAL.
-        // A connection to a local file cannot go stale: no ping before every acquisition
-        // (sqlx's default, a round trip to the connection's thread each time).
-        let pool = || SqlitePoolOptions::new().test_before_acquire(false);
-        let writer = pool()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
-            .await?;
-        let readers = pool()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone().read_only(true))
-            .await?;
+        let writer = sqlite_pool(1).connect_with(options.clone()).await?;
+        let readers = sqlite_pool(4).connect_with(options.clone().read_only(true)).await?;
         // Every journal commit promises durability to Meta, but the fsync is not SQLite's: the
         // journal's writer commits without one (NORMAL) and its sync thread fsyncs the WAL
         // before any request of that commit is answered (`ingest::journal`), so that the next
@@ -348,26 +328,39 @@ const LIVE_SCHEMA: [&str; 2] = [
     "CREATE INDEX IF NOT EXISTS live_events_tenant ON live_events (tenant_id, id)",
 ];
 
-/// Opens a SQLite file beside the main one (the journal's, the live events'): its one writer,
-/// its schema (created before the readers open it read-only), two readers, and checkpoints
-/// beside the writer. Its commits do not fsync (NORMAL; see `Db::open` for the journal's).
-/// Like the main file's, its checkpoints run beside its writer (see `checkpointer`), not
-/// inside a commit that someone waits for.
-async fn open_side_file(file: &str, schema: &[&'static str]) -> Result<(SqlitePool, SqlitePool), sqlx::Error> {
-    let options = SqliteConnectOptions::new()
+/// What every SQLite file of wabridge is opened with: WAL, commits without an fsync
+/// (NORMAL), reads through a mapping, and checkpoints beside the writer (see `checkpointer`) —
+/// SQLite's own only as the bound should that fall behind.
+fn wal_file(file: &str) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
         .filename(file)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10))
         .pragma("mmap_size", "268435456")
-        .pragma("wal_autocheckpoint", "16384");
-    let pool = |connections| SqlitePoolOptions::new().test_before_acquire(false).max_connections(connections).acquire_timeout(Duration::from_secs(30));
-    let writer = pool(1).connect_with(options.clone()).await?;
+        .pragma("wal_autocheckpoint", "16384")
+}
+
+/// A pool of `connections` to a SQLite file. A connection to a local file cannot go stale: no
+/// ping before every acquisition (sqlx's default, a round trip to the connection's thread
+/// each time).
+fn sqlite_pool(connections: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new().test_before_acquire(false).max_connections(connections).acquire_timeout(Duration::from_secs(30))
+}
+
+/// Opens a SQLite file beside the main one (the journal's, the live events'): its one writer,
+/// its schema (created before the readers open it read-only), two readers, and checkpoints
+/// beside the writer. Its commits do not fsync (NORMAL; see `Db::open` for the journal's).
+/// Like the main file's, its checkpoints run beside its writer (see `checkpointer`), not
+/// inside a commit that someone waits for.
+async fn open_side_file(file: &str, schema: &[&'static str]) -> Result<(SqlitePool, SqlitePool), sqlx::Error> {
+    let options = wal_file(file);
+    let writer = sqlite_pool(1).connect_with(options.clone()).await?;
     for &statement in schema {
         sqlx::query(statement).execute(&writer).await?;
     }
-    let readers = pool(2).connect_with(options.clone().read_only(true)).await?;
+    let readers = sqlite_pool(2).connect_with(options.clone().read_only(true)).await?;
     tokio::spawn(checkpointer(options, writer.clone(), SIDE_CHECKPOINTS));
     Ok((writer, readers))
 }
