@@ -491,7 +491,7 @@ fn route(shared: &Shared, world: &mut World, call: &Call, token: &Token) -> Resu
             _ => Err(unsupported(id, method)),
         };
     }
-    if let Some(media) = world.media.get(id) {
+    if let Some(media) = world.live_media(id) {
         let waba_id = world.numbers.get(&media.phone_number_id).map(|n| n.waba_id.clone()).unwrap_or_default();
         ensure_access(token, &waba_id, id, method)?;
         return match (method, call.edge.as_deref()) {
@@ -861,6 +861,7 @@ fn media_upload(world: &mut World, phone_number_id: &str, call: &Call) -> Result
             sha256: hex::encode(sha),
             hex: hex::encode(&file.data),
             created_ms: now,
+            expires_ms: Some(now + crate::world::UPLOADED_MEDIA_MS),
         },
     );
     Ok(json!({"id": id}))
@@ -877,7 +878,7 @@ async fn media_download(State(shared): State<Arc<Shared>>, Path(id): Path<String
     let Some(token) = world.tokens.get(bearer).filter(|t| !t.revoked) else {
         return GraphError::token("Invalid OAuth access token - Cannot parse access token", None).into_response();
     };
-    let Some(media) = world.media.get(&id) else {
+    let Some(media) = world.live_media(&id) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let allowed = world

@@ -182,7 +182,7 @@ fn validate_content(world: &World, waba_id: &str, kind: &str, call: &Call) -> Re
             let id = object.get("id").and_then(Value::as_str);
             let link = object.get("link").and_then(Value::as_str);
             match (id, link) {
-                (Some(id), _) if !world.media.contains_key(id) => {
+                (Some(id), _) if world.live_media(id).is_none() => {
                     Err(GraphError::new(131053, "Media upload error: unknown media id"))
                 }
                 (Some(_), _) => Ok(None),
@@ -481,7 +481,7 @@ fn inbound_media(world: &mut World, pnid: &str, kind: &str, object: &Value) -> S
     let now = world.now_ms();
     world.media.insert(
         id.clone(),
-        crate::world::Media { id: id.clone(), phone_number_id: pnid.to_string(), mime_type: mime, sha256: sha, hex: hex::encode(bytes), created_ms: now },
+        crate::world::Media { id: id.clone(), phone_number_id: pnid.to_string(), mime_type: mime, sha256: sha, hex: hex::encode(bytes), created_ms: now, expires_ms: Some(now + crate::world::INBOUND_MEDIA_MS) },
     );
     id
 }

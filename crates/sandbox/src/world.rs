@@ -136,6 +136,23 @@ pub struct Media {
     /// The bytes, hex-encoded so that the state file stays JSON.
     pub hex: String,
     pub created_ms: i64,
+    /// Meta's ids expire: 7 days for a file in a webhook, 30 days for an upload
+    /// (business-phone-numbers/media). An expired id is an unknown object.
+    #[serde(default)]
+    pub expires_ms: Option<i64>,
+}
+
+/// How long a media id from a webhook lives.
+pub const INBOUND_MEDIA_MS: i64 = 7 * 24 * 3600 * 1000;
+/// How long an uploaded media id lives.
+pub const UPLOADED_MEDIA_MS: i64 = 30 * 24 * 3600 * 1000;
+
+impl World {
+    /// A media object that exists now (not deleted, not expired).
+    pub fn live_media(&self, id: &str) -> Option<&Media> {
+        let now = self.now_ms();
+        self.media.get(id).filter(|m| m.expires_ms.is_none_or(|e| now < e))
+    }
 }
 
 /// A simulated WhatsApp user.

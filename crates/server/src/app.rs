@@ -83,9 +83,22 @@ impl Application {
             live: live.clone(),
             metrics: metrics.clone(),
             throughput: settings.number_throughput,
+            media: settings.media.clone(),
         };
         for _ in 0..settings.outbox_workers {
             tokio::spawn(worker.clone().run(outbox_wake.clone(), shutdown.clone()));
+        }
+        // Customers' files are fetched as they arrive (Meta keeps them seven days); two at a
+        // time, so that one large download does not hold up the pictures behind it.
+        let fetcher = crate::inbox::media::MediaFetcher {
+            db: db.clone(),
+            clock: clock.clone(),
+            graph: graph.clone(),
+            keyring: settings.keyring.clone(),
+            store: settings.media.clone(),
+        };
+        for _ in 0..crate::inbox::media::FETCHERS {
+            tokio::spawn(fetcher.clone().run(shutdown.clone()));
         }
         let callbacks = crate::api::callbacks::CallbackWorker { db: db.clone(), clock: clock.clone(), keyring: settings.keyring.clone() };
         tokio::spawn(callbacks.run(Arc::new(tokio::sync::Notify::new()), shutdown.clone()));
@@ -95,7 +108,7 @@ impl Application {
         }
         let settings = Arc::new(settings);
         tokio::spawn(crate::onboarding::poller::run(db.clone(), clock.clone(), settings.clone(), graph.clone(), live.clone(), shutdown.clone()));
-        let state = AppState::new(AppParts { db, settings, metrics, clock, product, journal, live, shutdown, graph, outbox_wake });
+        let state = AppState::new(AppParts { db, settings, metrics, clock, product, journal, live, shutdown, graph, outbox_wake, media: fetcher });
         tokio::spawn(crate::templates::sync::run(state.clone(), sync_every, state.shutdown.clone()));
         Ok(Application { listener, state, stop })
     }

@@ -52,6 +52,7 @@ pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec { name: "WABRIDGE_RATE_CARD", default: Some(""), help: "path of a rate card CSV (format of rates/default.csv) replacing the built-in one" },
     SettingSpec { name: "WABRIDGE_OPERATOR_API_KEY", default: Some(""), help: "operator key for /api/v1 tenant and user administration; empty: disabled" },
     SettingSpec { name: "WABRIDGE_TEMPLATE_SYNC_SECS", default: Some("900"), help: "how often templates are read back from Meta (safety net for missed webhooks)" },
+    SettingSpec { name: "WABRIDGE_MEDIA_DIR", default: Some(""), help: "directory for customers' and agents' files, mounted by every instance; empty: files are kept in the database" },
     SettingSpec { name: "WABRIDGE_JOURNAL_RETENTION_DAYS", default: Some("30"), help: "days an applied webhook body stays in the journal (0: kept for ever); bodies support still sees or a handler still retries stay" },
 ];
 
@@ -127,6 +128,8 @@ pub struct Settings {
     pub template_sync_secs: u64,
     /// Days an applied webhook body stays in the journal (0: for ever).
     pub journal_retention_days: i64,
+    /// Where files are kept (the database unless a directory is configured).
+    pub media: crate::inbox::media::MediaStore,
 }
 
 /// Everything wrong with a configuration, reported together.
@@ -225,6 +228,7 @@ impl Settings {
         let operator_api_key = get("WABRIDGE_OPERATOR_API_KEY");
         let template_sync = get("WABRIDGE_TEMPLATE_SYNC_SECS");
         let journal_retention = get("WABRIDGE_JOURNAL_RETENTION_DAYS");
+        let media_dir = get("WABRIDGE_MEDIA_DIR");
         let rate_card = if rate_card_path.is_empty() {
             crate::billing::RateCard::parse(crate::billing::rate_card::DEFAULT_CSV).map_err(|e| problems.push(format!("built-in rate card: {e}"))).ok()
         } else {
@@ -319,6 +323,10 @@ impl Settings {
                 operator_api_key: Some(operator_api_key).filter(|k| !k.is_empty()).map(SecretString::from),
                 template_sync_secs,
                 journal_retention_days,
+                media: match media_dir.trim() {
+                    "" => crate::inbox::media::MediaStore::Database,
+                    dir => crate::inbox::media::MediaStore::Directory(dir.into()),
+                },
             }),
             _ => Err(ConfigError(problems)),
         }

@@ -227,6 +227,26 @@ async fn inbound_media_can_be_fetched_with_the_token() {
 }
 
 #[tokio::test]
+async fn an_inbound_media_id_expires_after_seven_days() {
+    let s = spawn().await;
+    let t = s.tenant().await;
+    s.control.customer_writes(&inbound(&t.phone_number_id, "image", json!({"caption": "x"}))).await.unwrap();
+    let changes = s.changes().await;
+    let id = changes[0].1["messages"][0]["image"]["id"].as_str().unwrap().to_string();
+    let (_, info) = s.get(&id, &t.access_token).await;
+    let url = info["url"].as_str().unwrap().to_string();
+    // Six days on it is still there; on the seventh day it is gone, URL and id alike.
+    s.control.advance_clock(6 * 24 * 3600).await.unwrap();
+    assert_eq!(s.get(&id, &t.access_token).await.0, 200);
+    s.control.advance_clock(24 * 3600).await.unwrap();
+    let (status, body) = s.get(&id, &t.access_token).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], 100, "{body}");
+    let r = s.http.get(&url).bearer_auth(&t.access_token).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
 async fn a_username_user_comes_without_phone_number_until_the_business_wrote_to_it() {
     let s = spawn().await;
     let t = s.tenant().await;

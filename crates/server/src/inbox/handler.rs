@@ -8,6 +8,7 @@ use foldhash::{HashMap, HashMapExt as _};
 
 use wabridge_cloud_api::webhook::{Message, MessageContent, MessagesValue, Status, StatusKind, SystemKind};
 
+use super::media;
 use super::store::{self, CustomerKey, Moved, NewInbound, NewMessage, Touch, message_event, status_rank};
 use crate::accounts::TenantId;
 use crate::ingest::{ChangeHandler, Effects, HandlerFuture, RoutedChange};
@@ -182,6 +183,24 @@ async fn inbound(tx: &mut Tx, run: &[Inbound<'_>], effects: &mut Effects) -> any
         })
         .collect();
     let ids = store::insert_inbound(tx, &news, now).await?;
+    // Files are fetched as they arrive: Meta keeps them for seven days only.
+    let files: Vec<media::NewMedia<'_>> = new
+        .iter()
+        .zip(&ids)
+        .filter_map(|(&i, &message_id)| {
+            let m = &run[i];
+            let file = m.message.content.media()?;
+            Some(media::NewMedia {
+                tenant: m.change.tenant,
+                phone_number_id: m.number,
+                media_id: file.id.as_deref()?,
+                mime_type: file.mime_type.as_deref(),
+                filename: file.filename.as_deref(),
+                message_id,
+            })
+        })
+        .collect();
+    media::record_pending(tx, &files, now).await?;
     let mut touches = Vec::with_capacity(new.len());
     for (&i, message_id) in new.iter().zip(ids) {
         if let Some(t) = touch(i).filter(|_| !created.contains(&conversations[i])) {

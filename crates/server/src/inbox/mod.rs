@@ -2,6 +2,7 @@
 //! 24-hour window (see [`window`]), sent through the one outbox.
 
 pub mod handler;
+pub mod media;
 pub mod store;
 pub mod view;
 pub mod window;
@@ -408,15 +409,17 @@ async fn post_attach(State(app): State<AppState>, member: TenantMember, Path(id)
     }
     let to = recipient(&conversation).ok_or(AppError::NotFound)?;
     let local_id = format!("{LOCAL_MEDIA}{}", crate::crypto::random_token());
+    let kept = app.settings.media.put(member.tenant, data.to_vec()).await.map_err(|e| AppError::Internal(e.into()))?;
     with_pool!(app.db.write(), |p| sqlx::query(
-        "INSERT INTO media (tenant_id, phone_number_id, meta_media_id, mime_type, filename, bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        "INSERT INTO media (tenant_id, phone_number_id, meta_media_id, mime_type, filename, bytes, path, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     )
     .bind(member.tenant)
     .bind(&conversation.phone_number_id)
     .bind(&local_id)
     .bind(&mime)
     .bind(&filename)
-    .bind(data.as_ref())
+    .bind(kept.bytes.as_deref())
+    .bind(&kept.path)
     .bind(now)
     .execute(p)
     .await
@@ -469,10 +472,12 @@ struct StoredMedia {
     mime_type: Option<String>,
     filename: Option<String>,
     bytes: Option<Vec<u8>>,
+    path: Option<String>,
+    state: String,
 }
 
-/// Serves a message's media to the tenant's users: from the database, or fetched once from
-/// Meta with the number's token and kept (Meta's download URLs expire within minutes).
+/// Serves a message's media to the tenant's users: as kept (customers' files are fetched from
+/// Meta as they arrive), or fetched now when the fetcher has not got to it yet.
 async fn get_media(State(app): State<AppState>, member: TenantMember, Path(message_id): Path<i64>) -> AppResult<Response> {
     let m = with_pool!(app.db.read(), |p| sqlx::query_as::<_, MediaMessage>(
         "SELECT m.payload, m.kind, c.phone_number_id FROM messages m JOIN conversations c ON c.id = m.conversation_id
@@ -487,53 +492,35 @@ async fn get_media(State(app): State<AppState>, member: TenantMember, Path(messa
     let media = &payload[m.kind.as_str()];
     let media_id = media["id"].as_str().ok_or(AppError::NotFound)?.to_owned();
     let stored = with_pool!(app.db.read(), |p| sqlx::query_as::<_, StoredMedia>(
-        "SELECT mime_type, filename, bytes FROM media WHERE tenant_id = $1 AND meta_media_id = $2"
+        "SELECT mime_type, filename, bytes, path, state FROM media WHERE tenant_id = $1 AND meta_media_id = $2"
     )
     .bind(member.tenant)
     .bind(&media_id)
     .fetch_optional(p)
     .await)?;
-    let stored = match stored {
-        Some(s) if s.bytes.is_some() => s,
-        _ => fetch_media(&app, member.tenant, &m.phone_number_id, &media_id, media).await?,
+    let filename = stored.as_ref().and_then(|s| s.filename.clone()).or_else(|| media["filename"].as_str().map(str::to_owned));
+    let (mime, bytes) = match stored {
+        Some(s) if s.state == "failed" => return Err(AppError::Gone("media_gone")),
+        Some(s) if s.state == "stored" => {
+            let bytes = app.settings.media.read(media::Kept { bytes: s.bytes, path: s.path }).await.map_err(|e| AppError::Internal(e.into()))?;
+            (s.mime_type, bytes)
+        }
+        _ => {
+            let fetched = app
+                .media
+                .fetch(member.tenant, &m.phone_number_id, &media_id, media["mime_type"].as_str())
+                .await
+                .map_err(|e| AppError::Unavailable(e.to_string()))?;
+            (fetched.mime_type, fetched.bytes)
+        }
     };
-    let mime = stored.mime_type.unwrap_or_else(|| "application/octet-stream".to_owned());
-    let disposition = match stored.filename {
+    let mime = mime.unwrap_or_else(|| "application/octet-stream".to_owned());
+    let disposition = match filename {
         Some(f) => format!("attachment; filename=\"{}\"", f.replace(['"', '\\', '\r', '\n'], "_")),
         None if mime.starts_with("image/") || mime.starts_with("video/") || mime.starts_with("audio/") => "inline".to_owned(),
         None => "attachment".to_owned(),
     };
-    Ok((
-        [(header::CONTENT_TYPE, mime), (header::CONTENT_DISPOSITION, disposition), (header::CACHE_CONTROL, "private, max-age=86400".to_owned())],
-        stored.bytes.unwrap_or_default(),
-    )
-        .into_response())
-}
-
-async fn fetch_media(app: &AppState, tenant: TenantId, number: &str, media_id: &str, media: &serde_json::Value) -> AppResult<StoredMedia> {
-    let token = crate::onboarding::store::number_token(&app.db, &app.settings.keyring, tenant, number)
-        .await?
-        .ok_or(AppError::Unavailable("no token for this number".to_owned()))?;
-    let info = app.graph.media_info(&token, media_id).await.map_err(|e| AppError::Unavailable(e.to_string()))?;
-    let url = info.url.clone().ok_or(AppError::Unavailable("Meta gave no download URL".to_owned()))?;
-    let bytes = app.graph.download_media(&token, &url).await.map_err(|e| AppError::Unavailable(e.to_string()))?;
-    let mime = info.mime_type.clone().or_else(|| media["mime_type"].as_str().map(str::to_owned));
-    let filename = media["filename"].as_str().map(str::to_owned);
-    with_pool!(app.db.write(), |p| sqlx::query(
-        "INSERT INTO media (tenant_id, phone_number_id, meta_media_id, mime_type, filename, bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (tenant_id, meta_media_id) DO UPDATE SET bytes = excluded.bytes, mime_type = excluded.mime_type"
-    )
-    .bind(tenant)
-    .bind(number)
-    .bind(media_id)
-    .bind(&mime)
-    .bind(&filename)
-    .bind(bytes.as_ref())
-    .bind(app.clock.now_ms())
-    .execute(p)
-    .await
-    .map(drop))?;
-    Ok(StoredMedia { mime_type: mime, filename, bytes: Some(bytes.to_vec()) })
+    Ok(([(header::CONTENT_TYPE, mime), (header::CONTENT_DISPOSITION, disposition), (header::CACHE_CONTROL, "private, max-age=86400".to_owned())], bytes).into_response())
 }
 
 /// A customer's conversation id with a number, for the host API and templates (created when

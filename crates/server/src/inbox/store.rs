@@ -746,13 +746,16 @@ pub struct MessageRow {
     pub error_code: Option<i64>,
     /// Time (Meta's for inbound).
     pub meta_at: i64,
+    /// The state of a customer's file (`pending`, `stored`, `failed`), if it carries one.
+    pub media_state: Option<String>,
 }
 
 /// The last `limit` messages of a conversation, oldest first.
 pub async fn messages(db: &Db, tenant: TenantId, conversation: i64, limit: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
     let mut rows = with_pool!(db.read(), |p| sqlx::query_as::<_, MessageRow>(
-        "SELECT id, direction, wamid, kind, body, payload, reply_to_wamid, status, error_code, meta_at FROM messages
-         WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY meta_at DESC, id DESC LIMIT $3"
+        "SELECT id, direction, wamid, kind, body, payload, reply_to_wamid, status, error_code, meta_at,
+             (SELECT state FROM media WHERE media.message_id = messages.id) AS media_state
+         FROM messages WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY meta_at DESC, id DESC LIMIT $3"
     )
     .bind(tenant)
     .bind(conversation)

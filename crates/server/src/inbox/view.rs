@@ -28,6 +28,8 @@ pub struct MediaView {
     pub filename: Option<String>,
     /// Voice note.
     pub voice: bool,
+    /// Meta no longer had it when it was fetched.
+    pub gone: bool,
 }
 
 /// A shared location.
@@ -174,6 +176,7 @@ fn one(row: &MessageRow, lang: Lang) -> MessageView {
                     url: format!("/inbox/media/{}", row.id),
                     filename: s(&m["filename"]),
                     voice: m["voice"].as_bool().unwrap_or(false),
+                    gone: row.media_state.as_deref() == Some("failed"),
                 });
             } else if let Some(link) = s(&m["link"]) {
                 v.text.push(Segment { link: true, text: link });

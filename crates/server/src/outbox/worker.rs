@@ -42,6 +42,8 @@ pub struct OutboxWorker {
     pub metrics: Arc<Metrics>,
     /// Messages per second per number.
     pub throughput: u32,
+    /// Where uploaded files are kept.
+    pub media: crate::inbox::media::MediaStore,
 }
 
 #[derive(sqlx::FromRow)]
@@ -213,9 +215,10 @@ impl OutboxWorker {
             mime_type: Option<String>,
             filename: Option<String>,
             bytes: Option<Vec<u8>>,
+            path: Option<String>,
         }
         let file = with_pool!(self.db.read(), |p| sqlx::query_as::<_, File>(
-            "SELECT mime_type, filename, bytes FROM media WHERE tenant_id = $1 AND meta_media_id = $2"
+            "SELECT mime_type, filename, bytes, path FROM media WHERE tenant_id = $1 AND meta_media_id = $2"
         )
         .bind(job.tenant_id)
         .bind(&local)
@@ -223,12 +226,17 @@ impl OutboxWorker {
         .await)
         .map_err(|e| ApiError::NotSent(e.to_string()))?
         .ok_or_else(|| ApiError::InvalidRequest("the uploaded file is gone".to_owned()))?;
+        let bytes = self
+            .media
+            .read(crate::inbox::media::Kept { bytes: file.bytes, path: file.path })
+            .await
+            .map_err(|e| ApiError::NotSent(format!("the uploaded file cannot be read: {e}")))?;
         let id = self
             .graph
             .upload_media(
                 token,
                 &job.phone_number_id,
-                bytes::Bytes::from(file.bytes.unwrap_or_default()),
+                bytes::Bytes::from(bytes),
                 file.mime_type.as_deref().unwrap_or("application/octet-stream"),
                 file.filename.as_deref().unwrap_or("file"),
             )

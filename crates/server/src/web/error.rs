@@ -32,6 +32,9 @@ pub enum AppError {
     /// Nothing here, or not yours (the two are indistinguishable on purpose).
     #[error("not found")]
     NotFound,
+    /// It was here and is gone for good; the code names what.
+    #[error("gone: {0}")]
+    Gone(&'static str),
     /// Input that does not parse or is out of range; the code names what.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
@@ -80,6 +83,7 @@ pub const CODES: &[&str] = &[
     "bad_text",
     "not_connected",
     "file_too_large",
+    "media_gone",
 ];
 
 impl AppError {
@@ -92,7 +96,7 @@ impl AppError {
             AppError::Unauthorized => "unauthorized",
             AppError::Forbidden => "forbidden",
             AppError::NotFound => "not_found",
-            AppError::BadRequest(code) => code,
+            AppError::BadRequest(code) | AppError::Gone(code) => code,
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
@@ -107,6 +111,7 @@ impl AppError {
             AppError::Csrf | AppError::Forbidden => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Gone(_) => StatusCode::GONE,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

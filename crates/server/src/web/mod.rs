@@ -63,6 +63,8 @@ pub struct AppParts {
     pub graph: wabridge_cloud_api::GraphClient,
     /// Wakes the outbox workers after something was enqueued.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// Fetches and keeps customers' files.
+    pub media: crate::inbox::media::MediaFetcher,
 }
 
 /// What every page template needs: language, user, CSRF token, product name.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use wabridge::accounts::Role;
 use wabridge::with_pool;
-use wabridge_sandbox::{CustomerMessage, Fault};
+use wabridge_sandbox::{CustomerMessage, Fault, OutageMode, OutageRequest};
 
 use crate::helpers::{SandboxApp, element_text, eventually, spawn_app_with_sandbox};
 
@@ -369,4 +369,133 @@ async fn sends_are_paced_per_number() {
     let first_send_us = with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT MIN(created_at) FROM outbox WHERE op = 'send'").fetch_one(p).await).unwrap() * 1000;
     let next_slot = with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT next_slot_at FROM number_pacing").fetch_one(p).await).unwrap();
     assert!(next_slot - first_send_us >= 4 * 250_000 - 1_000, "slots span {} µs", next_slot - first_send_us);
+}
+
+/// A customer sends a file of `kind`; returns the message's id here once it is stored.
+async fn customer_sends_file(s: &SandboxApp, kind: &str, content: serde_json::Value) -> i64 {
+    s.sandbox
+        .control()
+        .customer_writes(&serde_json::from_value(json!({"phone_number_id": s.fixture.phone_number_id, "from": CUSTOMER, "type": kind, "content": content})).unwrap())
+        .await
+        .unwrap();
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    eventually("stored", || async {
+        with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM messages WHERE kind = $1").bind(kind).fetch_one(p).await).unwrap() == 1
+    })
+    .await;
+    with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT id FROM messages WHERE kind = $1").bind(kind).fetch_one(p).await).unwrap()
+}
+
+async fn media_row(s: &SandboxApp, message: i64) -> (String, i64, Option<i64>, bool, Option<String>) {
+    with_pool!(s.app.db.read(), |p| sqlx::query_as::<_, (String, i64, Option<i64>, bool, Option<String>)>(
+        "SELECT state, attempts, error_code, bytes IS NOT NULL, path FROM media WHERE message_id = $1"
+    )
+    .bind(message)
+    .fetch_one(p)
+    .await)
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_customers_files_are_kept_as_they_arrive_and_outlive_metas_seven_days() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    // Meta is unavailable when the files arrive: the fetcher tries again later.
+    s.sandbox.control().outage(&OutageRequest { mode: OutageMode::Error, duration_ms: 600_000, hang_ms: None }).await.unwrap();
+    let image = customer_sends_file(&s, "image", json!({"caption": "Meine Frisur"})).await;
+    let document = customer_sends_file(&s, "document", json!({"filename": "Rezept.pdf"})).await;
+    for file in [image, document] {
+        eventually("a failed attempt", || async { media_row(&s, file).await.1 == 1 }).await;
+        assert_eq!(media_row(&s, file).await.0, "pending");
+    }
+    // Meta is back; nobody opens anything, and both are fetched and kept after their wait.
+    s.sandbox.control().advance_clock(3600).await.unwrap();
+    s.app.clock.advance(60_000);
+    for file in [image, document] {
+        eventually("kept", || async { media_row(&s, file).await.0 == "stored" }).await;
+        let (_, attempts, code, in_db, path) = media_row(&s, file).await;
+        assert_eq!((attempts, code, in_db, path), (2, None, true, None), "kept in the database after one failed attempt");
+    }
+
+    // A week later Meta has forgotten both; the conversation still shows them.
+    s.sandbox.control().advance_clock(8 * 24 * 3600).await.unwrap();
+    let id = conversation_id(&s).await;
+    let (c, _) = s.app.signed_in("owner@sandbox.test").await;
+    let page = c.get(s.app.url(&format!("/inbox/{id}"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(&format!("<img class=\"media\" src=\"/inbox/media/{image}\"")), "{page}");
+    let served = c.get(s.app.url(&format!("/inbox/media/{image}"))).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert_eq!(&served.bytes().await.unwrap()[..4], b"\x89PNG");
+    let served = c.get(s.app.url(&format!("/inbox/media/{document}"))).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.headers()["content-disposition"], "attachment; filename=\"Rezept.pdf\"");
+    assert_eq!(served.text().await.unwrap(), "sandbox document media");
+}
+
+#[tokio::test]
+async fn a_file_meta_no_longer_has_is_marked_and_explained() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    // Meta answers that the media id does not exist (code 100): no retry.
+    s.sandbox
+        .control()
+        .add_fault(&Fault { endpoint: "node".into(), method: Some("GET".into()), code: Some(100), subcode: Some(33), ..Fault::default() })
+        .await
+        .unwrap();
+    let image = customer_sends_file(&s, "image", json!({"caption": "Vorher"})).await;
+    eventually("given up", || async { media_row(&s, image).await.0 == "failed" }).await;
+    let (_, attempts, code, in_db, _) = media_row(&s, image).await;
+    assert_eq!((attempts, code, in_db), (1, Some(100), false));
+    let id = conversation_id(&s).await;
+    let (c, _) = s.app.signed_in("owner@sandbox.test").await;
+    let page = c.get(s.app.url(&format!("/inbox/{id}"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Die Datei ist nicht mehr verfügbar") && !page.contains("<img class=\"media\""), "{page}");
+    assert!(page.contains("Vorher"), "the caption stays");
+    let served = c.get(s.app.url(&format!("/inbox/media/{image}"))).header("accept", "application/json").send().await.unwrap();
+    assert_eq!(served.status(), 410);
+    let body: serde_json::Value = served.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "media_gone");
+
+    // Meta unavailable for longer than it keeps the file: retried until the seven days are
+    // over, then given up too.
+    s.sandbox.control().clear_faults().await.unwrap();
+    s.sandbox
+        .control()
+        .add_fault(&Fault { endpoint: "node".into(), method: Some("GET".into()), code: Some(2), ..Fault::default() })
+        .await
+        .unwrap();
+    let video = customer_sends_file(&s, "video", json!({})).await;
+    eventually("first attempt failed", || async { media_row(&s, video).await.1 == 1 }).await;
+    assert_eq!(media_row(&s, video).await.0, "pending");
+    s.app.clock.advance(8 * 24 * 3600 * 1000);
+    eventually("given up after seven days", || async { media_row(&s, video).await.0 == "failed" }).await;
+    assert_eq!(media_row(&s, video).await.2, Some(2));
+}
+
+#[tokio::test]
+async fn files_can_be_kept_in_a_directory_instead_of_the_database() {
+    let dir = std::env::temp_dir().join(format!("wabridge-media-{}", wabridge::crypto::random_token()));
+    let s = spawn_app_with_sandbox(&[("WABRIDGE_MEDIA_DIR", dir.to_str().unwrap())]).await;
+    let image = customer_sends_file(&s, "image", json!({})).await;
+    eventually("kept", || async { media_row(&s, image).await.0 == "stored" }).await;
+    let (_, _, _, in_db, path) = media_row(&s, image).await;
+    let path = path.expect("a file in the directory");
+    assert!(!in_db, "no bytes in the database");
+    assert_eq!(&std::fs::read(dir.join(&path)).unwrap()[..4], b"\x89PNG");
+    let id = conversation_id(&s).await;
+    let (c, csrf) = s.app.signed_in("owner@sandbox.test").await;
+    let served = c.get(s.app.url(&format!("/inbox/media/{image}"))).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(&served.bytes().await.unwrap()[..4], b"\x89PNG");
+
+    // An agent's upload is kept there too, and reaches Meta from there.
+    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(b"%PDF-1.4 Preisliste".to_vec()).file_name("Preise.pdf").mime_str("application/pdf").unwrap());
+    let resp = c.post(s.app.url(&format!("/inbox/{id}/attach?_csrf={csrf}"))).multipart(form).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    eventually("the sandbox received the document", || async {
+        s.sandbox.control().sent_messages(None).await.unwrap().iter().any(|m| m.r#type == "document")
+    })
+    .await;
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM media WHERE path IS NOT NULL AND bytes IS NULL").await, 2);
+    assert_eq!(std::fs::read_dir(dir.join(path.split('/').next().unwrap())).unwrap().count(), 2);
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -1,0 +1,361 @@
+//! Customer media, kept as they arrive. Meta's media ids in webhooks expire after seven days
+//! (and a download URL after five minutes), so a picture nobody opened in time would be lost:
+//! the inbox handler records every inbound file as `pending` in the processor's transaction,
+//! and [`MediaFetcher`]s fetch it through the Graph API, with retries, and keep it — in the
+//! database, or in a directory ([`MediaStore`]). A file Meta no longer has is marked `failed`,
+//! and the conversation says so instead of showing a broken picture.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use sha2::Digest as _;
+use tokio::sync::watch;
+use wabridge_cloud_api::{ApiError, ErrorClass, GraphClient};
+
+use crate::accounts::TenantId;
+use crate::clock::Clock;
+use crate::crypto::Keyring;
+use crate::store::{Db, Tx, Val, statement_chunks, value_rows};
+use crate::{with_pool, with_tx};
+
+/// How long Meta keeps a media id it put in a webhook.
+pub const MEDIA_ID_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
+/// How long a claimed file is left to its fetcher before another may try.
+const LEASE_MS: i64 = 2 * 60 * 1000;
+/// The first wait after a failed fetch; doubled per attempt up to [`MAX_RETRY_MS`].
+const FIRST_RETRY_MS: i64 = 15_000;
+/// The longest wait between attempts.
+const MAX_RETRY_MS: i64 = 3_600_000;
+/// Fetchers per instance.
+pub const FETCHERS: usize = 2;
+/// How often an idle fetcher looks for files.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// Where the bytes of media are kept: in the database (the default: every instance reads them),
+/// or in a directory every instance mounts (`WABRIDGE_MEDIA_DIR`).
+#[derive(Clone, Debug, Default)]
+pub enum MediaStore {
+    /// In the `media` table.
+    #[default]
+    Database,
+    /// Files under this directory, one per content (`<tenant>/<sha-256>`).
+    Directory(PathBuf),
+}
+
+/// Bytes as they are kept: in the row, or at a path under the media directory.
+#[derive(Debug, Default)]
+pub struct Kept {
+    /// The bytes, when kept in the database.
+    pub bytes: Option<Vec<u8>>,
+    /// The file, relative to the media directory.
+    pub path: Option<String>,
+}
+
+impl MediaStore {
+    /// Keeps a tenant's file; with a directory it is on disk (synced) when this returns.
+    pub async fn put(&self, tenant: TenantId, bytes: Vec<u8>) -> std::io::Result<Kept> {
+        let MediaStore::Directory(dir) = self else { return Ok(Kept { bytes: Some(bytes), path: None }) };
+        let relative = format!("{}/{}", tenant.0, hex::encode(sha2::Sha256::digest(&bytes)));
+        let folder = dir.join(tenant.0.to_string());
+        let target = dir.join(&relative);
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write as _;
+            std::fs::create_dir_all(&folder)?;
+            if target.exists() {
+                return Ok(());
+            }
+            // Written aside and renamed: a reader never sees half a file.
+            let partial = folder.join(format!(".partial-{}", crate::crypto::random_token()));
+            let mut file = std::fs::File::create(&partial)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&partial, &target)?;
+            std::fs::File::open(&folder)?.sync_all()
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(Kept { bytes: None, path: Some(relative) })
+    }
+
+    /// The bytes of a kept file.
+    pub async fn read(&self, kept: Kept) -> std::io::Result<Vec<u8>> {
+        match (kept.bytes, kept.path, self) {
+            (Some(bytes), _, _) => Ok(bytes),
+            (None, Some(path), MediaStore::Directory(dir)) if is_kept_name(&path) => tokio::fs::read(dir.join(path)).await,
+            (None, Some(_), _) => Err(std::io::Error::new(std::io::ErrorKind::NotFound, "the file is kept in a media directory that is not configured")),
+            (None, None, _) => Err(std::io::Error::new(std::io::ErrorKind::NotFound, "nothing kept")),
+        }
+    }
+}
+
+/// Whether a stored path is one [`MediaStore::put`] makes (`<digits>/<64 hex>`): nothing read
+/// from the database names a file outside the directory.
+fn is_kept_name(path: &str) -> bool {
+    path.split_once('/').is_some_and(|(tenant, digest)| {
+        !tenant.is_empty() && tenant.bytes().all(|b| b.is_ascii_digit()) && digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+/// An inbound file to fetch.
+pub struct NewMedia<'a> {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// The number the customer wrote to (its token fetches the file).
+    pub phone_number_id: &'a str,
+    /// Meta's media id.
+    pub media_id: &'a str,
+    /// MIME type from the webhook.
+    pub mime_type: Option<&'a str>,
+    /// File name from the webhook (documents).
+    pub filename: Option<&'a str>,
+    /// The message that carries it.
+    pub message_id: i64,
+}
+
+/// Records inbound files as `pending`, due now (a file already known is left as it is).
+pub async fn record_pending(tx: &mut Tx, files: &[NewMedia<'_>], now: i64) -> Result<(), sqlx::Error> {
+    for chunk in statement_chunks(tx.engine(), files) {
+        let sql = format!(
+            "INSERT INTO media (tenant_id, phone_number_id, meta_media_id, mime_type, filename, message_id, state, next_attempt_at, created_at)
+             VALUES {} ON CONFLICT (tenant_id, meta_media_id) DO NOTHING",
+            value_rows(tx.engine(), chunk.len(), 9, 1)
+        );
+        let values: Vec<Val<'_>> = chunk
+            .iter()
+            .flat_map(|f| -> [Val<'_>; 9] {
+                [f.tenant.into(), f.phone_number_id.into(), f.media_id.into(), f.mime_type.into(), f.filename.into(), f.message_id.into(), "pending".into(), now.into(), now.into()]
+            })
+            .collect();
+        with_tx!(&mut *tx, |c| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for v in &values {
+                q = match *v {
+                    Val::Int(i) => q.bind(i),
+                    Val::Text(s) => q.bind(s),
+                    Val::Bool(b) => q.bind(b),
+                };
+            }
+            q.execute(c).await.map(drop)
+        })?;
+    }
+    Ok(())
+}
+
+/// A file fetched from Meta, kept.
+pub struct Fetched {
+    /// MIME type (Meta's, else the webhook's).
+    pub mime_type: Option<String>,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Why a file could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The number has no usable token (disconnected); it may come back.
+    #[error("no token for this number")]
+    NoToken,
+    /// Meta's answer.
+    #[error(transparent)]
+    Meta(#[from] ApiError),
+    /// The database or the media directory.
+    #[error("{0}")]
+    Keep(String),
+}
+
+impl FetchError {
+    /// Whether a later attempt may succeed.
+    fn retryable(&self) -> bool {
+        match self {
+            FetchError::NoToken | FetchError::Keep(_) => true,
+            FetchError::Meta(e) => matches!(e.class(), ErrorClass::Retry | ErrorClass::Throttled | ErrorClass::Reauthenticate),
+        }
+    }
+
+    /// Meta's error code, if Meta answered with one.
+    fn code(&self) -> Option<i64> {
+        match self {
+            FetchError::Meta(ApiError::Graph(g)) => g.code,
+            _ => None,
+        }
+    }
+}
+
+/// What fetching needs.
+#[derive(Clone)]
+pub struct MediaFetcher {
+    /// Database.
+    pub db: Db,
+    /// Clock.
+    pub clock: Clock,
+    /// Meta.
+    pub graph: GraphClient,
+    /// Keys for the sealed business tokens.
+    pub keyring: Keyring,
+    /// Where files are kept.
+    pub store: MediaStore,
+}
+
+#[derive(sqlx::FromRow)]
+struct Due {
+    id: i64,
+    tenant_id: TenantId,
+    phone_number_id: String,
+    meta_media_id: String,
+    mime_type: Option<String>,
+    attempts: i64,
+    next_attempt_at: i64,
+    created_at: i64,
+}
+
+impl MediaFetcher {
+    /// Runs until shutdown: fetches due files, then looks again every second.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            loop {
+                match self.step().await {
+                    Ok(true) if !*shutdown.borrow() => {}
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = format!("{e:#}"), "media fetching failed; will retry");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(IDLE) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Fetches one due file; whether there was one.
+    pub async fn step(&self) -> Result<bool, sqlx::Error> {
+        let now = self.clock.now_ms();
+        let due = with_pool!(self.db.read(), |p| sqlx::query_as::<_, Due>(
+            "SELECT id, tenant_id, phone_number_id, meta_media_id, mime_type, attempts, next_attempt_at, created_at FROM media
+             WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT 1"
+        )
+        .bind(now)
+        .fetch_optional(p)
+        .await)?;
+        let Some(due) = due else { return Ok(false) };
+        // Claimed by moving its next attempt: another fetcher that read it too loses here.
+        let claimed = with_pool!(self.db.write(), |p| sqlx::query("UPDATE media SET next_attempt_at = $3 WHERE id = $1 AND next_attempt_at = $2 AND state = 'pending'")
+            .bind(due.id)
+            .bind(due.next_attempt_at)
+            .bind(now + LEASE_MS)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if claimed == 0 {
+            return Ok(true);
+        }
+        match self.fetch(due.tenant_id, &due.phone_number_id, &due.meta_media_id, due.mime_type.as_deref()).await {
+            Ok(_) => {}
+            Err(e) => {
+                let attempts = due.attempts + 1;
+                let expired = now >= due.created_at + MEDIA_ID_LIFETIME_MS;
+                if e.retryable() && !expired {
+                    let wait = FIRST_RETRY_MS.saturating_mul(1_i64 << (attempts - 1).clamp(0, 20)).min(MAX_RETRY_MS);
+                    tracing::info!(media = due.id, attempts, error = %e, "media fetch failed; will retry");
+                    with_pool!(self.db.write(), |p| sqlx::query("UPDATE media SET attempts = $2, next_attempt_at = $3, error_code = $4 WHERE id = $1 AND state = 'pending'")
+                        .bind(due.id)
+                        .bind(attempts)
+                        .bind(now + wait)
+                        .bind(e.code())
+                        .execute(p)
+                        .await
+                        .map(drop))?;
+                } else {
+                    tracing::info!(media = due.id, attempts, error = %e, "media cannot be fetched; given up");
+                    with_pool!(self.db.write(), |p| sqlx::query("UPDATE media SET state = 'failed', attempts = $2, next_attempt_at = NULL, error_code = $3 WHERE id = $1 AND state = 'pending'")
+                        .bind(due.id)
+                        .bind(attempts)
+                        .bind(e.code())
+                        .execute(p)
+                        .await
+                        .map(drop))?;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Fetches a file from Meta with the number's token and keeps it (`stored`): the fetcher's
+    /// way and the media page's when someone opens a file not fetched yet.
+    pub async fn fetch(&self, tenant: TenantId, number: &str, media_id: &str, mime_hint: Option<&str>) -> Result<Fetched, FetchError> {
+        let token = crate::onboarding::store::number_token(&self.db, &self.keyring, tenant, number)
+            .await
+            .map_err(|e| FetchError::Keep(e.to_string()))?
+            .ok_or(FetchError::NoToken)?;
+        let (bytes, mime) = download(&self.graph, &token, media_id).await?;
+        let mime_type = mime.or_else(|| mime_hint.map(str::to_owned));
+        let kept = self.store.put(tenant, bytes.clone()).await.map_err(|e| FetchError::Keep(e.to_string()))?;
+        let now = self.clock.now_ms();
+        with_pool!(self.db.write(), |p| sqlx::query(
+            "INSERT INTO media (tenant_id, phone_number_id, meta_media_id, mime_type, bytes, path, state, attempts, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'stored', 1, $7)
+             ON CONFLICT (tenant_id, meta_media_id) DO UPDATE SET bytes = excluded.bytes, path = excluded.path, state = 'stored',
+                 mime_type = COALESCE(excluded.mime_type, media.mime_type), attempts = media.attempts + 1, next_attempt_at = NULL, error_code = NULL"
+        )
+        .bind(tenant)
+        .bind(number)
+        .bind(media_id)
+        .bind(&mime_type)
+        .bind(kept.bytes.as_deref())
+        .bind(&kept.path)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(drop))
+        .map_err(|e| FetchError::Keep(e.to_string()))?;
+        Ok(Fetched { mime_type, bytes })
+    }
+}
+
+/// The file behind a media id: its URL from `GET /<MEDIA_ID>`, then the download (the URL
+/// lives five minutes, so it is never kept).
+async fn download(graph: &GraphClient, token: &SecretString, media_id: &str) -> Result<(Vec<u8>, Option<String>), ApiError> {
+    let info = graph.media_info(token, media_id).await?;
+    let url = info.url.ok_or_else(|| ApiError::UnexpectedResponse { status: 200, reason: "no download URL in Meta's answer".to_owned() })?;
+    let bytes = graph.download_media(token, &url).await?;
+    Ok((bytes.to_vec(), info.mime_type))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_the_store_makes_are_read() {
+        assert!(is_kept_name(&format!("12/{}", "a".repeat(64))));
+        assert!(!is_kept_name(&format!("../{}", "a".repeat(64))));
+        assert!(!is_kept_name(&format!("12/{}/..", "a".repeat(61))));
+        assert!(!is_kept_name("12/passwd"));
+        assert!(!is_kept_name(&format!("/{}", "a".repeat(64))));
+    }
+
+    #[tokio::test]
+    async fn a_directory_keeps_one_file_per_content() {
+        let dir = std::env::temp_dir().join(format!("wabridge-media-test-{}", crate::crypto::random_token()));
+        let store = MediaStore::Directory(dir.clone());
+        let a = store.put(TenantId(3), b"picture".to_vec()).await.unwrap();
+        let b = store.put(TenantId(3), b"picture".to_vec()).await.unwrap();
+        assert!(a.bytes.is_none());
+        assert_eq!(a.path, b.path);
+        let path = a.path.clone().unwrap();
+        assert!(path.starts_with("3/"), "{path}");
+        assert_eq!(store.read(a).await.unwrap(), b"picture");
+        assert_eq!(std::fs::read_dir(dir.join("3")).unwrap().count(), 1, "no partial file is left");
+        // The database keeps the bytes in the row.
+        let kept = MediaStore::Database.put(TenantId(3), b"doc".to_vec()).await.unwrap();
+        assert_eq!(kept.path, None);
+        assert_eq!(MediaStore::Database.read(kept).await.unwrap(), b"doc");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
