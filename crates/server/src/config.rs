@@ -53,6 +53,10 @@ pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec { name: "WABRIDGE_OPERATOR_API_KEY", default: Some(""), help: "operator key for /api/v1 tenant and user administration; empty: disabled" },
     SettingSpec { name: "WABRIDGE_TEMPLATE_SYNC_SECS", default: Some("900"), help: "how often templates are read back from Meta (safety net for missed webhooks)" },
     SettingSpec { name: "WABRIDGE_MEDIA_DIR", default: Some(""), help: "directory for customers' and agents' files, mounted by every instance; empty: files are kept in the database" },
+    SettingSpec { name: "WABRIDGE_MEDIA_BUCKET", default: Some(""), help: "URL of an S3-compatible bucket for files (path-style https://s3.<region>.amazonaws.com/<bucket> or virtual-hosted); takes precedence over WABRIDGE_MEDIA_DIR" },
+    SettingSpec { name: "WABRIDGE_MEDIA_BUCKET_REGION", default: Some("us-east-1"), help: "the bucket's region (signed into every request)" },
+    SettingSpec { name: "WABRIDGE_MEDIA_BUCKET_ACCESS_KEY", default: Some(""), help: "access key id for the bucket" },
+    SettingSpec { name: "WABRIDGE_MEDIA_BUCKET_SECRET_KEY", default: Some(""), help: "secret access key for the bucket (never logged)" },
     SettingSpec { name: "WABRIDGE_JOURNAL_RETENTION_DAYS", default: Some("30"), help: "days an applied webhook body stays in the journal (0: kept for ever); bodies support still sees or a handler still retries stay" },
 ];
 
@@ -229,6 +233,7 @@ impl Settings {
         let template_sync = get("WABRIDGE_TEMPLATE_SYNC_SECS");
         let journal_retention = get("WABRIDGE_JOURNAL_RETENTION_DAYS");
         let media_dir = get("WABRIDGE_MEDIA_DIR");
+        let media_bucket = [get("WABRIDGE_MEDIA_BUCKET"), get("WABRIDGE_MEDIA_BUCKET_REGION"), get("WABRIDGE_MEDIA_BUCKET_ACCESS_KEY"), get("WABRIDGE_MEDIA_BUCKET_SECRET_KEY")];
         let rate_card = if rate_card_path.is_empty() {
             crate::billing::RateCard::parse(crate::billing::rate_card::DEFAULT_CSV).map_err(|e| problems.push(format!("built-in rate card: {e}"))).ok()
         } else {
@@ -247,6 +252,23 @@ impl Settings {
             problems.push("WABRIDGE_TEMPLATE_SYNC_SECS must be a number of seconds, at least 10".to_owned());
             900
         });
+        let media = match (media_bucket[0].trim(), media_dir.trim()) {
+            ("", "") => crate::inbox::media::MediaStore::Database,
+            ("", dir) => crate::inbox::media::MediaStore::Directory(dir.into()),
+            (url, _) => {
+                let [_, region, access, secret] = &media_bucket;
+                if access.trim().is_empty() || secret.trim().is_empty() {
+                    problems.push("WABRIDGE_MEDIA_BUCKET needs WABRIDGE_MEDIA_BUCKET_ACCESS_KEY and WABRIDGE_MEDIA_BUCKET_SECRET_KEY".to_owned());
+                }
+                match crate::inbox::bucket::Bucket::new(url, region.trim(), access.trim(), SecretString::from(secret.trim().to_owned())) {
+                    Ok(bucket) => crate::inbox::media::MediaStore::Bucket(std::sync::Arc::new(bucket)),
+                    Err(e) => {
+                        problems.push(format!("WABRIDGE_MEDIA_BUCKET: {e}"));
+                        crate::inbox::media::MediaStore::Database
+                    }
+                }
+            }
+        };
         let journal_retention_days = journal_retention.parse::<i64>().ok().filter(|d| (0..=36_500).contains(d)).unwrap_or_else(|| {
             problems.push("WABRIDGE_JOURNAL_RETENTION_DAYS must be a number of days (0: keep for ever)".to_owned());
             30
@@ -323,10 +345,7 @@ impl Settings {
                 operator_api_key: Some(operator_api_key).filter(|k| !k.is_empty()).map(SecretString::from),
                 template_sync_secs,
                 journal_retention_days,
-                media: match media_dir.trim() {
-                    "" => crate::inbox::media::MediaStore::Database,
-                    dir => crate::inbox::media::MediaStore::Directory(dir.into()),
-                },
+                media,
             }),
             _ => Err(ConfigError(problems)),
         }

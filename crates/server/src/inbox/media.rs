@@ -6,6 +6,7 @@
 //! and the conversation says so instead of showing a broken picture.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -13,6 +14,7 @@ use sha2::Digest as _;
 use tokio::sync::watch;
 use wabridge_cloud_api::{ApiError, ErrorClass, GraphClient};
 
+use super::bucket::Bucket;
 use crate::accounts::TenantId;
 use crate::clock::Clock;
 use crate::crypto::Keyring;
@@ -33,7 +35,8 @@ pub const FETCHERS: usize = 2;
 const IDLE: Duration = Duration::from_secs(1);
 
 /// Where the bytes of media are kept: in the database (the default: every instance reads them),
-/// or in a directory every instance mounts (`WABRIDGE_MEDIA_DIR`).
+/// in a directory every instance mounts (`WABRIDGE_MEDIA_DIR`), or in an S3-compatible bucket
+/// (`WABRIDGE_MEDIA_BUCKET`).
 #[derive(Clone, Debug, Default)]
 pub enum MediaStore {
     /// In the `media` table.
@@ -41,6 +44,8 @@ pub enum MediaStore {
     Database,
     /// Files under this directory, one per content (`<tenant>/<sha-256>`).
     Directory(PathBuf),
+    /// Objects in a bucket, one per content (`<tenant>/<sha-256>`).
+    Bucket(Arc<Bucket>),
 }
 
 /// Bytes as they are kept: in the row, or at a path under the media directory.
@@ -55,8 +60,15 @@ pub struct Kept {
 impl MediaStore {
     /// Keeps a tenant's file; with a directory it is on disk (synced) when this returns.
     pub async fn put(&self, tenant: TenantId, bytes: Vec<u8>) -> std::io::Result<Kept> {
-        let MediaStore::Directory(dir) = self else { return Ok(Kept { bytes: Some(bytes), path: None }) };
         let relative = format!("{}/{}", tenant.0, hex::encode(sha2::Sha256::digest(&bytes)));
+        let dir = match self {
+            MediaStore::Database => return Ok(Kept { bytes: Some(bytes), path: None }),
+            MediaStore::Bucket(bucket) => {
+                bucket.put(&relative, bytes).await.map_err(std::io::Error::other)?;
+                return Ok(Kept { bytes: None, path: Some(relative) });
+            }
+            MediaStore::Directory(dir) => dir,
+        };
         let folder = dir.join(tenant.0.to_string());
         let target = dir.join(&relative);
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -83,14 +95,15 @@ impl MediaStore {
         match (kept.bytes, kept.path, self) {
             (Some(bytes), _, _) => Ok(bytes),
             (None, Some(path), MediaStore::Directory(dir)) if is_kept_name(&path) => tokio::fs::read(dir.join(path)).await,
-            (None, Some(_), _) => Err(std::io::Error::new(std::io::ErrorKind::NotFound, "the file is kept in a media directory that is not configured")),
+            (None, Some(path), MediaStore::Bucket(bucket)) if is_kept_name(&path) => bucket.get(&path).await.map_err(std::io::Error::other),
+            (None, Some(_), _) => Err(std::io::Error::new(std::io::ErrorKind::NotFound, "the file is kept in a media directory or bucket that is not configured")),
             (None, None, _) => Err(std::io::Error::new(std::io::ErrorKind::NotFound, "nothing kept")),
         }
     }
 }
 
 /// Whether a stored path is one [`MediaStore::put`] makes (`<digits>/<64 hex>`): nothing read
-/// from the database names a file outside the directory.
+/// from the database names a file outside the directory or another object of the bucket.
 fn is_kept_name(path: &str) -> bool {
     path.split_once('/').is_some_and(|(tenant, digest)| {
         !tenant.is_empty() && tenant.bytes().all(|b| b.is_ascii_digit()) && digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit())

@@ -1,6 +1,7 @@
 //! The inbox: conversations with customers, every inbound message type, replies inside the
 //! 24-hour window (see [`window`]), sent through the one outbox.
 
+pub mod bucket;
 pub mod handler;
 pub mod media;
 pub mod store;
@@ -502,7 +503,8 @@ async fn get_media(State(app): State<AppState>, member: TenantMember, Path(messa
     let (mime, bytes) = match stored {
         Some(s) if s.state == "failed" => return Err(AppError::Gone("media_gone")),
         Some(s) if s.state == "stored" => {
-            let bytes = app.settings.media.read(media::Kept { bytes: s.bytes, path: s.path }).await.map_err(|e| AppError::Internal(e.into()))?;
+            // The store (a directory or bucket) unreachable or missing the file: logged, 503.
+            let bytes = app.settings.media.read(media::Kept { bytes: s.bytes, path: s.path }).await.map_err(|e| AppError::Unavailable(format!("a kept file cannot be read: {e}")))?;
             (s.mime_type, bytes)
         }
         _ => {

@@ -31,6 +31,14 @@ fn file_then_environment_and_defaults() {
     assert_eq!(s.meta.graph_url, "https://graph.facebook.com");
     assert_eq!(s.database_url, "sqlite:./wabridge-data/wabridge.db");
     assert!(!format!("{s:?}").contains("from-env"), "secrets never in Debug");
+    assert!(matches!(s.media, wabridge::inbox::media::MediaStore::Database), "files in the database by default");
+    let mut env = env.clone();
+    for (k, v) in [("WABRIDGE_MEDIA_BUCKET", "https://s3.eu-central-1.amazonaws.com/salon-files"), ("WABRIDGE_MEDIA_BUCKET_ACCESS_KEY", "AKIA1"), ("WABRIDGE_MEDIA_BUCKET_SECRET_KEY", "bucket-secret-value")] {
+        env.insert(k.to_owned(), v.to_owned());
+    }
+    let s = Settings::from_sources(&env, Some(&toml)).unwrap();
+    assert!(matches!(s.media, wabridge::inbox::media::MediaStore::Bucket(_)));
+    assert!(!format!("{s:?}").contains("bucket-secret-value"), "the bucket's secret never in Debug");
 }
 
 #[test]
@@ -42,7 +50,12 @@ fn invalid_values_are_named() {
     env.insert("WABRIDGE_ENCRYPTION_KEY".to_owned(), "short".to_owned());
     env.insert("WABRIDGE_LISTEN".to_owned(), "nowhere".to_owned());
     env.insert("WABRIDGE_JOURNAL_RETENTION_DAYS".to_owned(), "-1".to_owned());
+    env.insert("WABRIDGE_MEDIA_BUCKET".to_owned(), "https://s3.eu-central-1.amazonaws.com/salon-files".to_owned());
     let err = Settings::from_sources(&env, Some("no_such_setting = 1")).unwrap_err().to_string();
+    assert!(err.contains("WABRIDGE_MEDIA_BUCKET needs WABRIDGE_MEDIA_BUCKET_ACCESS_KEY and WABRIDGE_MEDIA_BUCKET_SECRET_KEY"), "{err}");
+    env.insert("WABRIDGE_MEDIA_BUCKET".to_owned(), "ftp://files".to_owned());
+    let not_http = Settings::from_sources(&env, None).unwrap_err().to_string();
+    assert!(not_http.contains("WABRIDGE_MEDIA_BUCKET: bucket URL: must be an http(s) URL"), "{not_http}");
     assert!(err.contains("WABRIDGE_ENCRYPTION_KEY"), "{err}");
     assert!(err.contains("WABRIDGE_LISTEN"), "{err}");
     assert!(err.contains("WABRIDGE_JOURNAL_RETENTION_DAYS"), "{err}");
