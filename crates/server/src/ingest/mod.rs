@@ -46,10 +46,26 @@ pub struct RoutedChange<'a> {
 pub struct Effects {
     /// Events to store and publish.
     pub events: Vec<NewEvent>,
-    /// The changes of journal entries up to this id had their events published ahead
-    /// ([`ChangeHandler::ahead`], SQLite's toaster): a handler stores their rows without those
-    /// events. 0 when none had.
-    pub published_ahead_through: i64,
+    /// Which journal entries had their events published ahead ([`ChangeHandler::ahead`],
+    /// SQLite's toaster): a handler stores their rows without those events.
+    pub published_ahead: PublishedAhead,
+}
+
+/// The journal entries whose events the toaster published: every one up to `through`, but
+/// those of its turns that failed (their events come from the processor after its commit).
+#[derive(Clone, Debug, Default)]
+pub struct PublishedAhead {
+    /// Up to this id (0: none).
+    pub through: i64,
+    /// Ranges of ids (inclusive) of toaster turns that failed.
+    pub failed: Vec<(i64, i64)>,
+}
+
+impl PublishedAhead {
+    /// Whether the events of this journal entry were published ahead.
+    pub fn covers(&self, journal_id: i64) -> bool {
+        journal_id <= self.through && !self.failed.iter().any(|&(first, last)| (first..=last).contains(&journal_id))
+    }
 }
 
 /// The future a handler returns.
@@ -92,7 +108,7 @@ pub trait ChangeHandler: Send + Sync + 'static {
 
     /// The events of consecutive changes of one field to publish now, before they are applied;
     /// `tx` only reads (on SQLite, a reader's). Their `apply_all` later stores the rows without
-    /// these events (`Effects::published_ahead_through`), and must not repeat them for a change
+    /// these events (`Effects::published_ahead`), and must not repeat them for a change
     /// it was handed twice (Meta's redeliveries).
     fn ahead<'a>(&'a self, tx: &'a mut Tx, changes: &'a [RoutedChange<'a>]) -> AheadFuture<'a> {
         let _ = (tx, changes);

@@ -250,7 +250,14 @@ impl Processor {
         // from the journal, the processor publishes what the toaster did not reach.
         let first = ids.iter().copied().min().unwrap_or(0);
         if let Some(claims) = self.claims.as_ref().filter(|_| cursor_read.is_some()) {
-            effects.published_ahead_through = if from_feed { last } else { claims.processor_claims(first, last) };
+            let through = if from_feed { last } else { claims.processor_claims(first, last) };
+            if through >= first {
+                // Not before the toaster is done with them: it leaves out messages whose
+                // notification is stored (Meta's redeliveries), and a turn of it that failed
+                // leaves their events to this batch.
+                claims.toasted(through).await;
+            }
+            effects.published_ahead = claims.published(through);
         }
         let named: Vec<ChangeRef<'_>> = rows.iter().filter_map(|r| r.parsed()).flat_map(|b| b.changes()).collect();
         let routes = RouteCache::load(&mut tx, &named).await?;
@@ -287,13 +294,6 @@ impl Processor {
                 .execute(&mut **t)
                 .await
                 .map(drop)?,
-        }
-        if let Some(claims) = &self.claims
-            && effects.published_ahead_through >= first
-        {
-            // Not before the toaster is done with them: it leaves out messages whose
-            // notification is stored (Meta's redeliveries).
-            claims.toasted(effects.published_ahead_through).await;
         }
         live::commit(&self.db, &self.live, tx, &effects.events, now).await?;
         if cursor_read.is_some() {
@@ -543,7 +543,7 @@ async fn exec(tx: &mut Tx, sql: &'static str) -> Result<(), sqlx::Error> {
 /// Runs a handler inside a savepoint: its writes and events count only if it succeeds.
 async fn apply_in_savepoint(tx: &mut Tx, handler: &dyn ChangeHandler, change: &RoutedChange<'_>, effects: &mut Effects) -> anyhow::Result<()> {
     exec(tx, "SAVEPOINT handler").await?;
-    let mut own = Effects { published_ahead_through: effects.published_ahead_through, ..Effects::default() };
+    let mut own = Effects { published_ahead: effects.published_ahead.clone(), ..Effects::default() };
     match handler.apply(tx, change, &mut own).await {
         Ok(()) => {
             exec(tx, "RELEASE SAVEPOINT handler").await?;

@@ -24,7 +24,7 @@ use wabridge_cloud_api::webhook::ChangeRef;
 
 use super::feed::{FedEntry, Feed};
 use super::processor::{RouteCache, route_entry};
-use super::{Registry, RoutedChange};
+use super::{PublishedAhead, Registry, RoutedChange};
 use crate::clock::Clock;
 use crate::live::{self, LiveHub, NewEvent};
 use crate::store::Db;
@@ -61,6 +61,9 @@ struct ClaimState {
     through: i64,
     /// The processor's last batch (its first id) and what the toaster had claimed before it.
     batch: Option<(i64, i64)>,
+    /// The entries (first and last id) of the toaster's turns that failed and are not applied
+    /// yet: the processor publishes their events itself.
+    failed: Vec<(i64, i64)>,
 }
 
 impl Claims {
@@ -112,6 +115,19 @@ impl Claims {
     pub fn applied_through(&self, applied: i64) {
         let mut state = self.lock();
         state.through = state.through.max(applied);
+        state.failed.retain(|&(_, last)| last > applied);
+    }
+
+    /// The toaster's turn over the entries `first..=last` failed: their events are the
+    /// processor's to publish. Recorded before the toaster says it is done with them.
+    fn turn_failed(&self, first: i64, last: i64) {
+        self.lock().failed.push((first, last));
+    }
+
+    /// Which of the entries up to `through` the toaster published: the processor asks once the
+    /// toaster is done with them ([`Claims::toasted`]).
+    pub fn published(&self, through: i64) -> PublishedAhead {
+        PublishedAhead { through, failed: self.lock().failed.iter().copied().filter(|&(first, _)| first <= through).collect() }
     }
 }
 
@@ -148,10 +164,12 @@ impl Toaster {
                 continue;
             }
             if let Err(e) = self.publish(&run).await {
-                // The processor still stores the notifications: the list and the count have
-                // them, only the toasts are gone.
-                self.metrics.add("wabridge_toasts_lost_total", run.len() as u64);
-                tracing::warn!(error = format!("{e:#}"), entries = run.len(), "toasts could not be published");
+                // The processor publishes them after its commit instead.
+                if let (Some(first), Some(last)) = (run.first(), run.last()) {
+                    self.claims.turn_failed(first.id, last.id);
+                }
+                self.metrics.add("wabridge_toaster_failures_total", 1);
+                tracing::warn!(error = format!("{e:#}"), entries = run.len(), "toasts could not be published ahead; the processor publishes them");
             }
             if let Some(last) = run.last() {
                 self.claims.done.send_modify(|d| *d = (*d).max(last.id));
@@ -207,5 +225,22 @@ mod tests {
         claims.lock().through = 100;
         assert_eq!(claims.processor_claims(41, 60), 60);
         assert_eq!(claims.lock().through, 100);
+    }
+
+    #[test]
+    fn the_entries_of_a_failed_turn_are_left_to_the_processor() {
+        let claims = Claims::default();
+        claims.turn_failed(11, 20);
+        claims.turn_failed(31, 35);
+        let published = claims.published(32);
+        assert!(published.covers(10) && published.covers(21) && published.covers(30));
+        assert!(!published.covers(11) && !published.covers(20) && !published.covers(31) && !published.covers(32));
+        assert!(!published.covers(33), "past what was published");
+        assert_eq!(published.failed, vec![(11, 20), (31, 35)]);
+        // Once applied, a failed turn is forgotten.
+        claims.applied_through(20);
+        assert_eq!(claims.published(100).failed, vec![(31, 35)]);
+        claims.applied_through(35);
+        assert!(claims.published(100).covers(33));
     }
 }

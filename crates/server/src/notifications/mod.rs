@@ -206,7 +206,7 @@ impl ChangeHandler for InboundMessageNotifier {
             // Toasts in the order of the messages, for every user of the tenant — but those the
             // toaster published already.
             for (i, id) in new.into_iter().zip(ids) {
-                if rows[i].journal_id > effects.published_ahead_through {
+                if !effects.published_ahead.covers(rows[i].journal_id) {
                     effects.events.push(rows[i].event(Some(id)));
                 }
             }

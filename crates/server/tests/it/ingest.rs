@@ -8,7 +8,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use wabridge::accounts::{Role, TenantId};
-use wabridge::ingest::{ChangeHandler, Effects, HandlerFuture, Registry, RoutedChange};
+use wabridge::ingest::{AheadFuture, ChangeHandler, Effects, HandlerFuture, Registry, RoutedChange};
 use wabridge::notifications::count_for_message;
 use wabridge::onboarding::store::{Attachment, attach};
 use wabridge::store::Tx;
@@ -379,6 +379,57 @@ async fn on_sqlite_the_toast_is_published_before_its_body_is_applied() {
     assert_eq!(toasts(&app.db).await.len(), 1, "one toast");
     // A key that names nothing, with nothing pending, is not found at once.
     assert_eq!(c.get(app.url("/notifications/open?key=msg%3A1%3Awamid.NONE")).send().await.unwrap().status(), 404);
+}
+
+/// Publishes ahead too, and its first look ahead fails (say, a read of the main file): the
+/// toaster's turn fails with it.
+struct FailsAheadOnce(AtomicUsize);
+
+impl ChangeHandler for FailsAheadOnce {
+    fn name(&self) -> &'static str {
+        "fails-ahead-once"
+    }
+
+    fn apply<'a>(&'a self, _: &'a mut Tx, _: &'a RoutedChange<'a>, _: &'a mut Effects) -> HandlerFuture<'a> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn publishes_ahead(&self) -> bool {
+        true
+    }
+
+    fn ahead<'a>(&'a self, _: &'a mut Tx, _: &'a [RoutedChange<'a>]) -> AheadFuture<'a> {
+        Box::pin(async move {
+            if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+                anyhow::bail!("the look ahead failed");
+            }
+            Ok(Vec::new())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_toast_the_toaster_could_not_publish_comes_from_the_processor() {
+    let failing = Arc::new(FailsAheadOnce(AtomicUsize::new(0)));
+    let app = spawn_app_with_registry(Registry::standard().subscribe("messages", failing.clone())).await;
+    let (t, number) = tenant_with_number(&app, "Salon A").await;
+    assert_eq!(post_signed(&app, &text_body(&number, "4955", "Lu", &[("wamid.F1", "hallo")])).await.status(), 200);
+    eventually("applied", || async { count_for_message(&app.db, t, "wamid.F1").await.unwrap() == 1 }).await;
+    eventually("toasted", || async { toasts(&app.db).await.len() == 1 }).await;
+    let toast = toasts(&app.db).await.remove(0);
+    assert_eq!(toast["actor"], "Lu");
+    if app.db.engine() == wabridge::store::Engine::Sqlite {
+        assert!(failing.0.load(Ordering::SeqCst) >= 1, "the toaster looked ahead");
+        assert!(toast.get("id").is_some(), "published by the processor, with its notification: {toast}");
+        let metrics = client().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("wabridge_toaster_failures_total 1"), "{metrics}");
+    }
+    // The next message is toasted ahead again, once.
+    assert_eq!(post_signed(&app, &text_body(&number, "4955", "Lu", &[("wamid.F2", "noch da?")])).await.status(), 200);
+    eventually("applied", || async { count_for_message(&app.db, t, "wamid.F2").await.unwrap() == 1 }).await;
+    eventually("toasted", || async { toasts(&app.db).await.len() == 2 }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(toasts(&app.db).await.len(), 2, "one toast each");
 }
 
 /// Reads SSE events from a response until `n` events of `kind` arrived (or times out).
