@@ -186,6 +186,12 @@ impl FetchError {
         }
     }
 
+    /// Whether Meta refused for good (the id does not exist, has expired): no later attempt
+    /// will have it.
+    pub fn gone(&self) -> bool {
+        matches!(self, FetchError::Meta(_)) && !self.retryable()
+    }
+
     /// Meta's error code, if Meta answered with one.
     fn code(&self) -> Option<i64> {
         match self {
@@ -327,6 +333,26 @@ impl MediaFetcher {
         .map(drop))
         .map_err(|e| FetchError::Keep(e.to_string()))?;
         Ok(Fetched { mime_type, bytes })
+    }
+}
+
+impl MediaFetcher {
+    /// Records that Meta no longer has a file that was opened before it was fetched.
+    pub async fn given_up(&self, tenant: TenantId, number: &str, media_id: &str, message_id: i64, error: &FetchError) -> Result<(), sqlx::Error> {
+        with_pool!(self.db.write(), |p| sqlx::query(
+            "INSERT INTO media (tenant_id, phone_number_id, meta_media_id, message_id, state, attempts, error_code, created_at) VALUES ($1, $2, $3, $4, 'failed', 1, $5, $6)
+             ON CONFLICT (tenant_id, meta_media_id) DO UPDATE SET state = 'failed', attempts = media.attempts + 1, next_attempt_at = NULL,
+                 error_code = excluded.error_code, message_id = COALESCE(media.message_id, excluded.message_id)"
+        )
+        .bind(tenant)
+        .bind(number)
+        .bind(media_id)
+        .bind(message_id)
+        .bind(error.code())
+        .bind(self.clock.now_ms())
+        .execute(p)
+        .await
+        .map(drop))
     }
 }
 

@@ -507,14 +507,14 @@ async fn get_media(State(app): State<AppState>, member: TenantMember, Path(messa
             let bytes = app.settings.media.read(media::Kept { bytes: s.bytes, path: s.path }).await.map_err(|e| AppError::Unavailable(format!("a kept file cannot be read: {e}")))?;
             (s.mime_type, bytes)
         }
-        _ => {
-            let fetched = app
-                .media
-                .fetch(member.tenant, &m.phone_number_id, &media_id, media["mime_type"].as_str())
-                .await
-                .map_err(|e| AppError::Unavailable(e.to_string()))?;
-            (fetched.mime_type, fetched.bytes)
-        }
+        _ => match app.media.fetch(member.tenant, &m.phone_number_id, &media_id, media["mime_type"].as_str()).await {
+            Ok(fetched) => (fetched.mime_type, fetched.bytes),
+            Err(e) if e.gone() => {
+                app.media.given_up(member.tenant, &m.phone_number_id, &media_id, message_id, &e).await?;
+                return Err(AppError::Gone("media_gone"));
+            }
+            Err(e) => return Err(AppError::Unavailable(e.to_string())),
+        },
     };
     let mime = mime.unwrap_or_else(|| "application/octet-stream".to_owned());
     let disposition = match filename {

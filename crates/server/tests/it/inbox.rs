@@ -430,6 +430,16 @@ async fn a_customers_files_are_kept_as_they_arrive_and_outlive_metas_seven_days(
     assert_eq!(served.status(), 200);
     assert_eq!(served.headers()["content-disposition"], "attachment; filename=\"Rezept.pdf\"");
     assert_eq!(served.text().await.unwrap(), "sandbox document media");
+
+    // A file of a message from before files were kept as they arrive, opened after Meta
+    // forgot it: explained, not broken.
+    with_pool!(s.app.db.write(), |p| sqlx::query("DELETE FROM media WHERE message_id = $1").bind(document).execute(p).await.map(drop)).unwrap();
+    let gone = c.get(s.app.url(&format!("/inbox/media/{document}"))).send().await.unwrap();
+    assert_eq!(gone.status(), 410);
+    assert!(gone.text().await.unwrap().contains("Meta hat diese Datei nicht mehr"));
+    assert_eq!(media_row(&s, document).await.0, "failed");
+    let page = c.get(s.app.url(&format!("/inbox/{id}"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Die Datei ist nicht mehr verfügbar") && !page.contains(&format!("/inbox/media/{document}")), "{page}");
 }
 
 #[tokio::test]
