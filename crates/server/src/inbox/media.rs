@@ -2,7 +2,7 @@
 //! (and a download URL after five minutes), so a picture nobody opened in time would be lost:
 //! the inbox handler records every inbound file as `pending` in the processor's transaction,
 //! and [`MediaFetcher`]s fetch it through the Graph API, with retries, and keep it — in the
-//! database, or in a directory ([`MediaStore`]). A file Meta no longer has is marked `failed`,
+//! database, a directory or a bucket ([`MediaStore`]). A file Meta no longer has is marked `failed`,
 //! and the conversation says so instead of showing a broken picture.
 
 use std::path::PathBuf;
@@ -48,17 +48,17 @@ pub enum MediaStore {
     Bucket(Arc<Bucket>),
 }
 
-/// Bytes as they are kept: in the row, or at a path under the media directory.
+/// Bytes as they are kept: in the row, or under a path in the media directory or bucket.
 #[derive(Debug, Default)]
 pub struct Kept {
     /// The bytes, when kept in the database.
     pub bytes: Option<Vec<u8>>,
-    /// The file, relative to the media directory.
+    /// The file's path in the directory or bucket.
     pub path: Option<String>,
 }
 
 impl MediaStore {
-    /// Keeps a tenant's file; with a directory it is on disk (synced) when this returns.
+    /// Keeps a tenant's file; in a directory or bucket it is durable when this returns.
     pub async fn put(&self, tenant: TenantId, bytes: Vec<u8>) -> std::io::Result<Kept> {
         let relative = format!("{}/{}", tenant.0, hex::encode(sha2::Sha256::digest(&bytes)));
         let dir = match self {
@@ -69,13 +69,15 @@ impl MediaStore {
             }
             MediaStore::Directory(dir) => dir,
         };
-        let folder = dir.join(tenant.0.to_string());
-        let target = dir.join(&relative);
+        let (dir, folder, target) = (dir.clone(), dir.join(tenant.0.to_string()), dir.join(&relative));
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             use std::io::Write as _;
-            std::fs::create_dir_all(&folder)?;
             if target.exists() {
                 return Ok(());
+            }
+            if !folder.exists() {
+                std::fs::create_dir_all(&folder)?;
+                std::fs::File::open(&dir)?.sync_all()?;
             }
             // Written aside and renamed: a reader never sees half a file.
             let partial = folder.join(format!(".partial-{}", crate::crypto::random_token()));
@@ -172,7 +174,7 @@ pub enum FetchError {
     /// Meta's answer.
     #[error(transparent)]
     Meta(#[from] ApiError),
-    /// The database or the media directory.
+    /// The database, or the directory or bucket that keeps files.
     #[error("{0}")]
     Keep(String),
 }
@@ -278,28 +280,21 @@ impl MediaFetcher {
             Ok(_) => {}
             Err(e) => {
                 let attempts = due.attempts + 1;
-                let expired = now >= due.created_at + MEDIA_ID_LIFETIME_MS;
-                if e.retryable() && !expired {
-                    let wait = FIRST_RETRY_MS.saturating_mul(1_i64 << (attempts - 1).clamp(0, 20)).min(MAX_RETRY_MS);
-                    tracing::info!(media = due.id, attempts, error = %e, "media fetch failed; will retry");
-                    with_pool!(self.db.write(), |p| sqlx::query("UPDATE media SET attempts = $2, next_attempt_at = $3, error_code = $4 WHERE id = $1 AND state = 'pending'")
-                        .bind(due.id)
-                        .bind(attempts)
-                        .bind(now + wait)
-                        .bind(e.code())
-                        .execute(p)
-                        .await
-                        .map(drop))?;
-                } else {
-                    tracing::info!(media = due.id, attempts, error = %e, "media cannot be fetched; given up");
-                    with_pool!(self.db.write(), |p| sqlx::query("UPDATE media SET state = 'failed', attempts = $2, next_attempt_at = NULL, error_code = $3 WHERE id = $1 AND state = 'pending'")
-                        .bind(due.id)
-                        .bind(attempts)
-                        .bind(e.code())
-                        .execute(p)
-                        .await
-                        .map(drop))?;
-                }
+                // Retried with backoff while Meta may still give it; given up when it will not.
+                let retry_at = (e.retryable() && now < due.created_at + MEDIA_ID_LIFETIME_MS)
+                    .then(|| now + FIRST_RETRY_MS.saturating_mul(1_i64 << (attempts - 1).clamp(0, 20)).min(MAX_RETRY_MS));
+                tracing::info!(media = due.id, attempts, error = %e, retry = retry_at.is_some(), "media fetch failed");
+                with_pool!(self.db.write(), |p| sqlx::query(
+                    "UPDATE media SET state = $2, attempts = $3, next_attempt_at = $4, error_code = $5 WHERE id = $1 AND state = 'pending'"
+                )
+                .bind(due.id)
+                .bind(if retry_at.is_some() { "pending" } else { "failed" })
+                .bind(attempts)
+                .bind(retry_at)
+                .bind(e.code())
+                .execute(p)
+                .await
+                .map(drop))?;
             }
         }
         Ok(true)
