@@ -276,26 +276,23 @@ impl MediaFetcher {
         if claimed == 0 {
             return Ok(true);
         }
-        match self.fetch(due.tenant_id, &due.phone_number_id, &due.meta_media_id, due.mime_type.as_deref()).await {
-            Ok(_) => {}
-            Err(e) => {
-                let attempts = due.attempts + 1;
-                // Retried with backoff while Meta may still give it; given up when it will not.
-                let retry_at = (e.retryable() && now < due.created_at + MEDIA_ID_LIFETIME_MS)
-                    .then(|| now + FIRST_RETRY_MS.saturating_mul(1_i64 << (attempts - 1).clamp(0, 20)).min(MAX_RETRY_MS));
-                tracing::info!(media = due.id, attempts, error = %e, retry = retry_at.is_some(), "media fetch failed");
-                with_pool!(self.db.write(), |p| sqlx::query(
-                    "UPDATE media SET state = $2, attempts = $3, next_attempt_at = $4, error_code = $5 WHERE id = $1 AND state = 'pending'"
-                )
-                .bind(due.id)
-                .bind(if retry_at.is_some() { "pending" } else { "failed" })
-                .bind(attempts)
-                .bind(retry_at)
-                .bind(e.code())
-                .execute(p)
-                .await
-                .map(drop))?;
-            }
+        if let Err(e) = self.fetch(due.tenant_id, &due.phone_number_id, &due.meta_media_id, due.mime_type.as_deref()).await {
+            let attempts = due.attempts + 1;
+            // Retried with backoff while Meta may still give it; given up when it will not.
+            let retry_at = (e.retryable() && now < due.created_at + MEDIA_ID_LIFETIME_MS)
+                .then(|| now + FIRST_RETRY_MS.saturating_mul(1_i64 << (attempts - 1).clamp(0, 20)).min(MAX_RETRY_MS));
+            tracing::info!(media = due.id, attempts, error = %e, retry = retry_at.is_some(), "media fetch failed");
+            with_pool!(self.db.write(), |p| sqlx::query(
+                "UPDATE media SET state = $2, attempts = $3, next_attempt_at = $4, error_code = $5 WHERE id = $1 AND state = 'pending'"
+            )
+            .bind(due.id)
+            .bind(if retry_at.is_some() { "pending" } else { "failed" })
+            .bind(attempts)
+            .bind(retry_at)
+            .bind(e.code())
+            .execute(p)
+            .await
+            .map(drop))?;
         }
         Ok(true)
     }
