@@ -10,11 +10,12 @@
 //! (the notifications) without publishing those events again.
 //!
 //! Who publishes an entry's events is settled by [`Claims`]: the toaster publishes those of
-//! every entry the feed holds, in order, and the processor commits a batch from the feed only
-//! once the toaster is done with it; of a batch read from the journal file (after a restart, or
-//! when the feed was full), the processor claims the entries the toaster has not reached and
-//! publishes their events after its commit. PostgreSQL has no toaster: its processors are several writers at once and
-//! publish after their commit.
+//! every entry the feed holds, in order, and the processor applies a batch from the feed only
+//! once the toaster is done with it — publishing itself, after its commit, the events of a
+//! toaster turn that failed; of a batch read from the journal file (after a restart, or when
+//! the feed was full), the processor claims the entries the toaster has not reached and
+//! publishes their events after its commit. PostgreSQL has no toaster: its processors are
+//! several writers at once and publish after their commit.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
