@@ -132,7 +132,7 @@ pub struct Settings {
     pub template_sync_secs: u64,
     /// Days an applied webhook body stays in the journal (0: for ever).
     pub journal_retention_days: i64,
-    /// Where files are kept (the database unless a directory is configured).
+    /// Where files are kept (the database unless a directory or bucket is configured).
     pub media: crate::inbox::media::MediaStore,
 }
 

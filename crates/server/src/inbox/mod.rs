@@ -410,7 +410,7 @@ async fn post_attach(State(app): State<AppState>, member: TenantMember, Path(id)
     }
     let to = recipient(&conversation).ok_or(AppError::NotFound)?;
     let local_id = format!("{LOCAL_MEDIA}{}", crate::crypto::random_token());
-    let kept = app.settings.media.put(member.tenant, data.to_vec()).await.map_err(|e| AppError::Internal(e.into()))?;
+    let kept = app.settings.media.put(member.tenant, data.to_vec()).await.map_err(|e| AppError::Unavailable(format!("the file cannot be kept: {e}")))?;
     with_pool!(app.db.write(), |p| sqlx::query(
         "INSERT INTO media (tenant_id, phone_number_id, meta_media_id, mime_type, filename, bytes, path, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     )
@@ -503,7 +503,7 @@ async fn get_media(State(app): State<AppState>, member: TenantMember, Path(messa
     let (mime, bytes) = match stored {
         Some(s) if s.state == "failed" => return Err(AppError::Gone("media_gone")),
         Some(s) if s.state == "stored" => {
-            // The store (a directory or bucket) unreachable or missing the file: logged, 503.
+            // The store (a directory or bucket) unreachable or missing the file: 503.
             let bytes = app.settings.media.read(media::Kept { bytes: s.bytes, path: s.path }).await.map_err(|e| AppError::Unavailable(format!("a kept file cannot be read: {e}")))?;
             (s.mime_type, bytes)
         }
