@@ -96,6 +96,7 @@ impl Application {
             graph: graph.clone(),
             keyring: settings.keyring.clone(),
             store: settings.media.clone(),
+            metrics: metrics.clone(),
         };
         for _ in 0..crate::inbox::media::FETCHERS {
             tokio::spawn(fetcher.clone().run(shutdown.clone()));

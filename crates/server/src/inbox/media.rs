@@ -19,6 +19,7 @@ use crate::accounts::TenantId;
 use crate::clock::Clock;
 use crate::crypto::Keyring;
 use crate::store::{Db, Tx, Val, statement_chunks, value_rows};
+use crate::web::metrics::Metrics;
 use crate::{with_pool, with_tx};
 
 /// How long Meta keeps a media id it put in a webhook.
@@ -216,6 +217,9 @@ pub struct MediaFetcher {
     pub keyring: Keyring,
     /// Where files are kept.
     pub store: MediaStore,
+    /// Counts files kept (`wabridge_media_kept_total`), failed attempts
+    /// (`wabridge_media_fetch_failures_total`) and files given up (`wabridge_media_given_up_total`).
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -282,6 +286,10 @@ impl MediaFetcher {
             let retry_at = (e.retryable() && now < due.created_at + MEDIA_ID_LIFETIME_MS)
                 .then(|| now + FIRST_RETRY_MS.saturating_mul(1_i64 << (attempts - 1).clamp(0, 20)).min(MAX_RETRY_MS));
             tracing::info!(media = due.id, attempts, error = %e, retry = retry_at.is_some(), "media fetch failed");
+            self.metrics.add("wabridge_media_fetch_failures_total", 1);
+            if retry_at.is_none() {
+                self.metrics.add("wabridge_media_given_up_total", 1);
+            }
             with_pool!(self.db.write(), |p| sqlx::query(
                 "UPDATE media SET state = $2, attempts = $3, next_attempt_at = $4, error_code = $5 WHERE id = $1 AND state = 'pending'"
             )
@@ -324,6 +332,7 @@ impl MediaFetcher {
         .await
         .map(drop))
         .map_err(|e| FetchError::Keep(e.to_string()))?;
+        self.metrics.add("wabridge_media_kept_total", 1);
         Ok(Fetched { mime_type, bytes })
     }
 }
@@ -331,6 +340,7 @@ impl MediaFetcher {
 impl MediaFetcher {
     /// Records that Meta no longer has a file that was opened before it was fetched.
     pub async fn given_up(&self, tenant: TenantId, number: &str, media_id: &str, message_id: i64, error: &FetchError) -> Result<(), sqlx::Error> {
+        self.metrics.add("wabridge_media_given_up_total", 1);
         with_pool!(self.db.write(), |p| sqlx::query(
             "INSERT INTO media (tenant_id, phone_number_id, meta_media_id, message_id, state, attempts, error_code, created_at) VALUES ($1, $2, $3, $4, 'failed', 1, $5, $6)
              ON CONFLICT (tenant_id, meta_media_id) DO UPDATE SET state = 'failed', attempts = media.attempts + 1, next_attempt_at = NULL,

@@ -479,6 +479,8 @@ async fn a_file_meta_no_longer_has_is_marked_and_explained() {
     s.app.clock.advance(8 * 24 * 3600 * 1000);
     eventually("given up after seven days", || async { media_row(&s, video).await.0 == "failed" }).await;
     assert_eq!(media_row(&s, video).await.2, Some(2));
+    let metrics = crate::helpers::client().get(s.app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("wabridge_media_given_up_total 2") && metrics.contains("wabridge_media_fetch_failures_total 3"), "{metrics}");
 }
 
 #[tokio::test]
