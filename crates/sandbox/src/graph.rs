@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -499,7 +499,8 @@ fn route(shared: &Shared, world: &mut World, call: &Call, token: &Token) -> Resu
                 let size = media.hex.len() / 2;
                 Ok(Answer::ok(json!({
                     "messaging_product": "whatsapp",
-                    "url": format!("{}/_media/{}?mid={}", shared.base_url, media.id, media.id),
+                    // Valid five minutes, like Meta's.
+                    "url": format!("{}/_media/{}?mid={}&ext={}", shared.base_url, media.id, media.id, world.now_ms() / 1000 + crate::messages::DIRECT_URL_SECS),
                     "mime_type": media.mime_type,
                     "sha256": media.sha256,
                     "file_size": size,
@@ -868,8 +869,12 @@ fn media_upload(world: &mut World, phone_number_id: &str, call: &Call) -> Result
 }
 
 /// The media download URL; like Meta's, it needs the bearer token.
-async fn media_download(State(shared): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn media_download(State(shared): State<Arc<Shared>>, Path(id): Path<String>, Query(query): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
     let world = shared.world();
+    // A URL with an expiry (`ext`, Unix seconds) is refused after it, as Meta's are.
+    if query.get("ext").and_then(|e| e.parse::<i64>().ok()).is_some_and(|ext| world.now_ms() / 1000 >= ext) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

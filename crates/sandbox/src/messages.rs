@@ -336,6 +336,7 @@ fn status_value(world: &World, m: &Outbound, status: &str, at_ms: i64, error_cod
 /// the webhook. `message` carries `type` and the type's object; missing media fields are filled.
 pub fn customer_writes(
     world: &mut World,
+    base_url: &str,
     req: &crate::control::api::CustomerMessage,
 ) -> Result<crate::control::api::InboundReceipt, String> {
     let Some(number) = world.numbers.get(&req.phone_number_id).cloned() else {
@@ -380,6 +381,9 @@ pub fn customer_writes(
             }
             if kind == "document" {
                 obj.entry("filename").or_insert(json!("dokument.pdf"));
+            }
+            if req.media_url == Some(true) {
+                obj.insert("url".into(), json!(direct_media_url(base_url, &media_id, at_ms / 1000 + DIRECT_URL_SECS)));
             }
         }
     }
@@ -460,6 +464,15 @@ fn world_message_copy(value: &Value) -> Value {
 
 /// A 1×1 teal PNG.
 const SAMPLE_PNG: &[u8] = &[0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x10, 0xea, 0xa9, 0xfb, 0x0f, 0x00, 0x03, 0xec, 0x02, 0x1c, 0x3c, 0x02, 0xcc, 0x9c, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82];
+
+/// How long a download URL lives (Meta's: five minutes).
+pub const DIRECT_URL_SECS: i64 = 300;
+
+/// A download URL for a media object, valid until `ext` (Unix seconds), shaped like Meta's
+/// (`…/?mid=<id>&source=webhook&ext=<expiry>`); it needs the bearer token like Meta's.
+pub fn direct_media_url(base_url: &str, media_id: &str, ext: i64) -> String {
+    format!("{base_url}/_media/{media_id}?mid={media_id}&source=webhook&ext={ext}")
+}
 
 /// Stores a small placeholder file for an inbound media message and returns its id.
 fn inbound_media(world: &mut World, pnid: &str, kind: &str, object: &Value) -> String {

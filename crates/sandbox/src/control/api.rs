@@ -192,6 +192,10 @@ pub struct CustomerMessage {
     /// A click-to-WhatsApp `referral` object.
     #[serde(default)]
     pub referral: Option<Value>,
+    /// Put a direct download `url` in the media object, as Meta does in newer webhooks (since
+    /// Nov 2025, rolled out gradually); like Meta's, it expires five minutes after the message.
+    #[serde(default)]
+    pub media_url: Option<bool>,
 }
 
 /// What the sandbox made of a customer's message.

@@ -163,7 +163,7 @@ pub fn create_tenant_in(shared: &Shared, w: &mut World, req: &TenantRequest) -> 
 }
 
 async fn customer_message(State(shared): Shared_, Json(req): Json<CustomerMessage>) -> Result<Json<InboundReceipt>, ControlError> {
-    let receipt = crate::messages::customer_writes(&mut shared.world(), &req).map_err(bad)?;
+    let receipt = crate::messages::customer_writes(&mut shared.world(), &shared.base_url, &req).map_err(bad)?;
     shared.changed();
     Ok(Json(receipt))
 }

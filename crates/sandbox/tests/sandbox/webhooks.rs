@@ -227,6 +227,26 @@ async fn inbound_media_can_be_fetched_with_the_token() {
 }
 
 #[tokio::test]
+async fn a_direct_media_url_downloads_with_the_token_for_five_minutes() {
+    let s = spawn().await;
+    let t = s.tenant().await;
+    s.control.customer_writes(&inbound(&t.phone_number_id, "image", json!({}))).await.unwrap();
+    s.control.customer_writes(&CustomerMessage { media_url: Some(true), ..inbound(&t.phone_number_id, "image", json!({})) }).await.unwrap();
+    let changes = s.changes().await;
+    assert!(changes[0].1["messages"][0]["image"].get("url").is_none(), "only when asked for");
+    let url = changes[1].1["messages"][0]["image"]["url"].as_str().unwrap().to_string();
+    assert!(url.contains("source=webhook") && url.contains("&ext="), "{url}");
+    assert_eq!(s.http.get(&url).send().await.unwrap().status(), 401, "the token is needed");
+    assert_eq!(s.http.get(&url).bearer_auth(&t.access_token).send().await.unwrap().status(), 200);
+    s.control.advance_clock(301).await.unwrap();
+    assert_eq!(s.http.get(&url).bearer_auth(&t.access_token).send().await.unwrap().status(), 404, "expired after five minutes");
+    // The id still gives a fresh URL.
+    let id = changes[1].1["messages"][0]["image"]["id"].as_str().unwrap().to_string();
+    let (_, info) = s.get(&id, &t.access_token).await;
+    assert_eq!(s.http.get(info["url"].as_str().unwrap()).bearer_auth(&t.access_token).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
 async fn an_inbound_media_id_expires_after_seven_days() {
     let s = spawn().await;
     let t = s.tenant().await;

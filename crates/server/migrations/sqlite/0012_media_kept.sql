@@ -7,5 +7,7 @@ ALTER TABLE media ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE media ADD COLUMN next_attempt_at INTEGER;
 ALTER TABLE media ADD COLUMN error_code INTEGER;
 ALTER TABLE media ADD COLUMN path TEXT;
+-- The direct download URL a newer webhook carries (valid minutes; tried first, once).
+ALTER TABLE media ADD COLUMN url TEXT;
 CREATE INDEX media_due ON media (next_attempt_at) WHERE state = 'pending';
 CREATE INDEX media_message ON media (message_id) WHERE message_id IS NOT NULL;

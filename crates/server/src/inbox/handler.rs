@@ -196,6 +196,7 @@ async fn inbound(tx: &mut Tx, run: &[Inbound<'_>], effects: &mut Effects) -> any
                 media_id: file.id.as_deref()?,
                 mime_type: file.mime_type.as_deref(),
                 filename: file.filename.as_deref(),
+                url: file.url.as_deref(),
                 message_id,
             })
         })

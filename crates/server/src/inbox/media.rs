@@ -125,6 +125,8 @@ pub struct NewMedia<'a> {
     pub mime_type: Option<&'a str>,
     /// File name from the webhook (documents).
     pub filename: Option<&'a str>,
+    /// The direct download URL of newer webhooks.
+    pub url: Option<&'a str>,
     /// The message that carries it.
     pub message_id: i64,
 }
@@ -133,14 +135,25 @@ pub struct NewMedia<'a> {
 pub async fn record_pending(tx: &mut Tx, files: &[NewMedia<'_>], now: i64) -> Result<(), sqlx::Error> {
     for chunk in statement_chunks(tx.engine(), files) {
         let sql = format!(
-            "INSERT INTO media (tenant_id, phone_number_id, meta_media_id, mime_type, filename, message_id, state, next_attempt_at, created_at)
+            "INSERT INTO media (tenant_id, phone_number_id, meta_media_id, mime_type, filename, url, message_id, state, next_attempt_at, created_at)
              VALUES {} ON CONFLICT (tenant_id, meta_media_id) DO NOTHING",
-            value_rows(tx.engine(), chunk.len(), 9, 1)
+            value_rows(tx.engine(), chunk.len(), 10, 1)
         );
         let values: Vec<Val<'_>> = chunk
             .iter()
-            .flat_map(|f| -> [Val<'_>; 9] {
-                [f.tenant.into(), f.phone_number_id.into(), f.media_id.into(), f.mime_type.into(), f.filename.into(), f.message_id.into(), "pending".into(), now.into(), now.into()]
+            .flat_map(|f| -> [Val<'_>; 10] {
+                [
+                    f.tenant.into(),
+                    f.phone_number_id.into(),
+                    f.media_id.into(),
+                    f.mime_type.into(),
+                    f.filename.into(),
+                    f.url.into(),
+                    f.message_id.into(),
+                    "pending".into(),
+                    now.into(),
+                    now.into(),
+                ]
             })
             .collect();
         with_tx!(&mut *tx, |c| {
@@ -229,6 +242,7 @@ struct Due {
     phone_number_id: String,
     meta_media_id: String,
     mime_type: Option<String>,
+    url: Option<String>,
     attempts: i64,
     next_attempt_at: i64,
     created_at: i64,
@@ -262,7 +276,7 @@ impl MediaFetcher {
     pub async fn step(&self) -> Result<bool, sqlx::Error> {
         let now = self.clock.now_ms();
         let due = with_pool!(self.db.read(), |p| sqlx::query_as::<_, Due>(
-            "SELECT id, tenant_id, phone_number_id, meta_media_id, mime_type, attempts, next_attempt_at, created_at FROM media
+            "SELECT id, tenant_id, phone_number_id, meta_media_id, mime_type, url, attempts, next_attempt_at, created_at FROM media
              WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT 1"
         )
         .bind(now)
@@ -280,7 +294,9 @@ impl MediaFetcher {
         if claimed == 0 {
             return Ok(true);
         }
-        if let Err(e) = self.fetch(due.tenant_id, &due.phone_number_id, &due.meta_media_id, due.mime_type.as_deref()).await {
+        // The webhook's own URL lives minutes: worth a try on the first attempt only.
+        let url = due.url.as_deref().filter(|_| due.attempts == 0);
+        if let Err(e) = self.fetch(due.tenant_id, &due.phone_number_id, &due.meta_media_id, due.mime_type.as_deref(), url).await {
             let attempts = due.attempts + 1;
             // Retried with backoff while Meta may still give it; given up when it will not.
             let retry_at = (e.retryable() && now < due.created_at + MEDIA_ID_LIFETIME_MS)
@@ -307,12 +323,27 @@ impl MediaFetcher {
 
     /// Fetches a file from Meta with the number's token and keeps it (`stored`): the fetcher's
     /// way and the media page's when someone opens a file not fetched yet.
-    pub async fn fetch(&self, tenant: TenantId, number: &str, media_id: &str, mime_hint: Option<&str>) -> Result<Fetched, FetchError> {
+    pub async fn fetch(&self, tenant: TenantId, number: &str, media_id: &str, mime_hint: Option<&str>, url: Option<&str>) -> Result<Fetched, FetchError> {
         let token = crate::onboarding::store::number_token(&self.db, &self.keyring, tenant, number)
             .await
             .map_err(|e| FetchError::Keep(e.to_string()))?
             .ok_or(FetchError::NoToken)?;
-        let (bytes, mime) = download(&self.graph, &token, media_id).await?;
+        // A newer webhook's own URL saves the look-up; when it fails (expired, a webhook Meta
+        // delivered late), the id gives a fresh one.
+        let direct = match url.filter(|u| is_metas(u, &self.graph.config().base_url)) {
+            Some(url) => match self.graph.download_media(&token, url).await {
+                Ok(bytes) => Some((bytes.to_vec(), None)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "the webhook's download URL failed; looking the id up");
+                    None
+                }
+            },
+            None => None,
+        };
+        let (bytes, mime) = match direct {
+            Some(found) => found,
+            None => download(&self.graph, &token, media_id).await?,
+        };
         let mime_type = mime.or_else(|| mime_hint.map(str::to_owned));
         let kept = self.store.put(tenant, bytes.clone()).await.map_err(|e| FetchError::Keep(e.to_string()))?;
         let now = self.clock.now_ms();
@@ -358,6 +389,13 @@ impl MediaFetcher {
     }
 }
 
+/// Whether a download URL from a webhook is one of Meta's (`*.fbsbx.com` over https, or the
+/// configured Graph host): the number's token goes nowhere else, whatever a body says.
+fn is_metas(url: &str, graph_base: &str) -> bool {
+    let (Ok(url), Ok(graph)) = (url::Url::parse(url), url::Url::parse(graph_base)) else { return false };
+    url.origin() == graph.origin() || (url.scheme() == "https" && url.host_str().is_some_and(|h| h == "fbsbx.com" || h.ends_with(".fbsbx.com")))
+}
+
 /// The file behind a media id: its URL from `GET /<MEDIA_ID>`, then the download (the URL
 /// lives five minutes, so it is never kept).
 async fn download(graph: &GraphClient, token: &SecretString, media_id: &str) -> Result<(Vec<u8>, Option<String>), ApiError> {
@@ -379,6 +417,18 @@ mod tests {
         assert!(!is_kept_name(&format!("12/{}/..", "a".repeat(61))));
         assert!(!is_kept_name("12/passwd"));
         assert!(!is_kept_name(&format!("/{}", "a".repeat(64))));
+    }
+
+    #[test]
+    fn the_token_goes_only_to_metas_download_hosts() {
+        let graph = "https://graph.facebook.com";
+        assert!(is_metas("https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1&source=webhook&ext=2&hash=x", graph));
+        assert!(is_metas("https://graph.facebook.com/v26.0/media", graph));
+        assert!(is_metas("http://127.0.0.1:9/_media/1?mid=1", "http://127.0.0.1:9"), "the sandbox, as configured");
+        assert!(!is_metas("http://lookaside.fbsbx.com/x", graph), "not over plain http");
+        assert!(!is_metas("https://fbsbx.com.evil.test/x", graph));
+        assert!(!is_metas("https://evil.test/?u=lookaside.fbsbx.com", graph));
+        assert!(!is_metas("not a url", graph));
     }
 
     #[tokio::test]

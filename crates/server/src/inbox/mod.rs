@@ -507,7 +507,7 @@ async fn get_media(State(app): State<AppState>, member: TenantMember, Path(messa
             let bytes = app.settings.media.read(media::Kept { bytes: s.bytes, path: s.path }).await.map_err(|e| AppError::Unavailable(format!("a kept file cannot be read: {e}")))?;
             (s.mime_type, bytes)
         }
-        _ => match app.media.fetch(member.tenant, &m.phone_number_id, &media_id, media["mime_type"].as_str()).await {
+        _ => match app.media.fetch(member.tenant, &m.phone_number_id, &media_id, media["mime_type"].as_str(), None).await {
             Ok(fetched) => (fetched.mime_type, fetched.bytes),
             Err(e) if e.gone() => {
                 app.media.given_up(member.tenant, &m.phone_number_id, &media_id, message_id, &e).await?;

@@ -571,3 +571,37 @@ async fn files_can_be_kept_in_a_bucket() {
     objects.lock().unwrap().clear();
     assert_eq!(c.get(s.app.url(&format!("/inbox/media/{image}"))).send().await.unwrap().status(), 503);
 }
+
+#[tokio::test]
+async fn a_webhooks_own_download_url_saves_the_look_up_while_it_is_valid() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    let send = async |at: Option<i64>| {
+        let message: CustomerMessage =
+            serde_json::from_value(json!({"phone_number_id": s.fixture.phone_number_id, "from": CUSTOMER, "type": "image", "content": {}, "media_url": true, "at": at})).unwrap();
+        s.sandbox.control().customer_writes(&message).await.unwrap();
+        s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    };
+    let media_id = async |message: i64| {
+        with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, String>("SELECT meta_media_id FROM media WHERE message_id = $1").bind(message).fetch_one(p).await).unwrap()
+    };
+    let looked_up = async |media: &str| s.sandbox.control().requests().await.unwrap().iter().any(|r| r.method == "GET" && r.path.ends_with(&format!("/{media}")));
+    // Fresh: downloaded from the webhook's URL, no look-up.
+    send(None).await;
+    eventually("stored", || async { count(&s, "SELECT COUNT(*) FROM messages").await == 1 }).await;
+    let first = with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT MAX(id) FROM messages").fetch_one(p).await).unwrap();
+    eventually("kept", || async { media_row(&s, first).await.0 == "stored" }).await;
+    assert!(!looked_up(&media_id(first).await).await, "no Graph call for it");
+    // Delivered late (the message an hour old): its URL has expired, the id gives a new one.
+    send(Some(s.app.clock.now_ms() / 1000 - 3600)).await;
+    eventually("stored", || async { count(&s, "SELECT COUNT(*) FROM messages").await == 2 }).await;
+    let second = with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT MAX(id) FROM messages").fetch_one(p).await).unwrap();
+    assert_ne!(first, second);
+    eventually("kept", || async { media_row(&s, second).await.0 == "stored" }).await;
+    assert_eq!(media_row(&s, second).await.1, 1, "one attempt: the URL, then the look-up");
+    assert!(looked_up(&media_id(second).await).await, "looked up");
+    let (c, _) = s.app.signed_in("owner@sandbox.test").await;
+    for message in [first, second] {
+        let served = c.get(s.app.url(&format!("/inbox/media/{message}"))).send().await.unwrap();
+        assert_eq!(&served.bytes().await.unwrap()[..4], b"\x89PNG");
+    }
+}
