@@ -156,17 +156,7 @@ pub async fn record_pending(tx: &mut Tx, files: &[NewMedia<'_>], now: i64) -> Re
                 ]
             })
             .collect();
-        with_tx!(&mut *tx, |c| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
-            for v in &values {
-                q = match *v {
-                    Val::Int(i) => q.bind(i),
-                    Val::Text(s) => q.bind(s),
-                    Val::Bool(b) => q.bind(b),
-                };
-            }
-            q.execute(c).await.map(drop)
-        })?;
+        with_tx!(&mut *tx, |c| crate::bind_vals!(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &values).execute(c).await.map(drop))?;
     }
     Ok(())
 }

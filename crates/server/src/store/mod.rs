@@ -579,6 +579,23 @@ impl From<TenantId> for Val<'_> {
     }
 }
 
+/// Binds [`Val`]s in order to a query of either backend (`sqlx::query`, `query_as`,
+/// `query_scalar`): `bind_vals!(query, values)`.
+#[macro_export]
+macro_rules! bind_vals {
+    ($query:expr, $values:expr) => {{
+        let mut q = $query;
+        for v in $values {
+            q = match *v {
+                $crate::store::Val::Int(i) => q.bind(i),
+                $crate::store::Val::Text(s) => q.bind(s),
+                $crate::store::Val::Bool(b) => q.bind(b),
+            };
+        }
+        q
+    }};
+}
+
 /// Inserts rows — `values` holds `cols` parameters per row — with `head` (`INSERT INTO t
 /// (…)`, without VALUES), one statement per chunk, and returns each row's id in order.
 ///
@@ -596,15 +613,7 @@ pub async fn insert_ids(tx: &mut Tx, head: &str, cols: usize, values: &[Val<'_>]
         let sql = format!("{head} VALUES {}", value_rows(tx.engine(), rows, cols, 1));
         match tx {
             Tx::Sqlite(t) => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for v in chunk {
-                    q = match *v {
-                        Val::Int(i) => q.bind(i),
-                        Val::Text(s) => q.bind(s),
-                        Val::Bool(b) => q.bind(b),
-                    };
-                }
-                let done = q.execute(&mut **t).await?;
+                let done = crate::bind_vals!(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk).execute(&mut **t).await?;
                 let inserted = i64::try_from(done.rows_affected()).unwrap_or(i64::MAX);
                 if inserted != rows as i64 {
                     return Err(sqlx::Error::Protocol(format!("{rows} rows to insert, {inserted} inserted")));
@@ -613,15 +622,8 @@ pub async fn insert_ids(tx: &mut Tx, head: &str, cols: usize, values: &[Val<'_>]
                 ids.extend(last - inserted + 1..=last);
             }
             Tx::Postgres(t) => {
-                let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("{sql} RETURNING id"))).persistent(false);
-                for v in chunk {
-                    q = match *v {
-                        Val::Int(i) => q.bind(i),
-                        Val::Text(s) => q.bind(s),
-                        Val::Bool(b) => q.bind(b),
-                    };
-                }
-                ids.extend(q.fetch_all(&mut **t).await?);
+                let q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("{sql} RETURNING id"))).persistent(false);
+                ids.extend(crate::bind_vals!(q, chunk).fetch_all(&mut **t).await?);
             }
         }
     }
