@@ -573,6 +573,42 @@ async fn files_can_be_kept_in_a_bucket() {
 }
 
 #[tokio::test]
+async fn a_bucket_that_refuses_leaves_the_file_to_a_later_attempt() {
+    let (url, objects) = fake_bucket().await;
+    let s = spawn_app_with_sandbox(&[
+        ("WABRIDGE_MEDIA_BUCKET", url.as_str()),
+        ("WABRIDGE_MEDIA_BUCKET_REGION", "eu-central-1"),
+        ("WABRIDGE_MEDIA_BUCKET_ACCESS_KEY", "someone-else"),
+        ("WABRIDGE_MEDIA_BUCKET_SECRET_KEY", "bucket-secret"),
+    ])
+    .await;
+    let image = customer_sends_file(&s, "image", json!({})).await;
+    eventually("a failed attempt", || async { media_row(&s, image).await.1 == 1 }).await;
+    let (state, _, code, in_db, path) = media_row(&s, image).await;
+    assert_eq!((state.as_str(), code, in_db, path), ("pending", None, false, None), "not Meta's fault: kept for a retry");
+    assert!(objects.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_number_without_its_token_keeps_its_files_waiting_for_a_reconnect() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    let sealed = with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, Option<Vec<u8>>>("SELECT token_ciphertext FROM whatsapp_accounts").fetch_one(p).await).unwrap();
+    let set_token = async |token: Option<Vec<u8>>| {
+        with_pool!(s.app.db.write(), |p| sqlx::query("UPDATE whatsapp_accounts SET token_ciphertext = $1").bind(token).execute(p).await.map(drop)).unwrap();
+    };
+    // The token is gone (the connection lost), as after Meta invalidated it.
+    set_token(None).await;
+    let image = customer_sends_file(&s, "image", json!({})).await;
+    eventually("a failed attempt", || async { media_row(&s, image).await.1 == 1 }).await;
+    assert_eq!(media_row(&s, image).await.0, "pending");
+    // Reconnected: the next attempt has it.
+    set_token(sealed).await;
+    s.app.clock.advance(60_000);
+    eventually("kept", || async { media_row(&s, image).await.0 == "stored" }).await;
+    assert_eq!(media_row(&s, image).await.1, 2);
+}
+
+#[tokio::test]
 async fn a_webhooks_own_download_url_saves_the_look_up_while_it_is_valid() {
     let s = spawn_app_with_sandbox(&[]).await;
     let send = async |at: Option<i64>| {
