@@ -62,7 +62,7 @@ impl Bucket {
     }
 
     /// Writes an object.
-    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), BucketError> {
+    pub async fn put(&self, key: &str, bytes: bytes::Bytes) -> Result<(), BucketError> {
         let hash = hex::encode(Sha256::digest(&bytes));
         let request = self.signed(reqwest::Method::PUT, key, &hash)?.body(bytes);
         self.send(request).await.map(drop)

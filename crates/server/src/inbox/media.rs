@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use secrecy::SecretString;
 use sha2::Digest as _;
 use tokio::sync::watch;
@@ -49,7 +50,8 @@ pub enum MediaStore {
     Bucket(Arc<Bucket>),
 }
 
-/// Bytes as they are kept: in the row, or under a path in the media directory or bucket.
+/// A stored file as its row names it: the bytes in the row, or a path in the media directory
+/// or bucket.
 #[derive(Debug, Default)]
 pub struct Kept {
     /// The bytes, when kept in the database.
@@ -59,18 +61,20 @@ pub struct Kept {
 }
 
 impl MediaStore {
-    /// Keeps a tenant's file; in a directory or bucket it is durable when this returns.
-    pub async fn put(&self, tenant: TenantId, bytes: Vec<u8>) -> std::io::Result<Kept> {
-        let relative = format!("{}/{}", tenant.0, hex::encode(sha2::Sha256::digest(&bytes)));
+    /// Keeps a tenant's file outside the database and returns its path there, or `None` when
+    /// the database keeps it (the caller stores the bytes in the row); in a directory or bucket
+    /// it is durable when this returns. `bytes` is shared, not copied.
+    pub async fn put(&self, tenant: TenantId, bytes: &Bytes) -> std::io::Result<Option<String>> {
+        let relative = format!("{}/{}", tenant.0, hex::encode(sha2::Sha256::digest(bytes)));
         let dir = match self {
-            MediaStore::Database => return Ok(Kept { bytes: Some(bytes), path: None }),
+            MediaStore::Database => return Ok(None),
             MediaStore::Bucket(bucket) => {
-                bucket.put(&relative, bytes).await.map_err(std::io::Error::other)?;
-                return Ok(Kept { bytes: None, path: Some(relative) });
+                bucket.put(&relative, bytes.clone()).await.map_err(std::io::Error::other)?;
+                return Ok(Some(relative));
             }
             MediaStore::Directory(dir) => dir,
         };
-        let (dir, folder, target) = (dir.clone(), dir.join(tenant.0.to_string()), dir.join(&relative));
+        let (dir, folder, target, bytes) = (dir.clone(), dir.join(tenant.0.to_string()), dir.join(&relative), bytes.clone());
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             use std::io::Write as _;
             if target.exists() {
@@ -90,7 +94,7 @@ impl MediaStore {
         })
         .await
         .map_err(std::io::Error::other)??;
-        Ok(Kept { bytes: None, path: Some(relative) })
+        Ok(Some(relative))
     }
 
     /// The bytes of a kept file.
@@ -166,7 +170,7 @@ pub struct Fetched {
     /// MIME type (Meta's, else the webhook's).
     pub mime_type: Option<String>,
     /// The bytes.
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
 }
 
 /// Why a file could not be fetched.
@@ -322,7 +326,7 @@ impl MediaFetcher {
         // delivered late), the id gives a fresh one.
         let direct = match url.filter(|u| is_metas(u, &self.graph.config().base_url)) {
             Some(url) => match self.graph.download_media(&token, url).await {
-                Ok(bytes) => Some((bytes.to_vec(), None)),
+                Ok(bytes) => Some((bytes, None)),
                 Err(e) => {
                     tracing::debug!(error = %e, "the webhook's download URL failed; looking the id up");
                     None
@@ -335,7 +339,7 @@ impl MediaFetcher {
             None => download(&self.graph, &token, media_id).await?,
         };
         let mime_type = mime.or_else(|| mime_hint.map(str::to_owned));
-        let kept = self.store.put(tenant, bytes.clone()).await.map_err(|e| FetchError::Keep(e.to_string()))?;
+        let path = self.store.put(tenant, &bytes).await.map_err(|e| FetchError::Keep(e.to_string()))?;
         let now = self.clock.now_ms();
         with_pool!(self.db.write(), |p| sqlx::query(
             "INSERT INTO media (tenant_id, phone_number_id, meta_media_id, mime_type, bytes, path, state, attempts, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'stored', 1, $7)
@@ -346,8 +350,8 @@ impl MediaFetcher {
         .bind(number)
         .bind(media_id)
         .bind(&mime_type)
-        .bind(kept.bytes.as_deref())
-        .bind(&kept.path)
+        .bind(path.is_none().then_some(&bytes[..]))
+        .bind(&path)
         .bind(now)
         .execute(p)
         .await
@@ -356,9 +360,7 @@ impl MediaFetcher {
         self.metrics.add("wabridge_media_kept_total", 1);
         Ok(Fetched { mime_type, bytes })
     }
-}
 
-impl MediaFetcher {
     /// Records that Meta no longer has a file that was opened before it was fetched.
     pub async fn given_up(&self, tenant: TenantId, number: &str, media_id: &str, message_id: i64, error: &FetchError) -> Result<(), sqlx::Error> {
         self.metrics.add("wabridge_media_given_up_total", 1);
@@ -388,11 +390,11 @@ fn is_metas(url: &str, graph_base: &str) -> bool {
 
 /// The file behind a media id: its URL from `GET /<MEDIA_ID>`, then the download (the URL
 /// lives five minutes, so it is never kept).
-async fn download(graph: &GraphClient, token: &SecretString, media_id: &str) -> Result<(Vec<u8>, Option<String>), ApiError> {
+async fn download(graph: &GraphClient, token: &SecretString, media_id: &str) -> Result<(Bytes, Option<String>), ApiError> {
     let info = graph.media_info(token, media_id).await?;
     let url = info.url.ok_or_else(|| ApiError::UnexpectedResponse { status: 200, reason: "no download URL in Meta's answer".to_owned() })?;
     let bytes = graph.download_media(token, &url).await?;
-    Ok((bytes.to_vec(), info.mime_type))
+    Ok((bytes, info.mime_type))
 }
 
 #[cfg(test)]
@@ -425,18 +427,16 @@ mod tests {
     async fn a_directory_keeps_one_file_per_content() {
         let dir = std::env::temp_dir().join(format!("wabridge-media-test-{}", crate::crypto::random_token()));
         let store = MediaStore::Directory(dir.clone());
-        let a = store.put(TenantId(3), b"picture".to_vec()).await.unwrap();
-        let b = store.put(TenantId(3), b"picture".to_vec()).await.unwrap();
-        assert!(a.bytes.is_none());
-        assert_eq!(a.path, b.path);
-        let path = a.path.clone().unwrap();
+        let a = store.put(TenantId(3), &Bytes::from_static(b"picture")).await.unwrap();
+        let b = store.put(TenantId(3), &Bytes::from_static(b"picture")).await.unwrap();
+        assert_eq!(a, b);
+        let path = a.clone().unwrap();
         assert!(path.starts_with("3/"), "{path}");
-        assert_eq!(store.read(a).await.unwrap(), b"picture");
+        assert_eq!(store.read(Kept { bytes: None, path: a }).await.unwrap(), b"picture");
         assert_eq!(std::fs::read_dir(dir.join("3")).unwrap().count(), 1, "no partial file is left");
         // The database keeps the bytes in the row.
-        let kept = MediaStore::Database.put(TenantId(3), b"doc".to_vec()).await.unwrap();
-        assert_eq!(kept.path, None);
-        assert_eq!(MediaStore::Database.read(kept).await.unwrap(), b"doc");
+        assert_eq!(MediaStore::Database.put(TenantId(3), &Bytes::from_static(b"doc")).await.unwrap(), None);
+        assert_eq!(MediaStore::Database.read(Kept { bytes: Some(b"doc".to_vec()), path: None }).await.unwrap(), b"doc");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

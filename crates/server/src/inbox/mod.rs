@@ -410,7 +410,7 @@ async fn post_attach(State(app): State<AppState>, member: TenantMember, Path(id)
     }
     let to = recipient(&conversation).ok_or(AppError::NotFound)?;
     let local_id = format!("{LOCAL_MEDIA}{}", crate::crypto::random_token());
-    let kept = app.settings.media.put(member.tenant, data.to_vec()).await.map_err(|e| AppError::Unavailable(format!("the file cannot be kept: {e}")))?;
+    let path = app.settings.media.put(member.tenant, &data).await.map_err(|e| AppError::Unavailable(format!("the file cannot be kept: {e}")))?;
     with_pool!(app.db.write(), |p| sqlx::query(
         "INSERT INTO media (tenant_id, phone_number_id, meta_media_id, mime_type, filename, bytes, path, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     )
@@ -419,8 +419,8 @@ async fn post_attach(State(app): State<AppState>, member: TenantMember, Path(id)
     .bind(&local_id)
     .bind(&mime)
     .bind(&filename)
-    .bind(kept.bytes.as_deref())
-    .bind(&kept.path)
+    .bind(path.is_none().then_some(&data[..]))
+    .bind(&path)
     .bind(now)
     .execute(p)
     .await
@@ -505,7 +505,7 @@ async fn get_media(State(app): State<AppState>, member: TenantMember, Path(messa
         Some(s) if s.state == "stored" => {
             // The store (a directory or bucket) unreachable or missing the file: 503.
             let bytes = app.settings.media.read(media::Kept { bytes: s.bytes, path: s.path }).await.map_err(|e| AppError::Unavailable(format!("a kept file cannot be read: {e}")))?;
-            (s.mime_type, bytes)
+            (s.mime_type, bytes::Bytes::from(bytes))
         }
         _ => match app.media.fetch(member.tenant, &m.phone_number_id, &media_id, media["mime_type"].as_str(), None).await {
             Ok(fetched) => (fetched.mime_type, fetched.bytes),

@@ -512,13 +512,15 @@ async fn files_can_be_kept_in_a_directory_instead_of_the_database() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// What the stand-in bucket holds, by key.
+type Objects = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>;
+
 /// A stand-in for an S3-compatible bucket: keeps what is put, gives it back, and refuses a
 /// request that is not signed with the expected key or whose body is not the one signed for.
-async fn fake_bucket() -> (String, std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>) {
+async fn fake_bucket() -> (String, Objects) {
     use axum::extract::{Path, State};
     use axum::http::{HeaderMap, Method, StatusCode};
     use sha2::Digest as _;
-    type Objects = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>;
     async fn object(State(objects): State<Objects>, method: Method, Path(key): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> (StatusCode, Vec<u8>) {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let signed = header("authorization").starts_with("AWS4-HMAC-SHA256 Credential=bucket-key/")
@@ -547,16 +549,23 @@ async fn fake_bucket() -> (String, std::sync::Arc<std::sync::Mutex<std::collecti
     (url, objects)
 }
 
-#[tokio::test]
-async fn files_can_be_kept_in_a_bucket() {
+/// The app keeping files in a stand-in bucket, signing with `access_key` (the bucket takes
+/// `bucket-key`).
+async fn app_with_bucket(access_key: &str) -> (SandboxApp, Objects) {
     let (url, objects) = fake_bucket().await;
     let s = spawn_app_with_sandbox(&[
         ("WABRIDGE_MEDIA_BUCKET", url.as_str()),
         ("WABRIDGE_MEDIA_BUCKET_REGION", "eu-central-1"),
-        ("WABRIDGE_MEDIA_BUCKET_ACCESS_KEY", "bucket-key"),
+        ("WABRIDGE_MEDIA_BUCKET_ACCESS_KEY", access_key),
         ("WABRIDGE_MEDIA_BUCKET_SECRET_KEY", "bucket-secret"),
     ])
     .await;
+    (s, objects)
+}
+
+#[tokio::test]
+async fn files_can_be_kept_in_a_bucket() {
+    let (s, objects) = app_with_bucket("bucket-key").await;
     let image = customer_sends_file(&s, "image", json!({})).await;
     eventually("kept", || async { media_row(&s, image).await.0 == "stored" }).await;
     let (_, _, _, in_db, path) = media_row(&s, image).await;
@@ -574,14 +583,7 @@ async fn files_can_be_kept_in_a_bucket() {
 
 #[tokio::test]
 async fn a_bucket_that_refuses_leaves_the_file_to_a_later_attempt() {
-    let (url, objects) = fake_bucket().await;
-    let s = spawn_app_with_sandbox(&[
-        ("WABRIDGE_MEDIA_BUCKET", url.as_str()),
-        ("WABRIDGE_MEDIA_BUCKET_REGION", "eu-central-1"),
-        ("WABRIDGE_MEDIA_BUCKET_ACCESS_KEY", "someone-else"),
-        ("WABRIDGE_MEDIA_BUCKET_SECRET_KEY", "bucket-secret"),
-    ])
-    .await;
+    let (s, objects) = app_with_bucket("someone-else").await;
     let image = customer_sends_file(&s, "image", json!({})).await;
     eventually("a failed attempt", || async { media_row(&s, image).await.1 == 1 }).await;
     let (state, _, code, in_db, path) = media_row(&s, image).await;
