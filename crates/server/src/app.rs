@@ -57,6 +57,7 @@ impl Application {
         let live = LiveHub::default();
         let metrics: Arc<Metrics> = Arc::default();
         let mut processor = Processor::new(db.clone(), clock.clone(), registry, live.clone(), metrics.clone()).with_feed(journal.feed.clone());
+        processor.start_toaster(&journal, shutdown.clone());
         // SQLite has one writer: one processor. PostgreSQL's processors claim disjoint
         // batches (SKIP LOCKED), so each instance runs several.
         if db.engine() == Engine::Postgres {
@@ -64,7 +65,6 @@ impl Application {
                 tokio::spawn(processor.clone().run(journal.committed.clone(), shutdown.clone()));
             }
         } else {
-            processor.start_toaster(shutdown.clone());
             processor.spawn_on_own_thread(journal.committed.clone(), shutdown.clone());
         }
         tokio::spawn(crate::ingest::retention::run(db.clone(), clock.clone(), settings.journal_retention_days, shutdown.clone()));

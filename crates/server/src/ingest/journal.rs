@@ -4,7 +4,7 @@
 //! PostgreSQL when its commit returns.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -33,7 +33,27 @@ pub struct Journal {
     pub committed: Arc<Notify>,
     /// On SQLite, what was committed, in memory for the processor.
     pub feed: Option<Arc<Feed>>,
+    /// On PostgreSQL, where committed groups go to the toaster once one is attached.
+    ahead: Arc<OnceLock<mpsc::Sender<Vec<FedEntry>>>>,
 }
+
+/// Groups of committed bodies waiting for PostgreSQL's toaster at most; beyond, a group is
+/// left to the processors (which then publish its events after their commit).
+const AHEAD_GROUPS: usize = 64;
+
+/// The toast states of a PostgreSQL journal entry (`webhook_journal.toast_state`).
+pub mod toast_state {
+    /// The processor that applies the entry publishes its events after its commit.
+    pub const PROCESSOR: i16 = 0;
+    /// Handed to the toaster: the processors leave it alone for [`super::AHEAD_GRACE_MS`].
+    pub const AT_TOASTER: i16 = 1;
+    /// Its events are published: the processor stores its rows without publishing them again.
+    pub const PUBLISHED: i16 = 2;
+}
+
+/// How long PostgreSQL's processors leave an entry to the toaster (a toaster that died with
+/// its instance delays those entries by this much, nothing more).
+pub const AHEAD_GRACE_MS: i64 = 5_000;
 
 /// The body could not be made durable (the caller answers 503 so that Meta retries).
 #[derive(Debug, thiserror::Error)]
@@ -53,8 +73,20 @@ impl Journal {
         let committed = Arc::new(Notify::new());
         let feed = (db.engine() == Engine::Sqlite).then(Feed::start);
         let syncer = sync.map(|sync| Syncer::start(sync, committed.clone(), feed.clone()));
-        tokio::spawn(writer(db, clock, rx, committed.clone(), feed.clone(), syncer));
-        Journal { queue, committed, feed }
+        let ahead: Arc<OnceLock<mpsc::Sender<Vec<FedEntry>>>> = Arc::default();
+        tokio::spawn(writer(db, clock, rx, committed.clone(), feed.clone(), syncer, ahead.clone()));
+        Journal { queue, committed, feed, ahead }
+    }
+
+    /// On PostgreSQL, the groups this instance commits from now on, for its toaster (once;
+    /// `None` on SQLite, whose toaster reads the feed, and when already taken). A group that
+    /// finds the toaster's queue full is left to the processors.
+    pub fn toast_ahead(&self) -> Option<mpsc::Receiver<Vec<FedEntry>>> {
+        if self.feed.is_some() || self.ahead.get().is_some() {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(AHEAD_GROUPS);
+        self.ahead.set(tx).ok().map(|()| rx)
     }
 
     /// Appends a body; returns once it is committed durably.
@@ -71,7 +103,15 @@ impl Journal {
 /// Makes what SQLite committed durable (the journal's WAL, fdatasync).
 type SyncFn = Box<dyn FnMut() -> std::io::Result<()> + Send>;
 
-async fn writer(db: Db, clock: Clock, mut rx: mpsc::Receiver<Pending>, committed: Arc<Notify>, feed: Option<Arc<Feed>>, syncer: Option<Syncer>) {
+async fn writer(
+    db: Db,
+    clock: Clock,
+    mut rx: mpsc::Receiver<Pending>,
+    committed: Arc<Notify>,
+    feed: Option<Arc<Feed>>,
+    syncer: Option<Syncer>,
+    ahead: Arc<OnceLock<mpsc::Sender<Vec<FedEntry>>>>,
+) {
     // On SQLite a commit is answered by the sync thread once the WAL is on disk; meanwhile
     // this task writes the next batch.
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -97,6 +137,21 @@ async fn writer(db: Db, clock: Clock, mut rx: mpsc::Receiver<Pending>, committed
             }
         }
         let now = clock.now_ms();
+        // PostgreSQL with a toaster that has room: the group goes to it, and the processors
+        // leave it alone until it is published (the toaster wakes them).
+        if let Some(permit) = ahead.get().and_then(|toaster| toaster.try_reserve().ok()) {
+            match write_ahead(&db, now, &batch).await {
+                Ok(ids) => {
+                    permit.send(batch.iter().zip(ids).map(|(p, id)| FedEntry::new(id, now, p.body.clone())).collect());
+                    answer(&mut batch, true);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, bodies = batch.len(), "journal commit failed");
+                    answer(&mut batch, false);
+                }
+            }
+            continue;
+        }
         let result = write_batch(&db, now, &batch).await;
         if let Err(e) = &result {
             tracing::error!(error = %e, bodies = batch.len(), "journal commit failed");
@@ -258,6 +313,29 @@ async fn write_batch(db: &Db, now: i64, batch: &[Pending]) -> Result<Option<i64>
             .map(|_| None)
         }
     }
+}
+
+/// PostgreSQL: appends a group handed to the toaster (`toast_state` 1) and returns its ids in
+/// the group's order. No notification: the processors leave these entries to the toaster,
+/// which wakes them once it has published them.
+async fn write_ahead(db: &Db, now: i64, batch: &[Pending]) -> Result<Vec<i64>, sqlx::Error> {
+    let PoolRef::Postgres(pool) = db.journal_write() else {
+        return Err(sqlx::Error::Configuration("only PostgreSQL hands groups to a toaster".into()));
+    };
+    let bodies: Vec<&[u8]> = batch.iter().map(|p| p.body.as_ref()).collect();
+    sqlx::query_scalar(
+        "WITH ids AS MATERIALIZED (
+             SELECT nextval(pg_get_serial_sequence('webhook_journal', 'id')) AS id, n FROM generate_series(1, cardinality($2::bytea[])) AS n),
+         appended AS (
+             INSERT INTO webhook_journal (id, received_at, body, toast_state) OVERRIDING SYSTEM VALUE
+             SELECT ids.id, $1, t.b, $3 FROM UNNEST($2::bytea[]) WITH ORDINALITY AS t(b, n) JOIN ids ON ids.n = t.n)
+         SELECT id FROM ids ORDER BY n",
+    )
+    .bind(now)
+    .bind(&bodies)
+    .bind(toast_state::AT_TOASTER)
+    .fetch_all(pool)
+    .await
 }
 
 /// One journal entry as the processor reads it.

@@ -46,25 +46,29 @@ pub struct RoutedChange<'a> {
 pub struct Effects {
     /// Events to store and publish.
     pub events: Vec<NewEvent>,
-    /// Which journal entries had their events published ahead ([`ChangeHandler::ahead`],
-    /// SQLite's toaster): a handler stores their rows without those events.
+    /// Which journal entries had their events published ahead ([`ChangeHandler::ahead`], the
+    /// toaster): a handler stores their rows without those events.
     pub published_ahead: PublishedAhead,
 }
 
-/// The journal entries whose events the toaster published: every one up to `through`, but
-/// those of its turns that failed (their events come from the processor after its commit).
+/// The journal entries whose events the toaster published: on SQLite every one up to
+/// `through`, but those of its turns that failed (their events come from the processor after
+/// its commit); on PostgreSQL those named in `entries`.
 #[derive(Clone, Debug, Default)]
 pub struct PublishedAhead {
     /// Up to this id (0: none).
     pub through: i64,
     /// Ranges of ids (inclusive) of toaster turns that failed.
     pub failed: Vec<(i64, i64)>,
+    /// Entries published one by one (PostgreSQL's toaster), ascending.
+    pub entries: Vec<i64>,
 }
 
 impl PublishedAhead {
     /// Whether the events of this journal entry were published ahead.
     pub fn covers(&self, journal_id: i64) -> bool {
-        journal_id <= self.through && !self.failed.iter().any(|&(first, last)| (first..=last).contains(&journal_id))
+        (journal_id <= self.through && !self.failed.iter().any(|&(first, last)| (first..=last).contains(&journal_id)))
+            || self.entries.binary_search(&journal_id).is_ok()
     }
 }
 
@@ -99,15 +103,16 @@ pub trait ChangeHandler: Send + Sync + 'static {
     }
 
     /// Whether someone is watching for this handler's events (the toast of a customer's
-    /// message): on SQLite the [`toaster`] then asks it for them ([`ChangeHandler::ahead`]) as
-    /// soon as a body is on disk, and publishes them before the processor applies the body —
-    /// which on SQLite's one writer may be a batch or more later.
+    /// message): the [`toaster`] then asks it for them ([`ChangeHandler::ahead`]) as soon as a
+    /// body is durable, and publishes them before the processor applies the body — which may
+    /// be a batch or more later (on SQLite's one writer; behind a backlog on either).
     fn publishes_ahead(&self) -> bool {
         false
     }
 
     /// The events of consecutive changes of one field to publish now, before they are applied;
-    /// `tx` only reads (on SQLite, a reader's). Their `apply_all` later stores the rows without
+    /// `tx` only reads (on SQLite, a reader's; on PostgreSQL the toaster's own, in which it
+    /// stores the events). Their `apply_all` later stores the rows without
     /// these events (`Effects::published_ahead`), and must not repeat them for a change
     /// it was handed twice (Meta's redeliveries).
     fn ahead<'a>(&'a self, tx: &'a mut Tx, changes: &'a [RoutedChange<'a>]) -> AheadFuture<'a> {
@@ -134,7 +139,7 @@ impl Registry {
         self.by_field.get(field).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    /// Whether some handler publishes ahead (SQLite then runs a toaster).
+    /// Whether some handler publishes ahead (a toaster then runs).
     pub fn publishes_ahead(&self) -> bool {
         self.by_field.values().flatten().any(|h| h.publishes_ahead())
     }

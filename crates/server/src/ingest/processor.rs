@@ -15,7 +15,8 @@ use wabridge_cloud_api::parse_webhook;
 use wabridge_cloud_api::webhook::{ChangeRef, WebhookField};
 
 use super::feed::{FedEntry, Feed};
-use super::toaster::{Claims, Toaster};
+use super::journal::Journal;
+use super::toaster::{Claims, PgToaster, Toaster};
 use super::{ChangeHandler, Effects, Registry, RoutedChange, journal};
 use crate::accounts::TenantId;
 use crate::clock::Clock;
@@ -110,15 +111,24 @@ impl Processor {
         self
     }
 
-    /// On SQLite with a feed and handlers that publish ahead: the toaster that publishes their
-    /// events, sharing the claims with this processor (which publishes those of what the
-    /// toaster did not reach). Runs on a thread of its own.
-    pub fn start_toaster(&mut self, shutdown: watch::Receiver<bool>) {
-        let Some(feed) = self.feed.clone().filter(|_| self.registry.publishes_ahead()) else { return };
-        let claims = Arc::new(Claims::default());
-        self.claims = Some(claims.clone());
-        let toaster = Toaster::new(self.db.clone(), self.clock.clone(), self.registry.clone(), self.live.clone(), self.metrics.clone(), feed, claims);
-        on_own_thread("wabridge-toaster", toaster.run(shutdown));
+    /// With handlers that publish ahead, the toaster that publishes their events before the
+    /// processors apply what the journal committed. On SQLite it reads the feed, shares the
+    /// claims with this processor (which publishes those of what the toaster did not reach)
+    /// and runs on a thread of its own; on PostgreSQL it takes the groups this instance's
+    /// journal commits. Before the processor is cloned.
+    pub fn start_toaster(&mut self, journal: &Journal, shutdown: watch::Receiver<bool>) {
+        if !self.registry.publishes_ahead() {
+            return;
+        }
+        if let Some(feed) = self.feed.clone() {
+            let claims = Arc::new(Claims::default());
+            self.claims = Some(claims.clone());
+            let toaster = Toaster::new(self.db.clone(), self.clock.clone(), self.registry.clone(), self.live.clone(), self.metrics.clone(), feed, claims);
+            on_own_thread("wabridge-toaster", toaster.run(shutdown));
+        } else if let Some(groups) = journal.toast_ahead() {
+            let toaster = PgToaster::new(self.db.clone(), self.clock.clone(), self.registry.clone(), self.live.clone(), self.metrics.clone(), groups);
+            tokio::spawn(toaster.run(shutdown));
+        }
     }
 
     /// Runs [`Processor::run`] on a thread of its own (SQLite's one processor): each of its
@@ -205,6 +215,8 @@ impl Processor {
         let mut tx = self.db.begin().await?;
         let mut cursor_read = None;
         let mut from_feed = false;
+        // PostgreSQL: the entries whose events its toaster published.
+        let mut toasted: Vec<i64> = Vec::new();
         let rows: Vec<Arc<FedEntry>> = match &mut tx {
             // The cursor is read under the write lock: no other transaction can move it until
             // this one commits the batch's effects together with the new position.
@@ -226,15 +238,22 @@ impl Processor {
                     fed
                 }
             }
-            Tx::Postgres(t) => sqlx::query_as::<_, journal::Entry>(
-                "SELECT id, received_at, body FROM webhook_journal WHERE processed_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-            )
-            .bind(BATCH)
-            .fetch_all(&mut **t)
-            .await?
-            .into_iter()
-            .map(fed_entry)
-            .collect(),
+            // What the toaster has not published yet is left to it (for a while: its
+            // instance may be gone); what it published is stored without a second toast.
+            Tx::Postgres(t) => {
+                let claimed = sqlx::query_as::<_, (i64, i64, Vec<u8>, i16)>(
+                    "SELECT id, received_at, body, toast_state FROM webhook_journal
+                     WHERE processed_at IS NULL AND (toast_state <> $2 OR received_at < $3)
+                     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                )
+                .bind(BATCH)
+                .bind(journal::toast_state::AT_TOASTER)
+                .bind(self.clock.now_ms() - journal::AHEAD_GRACE_MS)
+                .fetch_all(&mut **t)
+                .await?;
+                toasted = claimed.iter().filter(|c| c.3 == journal::toast_state::PUBLISHED).map(|c| c.0).collect();
+                claimed.into_iter().map(|(id, received_at, body, _)| fed_entry(journal::Entry { id, received_at, body })).collect()
+            }
         };
         if rows.is_empty() {
             if let Some(cursor) = cursor_read {
@@ -259,6 +278,8 @@ impl Processor {
             }
             effects.published_ahead = claims.published(through);
         }
+        toasted.sort_unstable();
+        effects.published_ahead.entries = toasted;
         let named: Vec<ChangeRef<'_>> = rows.iter().filter_map(|r| r.parsed()).flat_map(|b| b.changes()).collect();
         let routes = RouteCache::load(&mut tx, &named).await?;
         let mut routed = Vec::new();

@@ -14,21 +14,27 @@
 //! once the toaster is done with it — publishing itself, after its commit, the events of a
 //! toaster turn that failed; of a batch read from the journal file (after a restart, or when
 //! the feed was full), the processor claims the entries the toaster has not reached and
-//! publishes their events after its commit. PostgreSQL has no toaster: its processors are
-//! several writers at once and publish after their commit.
+//! publishes their events after its commit.
+//!
+//! On PostgreSQL ([`PgToaster`]) each instance's toaster takes the groups its own journal
+//! commits, marked as handed to it (`toast_state`), which the processors leave alone for a few
+//! seconds; it publishes their events in one transaction with the mark that it did, and wakes
+//! the processors, which then store the rows without publishing them again. Without it the
+//! processors' backlog would hold the toasts: they claim batches in journal order.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use wabridge_cloud_api::webhook::ChangeRef;
 
 use super::feed::{FedEntry, Feed};
+use super::journal::toast_state;
 use super::processor::{RouteCache, route_entry};
 use super::{PublishedAhead, Registry, RoutedChange};
 use crate::clock::Clock;
 use crate::live::{self, LiveHub, NewEvent};
-use crate::store::Db;
+use crate::store::{Db, Tx};
 use crate::web::metrics::Metrics;
 
 /// Entries the toaster takes at most per turn.
@@ -128,7 +134,7 @@ impl Claims {
     /// Which of the entries up to `through` the toaster published: the processor asks once the
     /// toaster is done with them ([`Claims::toasted`]).
     pub fn published(&self, through: i64) -> PublishedAhead {
-        PublishedAhead { through, failed: self.lock().failed.iter().copied().filter(|&(first, _)| first <= through).collect() }
+        PublishedAhead { through, failed: self.lock().failed.iter().copied().filter(|&(first, _)| first <= through).collect(), entries: Vec::new() }
     }
 }
 
@@ -185,24 +191,114 @@ impl Toaster {
     /// events and stores and publishes them in the live events' file.
     async fn publish(&self, run: &[Arc<FedEntry>]) -> anyhow::Result<()> {
         let now = self.clock.now_ms();
-        let named: Vec<ChangeRef<'_>> = run.iter().filter_map(|r| r.parsed()).flat_map(|b| b.changes()).collect();
         // One read transaction for the routes and the handlers' look-ups.
         let mut tx = self.db.begin_read().await?;
-        let routes = RouteCache::load(&mut tx, &named).await?;
-        let mut routed: Vec<RoutedChange<'_>> = Vec::new();
-        for row in run {
-            // What nobody takes is kept for support when the processor applies it.
-            route_entry(row, &self.registry, now, &routes, &mut routed, &mut Vec::new());
-        }
-        let mut events: Vec<NewEvent> = Vec::new();
-        for changes in routed.chunk_by(|a, b| a.change.field() == b.change.field()) {
-            for handler in self.registry.handlers(changes[0].change.field().as_str()).iter().filter(|h| h.publishes_ahead()) {
-                events.extend(handler.ahead(&mut tx, changes).await?);
-            }
-        }
+        let events = ahead_events(&self.registry, &mut tx, run, now).await?;
         drop(tx);
         live::publish_now(&self.db, &self.live, &events, now).await?;
         Ok(())
+    }
+}
+
+/// The events that the handlers publishing ahead have for a run of entries: the run routed
+/// with reads in `tx` (what nobody takes is kept for support when the processor applies it).
+async fn ahead_events(registry: &Registry, tx: &mut Tx, run: &[Arc<FedEntry>], now: i64) -> anyhow::Result<Vec<NewEvent>> {
+    let named: Vec<ChangeRef<'_>> = run.iter().filter_map(|r| r.parsed()).flat_map(|b| b.changes()).collect();
+    let routes = RouteCache::load(tx, &named).await?;
+    let mut routed: Vec<RoutedChange<'_>> = Vec::new();
+    for row in run {
+        route_entry(row, registry, now, &routes, &mut routed, &mut Vec::new());
+    }
+    let mut events: Vec<NewEvent> = Vec::new();
+    for changes in routed.chunk_by(|a, b| a.change.field() == b.change.field()) {
+        for handler in registry.handlers(changes[0].change.field().as_str()).iter().filter(|h| h.publishes_ahead()) {
+            events.extend(handler.ahead(tx, changes).await?);
+        }
+    }
+    Ok(events)
+}
+
+/// PostgreSQL's toaster: publishes the events of the groups its instance's journal hands it.
+pub struct PgToaster {
+    db: Db,
+    clock: Clock,
+    registry: Registry,
+    live: LiveHub,
+    metrics: Arc<Metrics>,
+    groups: mpsc::Receiver<Vec<FedEntry>>,
+}
+
+impl PgToaster {
+    /// A toaster over the groups the journal hands it ([`super::journal::Journal::toast_ahead`]).
+    pub fn new(db: Db, clock: Clock, registry: Registry, live: LiveHub, metrics: Arc<Metrics>, groups: mpsc::Receiver<Vec<FedEntry>>) -> PgToaster {
+        PgToaster { db, clock, registry, live, metrics, groups }
+    }
+
+    /// Runs until shutdown (or until the journal is gone).
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let first = tokio::select! {
+                group = self.groups.recv() => match group {
+                    Some(group) => group,
+                    None => return,
+                },
+                _ = shutdown.changed() => return,
+            };
+            // What else has come meanwhile goes in the same turn.
+            let mut run: Vec<Arc<FedEntry>> = first.into_iter().map(Arc::new).collect();
+            while run.len() < TURN {
+                match self.groups.try_recv() {
+                    Ok(group) => run.extend(group.into_iter().map(Arc::new)),
+                    Err(_) => break,
+                }
+            }
+            let ids: Vec<i64> = run.iter().map(|e| e.id).collect();
+            if let Err(e) = self.publish(&run, &ids).await {
+                self.metrics.add("wabridge_toaster_failures_total", 1);
+                tracing::warn!(error = format!("{e:#}"), entries = run.len(), "toasts could not be published ahead; the processors publish them");
+                if let Err(e) = self.hand_back(&ids).await {
+                    // The processors take them once the toaster's grace has passed.
+                    tracing::warn!(error = %e, entries = ids.len(), "entries left to the processors after their grace");
+                }
+            }
+        }
+    }
+
+    /// In one transaction: marks the run's entries published (those no processor has taken
+    /// meanwhile), stores their events and wakes the processors of every instance.
+    async fn publish(&self, run: &[Arc<FedEntry>], ids: &[i64]) -> anyhow::Result<()> {
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin().await?;
+        let Tx::Postgres(t) = &mut tx else { anyhow::bail!("PostgreSQL's toaster on another database") };
+        let mine: Vec<i64> = sqlx::query_scalar(
+            "UPDATE webhook_journal SET toast_state = $2 WHERE id = ANY($1) AND toast_state = $3 AND processed_at IS NULL RETURNING id",
+        )
+        .bind(ids)
+        .bind(toast_state::PUBLISHED)
+        .bind(toast_state::AT_TOASTER)
+        .fetch_all(&mut **t)
+        .await?;
+        sqlx::query("SELECT pg_notify('wabridge_journal', '')").execute(&mut **t).await?;
+        let mine: foldhash::HashSet<i64> = mine.into_iter().collect();
+        let run: Vec<Arc<FedEntry>> = run.iter().filter(|e| mine.contains(&e.id)).cloned().collect();
+        let events = ahead_events(&self.registry, &mut tx, &run, now).await?;
+        live::commit(&self.db, &self.live, tx, &events, now).await?;
+        Ok(())
+    }
+
+    /// A turn that failed: its entries go back to the processors at once.
+    async fn hand_back(&self, ids: &[i64]) -> Result<(), sqlx::Error> {
+        let mut tx = self.db.begin().await?;
+        if let Tx::Postgres(t) = &mut tx {
+            sqlx::query("UPDATE webhook_journal SET toast_state = $2 WHERE id = ANY($1) AND toast_state = $3")
+                .bind(ids)
+                .bind(toast_state::PROCESSOR)
+                .bind(toast_state::AT_TOASTER)
+                .execute(&mut **t)
+                .await?;
+            sqlx::query("SELECT pg_notify('wabridge_journal', '')").execute(&mut **t).await?;
+        }
+        tx.commit().await
     }
 }
 

@@ -323,7 +323,7 @@ impl ChangeHandler for Gate {
 }
 
 #[tokio::test]
-async fn on_sqlite_the_toast_is_published_before_its_body_is_applied() {
+async fn the_toast_is_published_before_its_body_is_applied() {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let registry = Registry::standard().subscribe("messages", Arc::new(Gate(gate.clone())));
     let app = spawn_app_with_registry(registry).await;
@@ -332,29 +332,19 @@ async fn on_sqlite_the_toast_is_published_before_its_body_is_applied() {
     let body = text_body(&number, "4955", "Lu", &[("wamid.G", "hallo")]);
     assert_eq!(post_signed(&app, &body).await.status(), 200);
     let message = "SELECT COUNT(*) FROM messages WHERE wamid = 'wamid.G'";
-    let open = match app.db.engine() {
-        // The toast is published while the gate holds the whole batch: nothing of it is
-        // applied, the notification not stored yet. The toast opens the notification by its
-        // key, and a click meanwhile waits for it.
-        wabridge::store::Engine::Sqlite => {
-            eventually("toasted", || async { toasts(&app.db).await.len() == 1 }).await;
-            let toast = toasts(&app.db).await.remove(0);
-            assert_eq!(toast["actor"], "Lu");
-            assert_eq!(toast["link"], "/inbox/by-wamid/wamid.G?at=1764000000");
-            assert!(toast.get("id").is_none(), "no notification yet: {toast}");
-            assert_eq!(count_for_message(&app.db, t, "wamid.G").await.unwrap(), 0, "stored when the body is applied");
-            assert_eq!(count(&app, message).await, 0, "the batch waits at the gate");
-            let key: String = url::form_urlencoded::byte_serialize(toast["key"].as_str().unwrap().as_bytes()).collect();
-            format!("/notifications/open?key={key}")
-        }
-        // PostgreSQL's processors claim a batch, apply it in one transaction and publish after.
-        wabridge::store::Engine::Postgres => {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            assert_eq!(count_for_message(&app.db, t, "wamid.G").await.unwrap(), 0, "all of the batch or nothing");
-            assert!(toasts(&app.db).await.is_empty());
-            "/inbox/by-wamid/wamid.G?at=1764000000".to_owned()
-        }
-    };
+    // The toast is published while the gate holds the whole batch: nothing of it is applied,
+    // the notification not stored yet (on SQLite by the toaster reading the feed, on
+    // PostgreSQL by the one that takes the groups its instance's journal commits). The toast
+    // opens the notification by its key, and a click meanwhile waits for it.
+    eventually("toasted", || async { toasts(&app.db).await.len() == 1 }).await;
+    let toast = toasts(&app.db).await.remove(0);
+    assert_eq!(toast["actor"], "Lu");
+    assert_eq!(toast["link"], "/inbox/by-wamid/wamid.G?at=1764000000");
+    assert!(toast.get("id").is_none(), "no notification yet: {toast}");
+    assert_eq!(count_for_message(&app.db, t, "wamid.G").await.unwrap(), 0, "stored when the body is applied");
+    assert_eq!(count(&app, message).await, 0, "the batch waits at the gate");
+    let key: String = url::form_urlencoded::byte_serialize(toast["key"].as_str().unwrap().as_bytes()).collect();
+    let open = format!("/notifications/open?key={key}");
     // A click on the toast meanwhile waits for what it opens instead of finding nothing.
     let click = tokio::spawn(c.get(app.url(&open)).send());
     tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -363,16 +353,12 @@ async fn on_sqlite_the_toast_is_published_before_its_body_is_applied() {
     let resp = click.await.unwrap().unwrap();
     let conversation = count(&app, "SELECT conversation_id FROM messages WHERE wamid = 'wamid.G'").await;
     let location = resp.headers()["location"].to_str().unwrap().to_owned();
-    if app.db.engine() == wabridge::store::Engine::Sqlite {
-        // The notification, opened and read, leads to the message's link, which finds it.
-        assert_eq!(location, "/inbox/by-wamid/wamid.G?at=1764000000");
-        let v: Value = c.get(app.url("/notifications/unread")).send().await.unwrap().json().await.unwrap();
-        assert_eq!(v["unread"], 0, "opened by its key, it is read");
-        let found = c.get(app.url(&location)).send().await.unwrap();
-        assert_eq!(found.headers()["location"].to_str().unwrap(), format!("/inbox/{conversation}"));
-    } else {
-        assert_eq!(location, format!("/inbox/{conversation}"));
-    }
+    // The notification, opened and read, leads to the message's link, which finds it.
+    assert_eq!(location, "/inbox/by-wamid/wamid.G?at=1764000000");
+    let v: Value = c.get(app.url("/notifications/unread")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["unread"], 0, "opened by its key, it is read");
+    let found = c.get(app.url(&location)).send().await.unwrap();
+    assert_eq!(found.headers()["location"].to_str().unwrap(), format!("/inbox/{conversation}"));
     eventually("the batch applied", || async { count(&app, message).await == 1 }).await;
     assert_eq!(count_for_message(&app.db, t, "wamid.G").await.unwrap(), 1);
     eventually("toasted", || async { toasts(&app.db).await.len() == 1 }).await;
@@ -418,12 +404,11 @@ async fn a_toast_the_toaster_could_not_publish_comes_from_the_processor() {
     eventually("toasted", || async { toasts(&app.db).await.len() == 1 }).await;
     let toast = toasts(&app.db).await.remove(0);
     assert_eq!(toast["actor"], "Lu");
-    if app.db.engine() == wabridge::store::Engine::Sqlite {
-        assert!(failing.0.load(Ordering::SeqCst) >= 1, "the toaster looked ahead");
-        assert!(toast.get("id").is_some(), "published by the processor, with its notification: {toast}");
-        let metrics = client().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-        assert!(metrics.contains("wabridge_toaster_failures_total 1"), "{metrics}");
-    }
+    // (On PostgreSQL the toaster hands the failed turn's entries back to the processors.)
+    assert!(failing.0.load(Ordering::SeqCst) >= 1, "the toaster looked ahead");
+    assert!(toast.get("id").is_some(), "published by the processor, with its notification: {toast}");
+    let metrics = client().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("wabridge_toaster_failures_total 1"), "{metrics}");
     // The next message is toasted ahead again, once.
     assert_eq!(post_signed(&app, &text_body(&number, "4955", "Lu", &[("wamid.F2", "noch da?")])).await.status(), 200);
     eventually("applied", || async { count_for_message(&app.db, t, "wamid.F2").await.unwrap() == 1 }).await;
@@ -539,10 +524,9 @@ async fn a_backlog_left_by_an_earlier_run_is_applied_batch_after_batch() {
     assert_eq!(processor.process_batch().await.unwrap(), 0, "and then nothing");
 }
 
-/// Under a backlog, SQLite's toaster publishes the toasts of what has just come in while the
+/// Under a backlog, the toaster publishes the toasts of what has just come in while the
 /// processor is still at work on batches before it; the processor stores their notifications
-/// later without a second toast. PostgreSQL's processors apply a claimed batch in one
-/// transaction and publish after it.
+/// later without a second toast.
 #[tokio::test]
 async fn under_a_backlog_toasts_do_not_wait_for_the_batches_before_them() {
     use futures_util::future::join_all;
@@ -566,9 +550,12 @@ async fn under_a_backlog_toasts_do_not_wait_for_the_batches_before_them() {
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
     let mut processor = wabridge::ingest::processor::Processor::new(db.clone(), clock, registry, wabridge::live::LiveHub::default(), Arc::default())
         .with_feed(journal.feed.clone());
-    processor.start_toaster(shutdown);
+    processor.start_toaster(&journal, shutdown);
     // The first body, and its batch at the gate; then 598 appended together, and the last.
     journal.append(bytes::Bytes::from(body(0))).await.unwrap();
+    let previews = || async { toasts(&db).await.iter().map(|t| t["preview"].as_str().unwrap().to_owned()).collect::<Vec<_>>() };
+    // (PostgreSQL's processors leave an entry to the toaster until it is published.)
+    eventually("the first body toasted", || async { previews().await.contains(&"vorne".to_owned()) }).await;
     let first_batch = tokio::spawn({
         let processor = processor.clone();
         async move { processor.process_batch().await.unwrap() }
@@ -582,19 +569,9 @@ async fn under_a_backlog_toasts_do_not_wait_for_the_batches_before_them() {
         let db = db.clone();
         async move { with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await).unwrap() }
     };
-    let previews = || async { toasts(&db).await.iter().map(|t| t["preview"].as_str().unwrap().to_owned()).collect::<Vec<_>>() };
-    match db.engine() {
-        // The first batch waits at the gate; the 600th body's toast is published.
-        wabridge::store::Engine::Sqlite => {
-            eventually("the last body toasted", || async { previews().await.contains(&"hinten".to_owned()) }).await;
-            assert_eq!(count_for_message(&db, t, "wamid.AHEAD-LAST").await.unwrap(), 0, "not applied yet");
-        }
-        wabridge::store::Engine::Postgres => {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            assert_eq!(count_for_message(&db, t, "wamid.AHEAD-FIRST").await.unwrap(), 0, "all of a batch or nothing");
-            assert!(toasts(&db).await.is_empty());
-        }
-    }
+    // The first batch waits at the gate; the 600th body's toast is published.
+    eventually("the last body toasted", || async { previews().await.contains(&"hinten".to_owned()) }).await;
+    assert_eq!(count_for_message(&db, t, "wamid.AHEAD-LAST").await.unwrap(), 0, "not applied yet");
     assert!(!first_batch.is_finished(), "the first batch still waits at the gate");
     gate.add_permits(1_000);
     let mut applied = first_batch.await.unwrap();
@@ -618,8 +595,8 @@ async fn under_a_backlog_toasts_do_not_wait_for_the_batches_before_them() {
     assert_eq!(count("SELECT COUNT(*) FROM webhook_unhandled WHERE reason = 'no_changes'").await, 598);
 }
 
-/// The events of one commit for one audience share a row: three messages in one body make one
-/// row (on SQLite two: the toasts are committed ahead of the rest), which reaches the stream
+/// The events of one commit for one audience share a row: three messages in one body make two
+/// rows (the toasts are committed ahead of the rest, then the messages), each reaching the stream
 /// as every one of its events in order, the row's id on the last — and a browser that saw only
 /// the row before it replays all of them.
 #[tokio::test]
@@ -658,21 +635,11 @@ async fn a_commits_events_share_a_row_and_reach_the_stream_one_by_one() {
     .unwrap();
     let kinds: Vec<&str> = got.iter().map(|(_, kind, _)| kind.as_str()).collect();
     let ids: Vec<Option<String>> = got.iter().map(|(id, ..)| id.clone()).collect();
-    let toasts = match app.db.engine() {
-        // SQLite commits the toasts ahead of the rest of the batch: two commits, two rows.
-        wabridge::store::Engine::Sqlite => {
-            assert_eq!(rows, 2, "a row per commit");
-            assert_eq!(kinds, ["notification", "notification", "notification", "message", "message", "message"]);
-            assert_eq!(ids, [None, None, Some((row - 1).to_string()), None, None, Some(row.to_string())], "each row's id goes with its last");
-            &got[..3]
-        }
-        wabridge::store::Engine::Postgres => {
-            assert_eq!(rows, 1, "one row");
-            assert_eq!(kinds, ["message", "message", "message", "notification", "notification", "notification"]);
-            assert_eq!(ids, [None, None, None, None, None, Some(row.to_string())], "the id goes with the last");
-            &got[3..]
-        }
-    };
+    // The toasts are committed ahead of the rest of the batch: two commits, two rows.
+    assert_eq!(rows, 2, "a row per commit");
+    assert_eq!(kinds, ["notification", "notification", "notification", "message", "message", "message"]);
+    assert_eq!(ids, [None, None, Some((row - 1).to_string()), None, None, Some(row.to_string())], "each row's id goes with its last");
+    let toasts = &got[..3];
     let previews: Vec<&str> = toasts.iter().map(|(_, _, data)| data["preview"].as_str().unwrap()).collect();
     assert_eq!(previews, ["eins", "zwei", "drei"]);
     assert_eq!(toasts[0].2["title"], "Neue WhatsApp-Nachricht von Mia", "each event localized");
