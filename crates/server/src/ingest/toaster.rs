@@ -270,6 +270,9 @@ impl PgToaster {
         let now = self.clock.now_ms();
         let mut tx = self.db.begin().await?;
         let Tx::Postgres(t) = &mut tx else { anyhow::bail!("PostgreSQL's toaster on another database") };
+        // Its commit need not wait for the disk: lost in a crash, the mark goes with the
+        // events it names, and the processors publish them after their commit.
+        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut **t).await?;
         let mine: Vec<i64> = sqlx::query_scalar(
             "UPDATE webhook_journal SET toast_state = $2 WHERE id = ANY($1) AND toast_state = $3 AND processed_at IS NULL RETURNING id",
         )
