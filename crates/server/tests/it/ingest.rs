@@ -828,3 +828,34 @@ async fn old_journal_entries_and_live_events_are_swept_but_nothing_still_needed(
     while processor.process_batch().await.unwrap() > 0 {}
     assert_eq!(journal::pending_count(&db).await.unwrap(), 0);
 }
+
+/// PostgreSQL: what the journal handed to a toaster that never publishes it (its instance
+/// died) is left alone for a few seconds, then applied and toasted by a processor.
+#[tokio::test]
+async fn entries_a_dead_toaster_held_are_toasted_by_the_processors_after_the_grace() {
+    let (db, _dir) = crate::helpers::migrated_database().await;
+    let clock = wabridge::clock::Clock::default();
+    if db.engine() == wabridge::store::Engine::Sqlite {
+        // SQLite's toaster reads the feed in the processor's own process: nothing is handed.
+        assert!(wabridge::ingest::journal::Journal::start(db.clone(), clock.clone()).toast_ahead().is_none());
+        return;
+    }
+    let now = clock.now_ms();
+    let t = wabridge::accounts::store::create_tenant(&db, "Salon Stille", now).await.unwrap();
+    let number = "PN-DEAD-TOASTER";
+    let a = Attachment { waba_id: "WABA-DEAD", business_id: None, phone_number_id: number, display_phone_number: None, token_ciphertext: None, status: "connected" };
+    attach(&db, t, &a, now).await.unwrap();
+    let journal = wabridge::ingest::journal::Journal::start(db.clone(), clock.clone());
+    // A toaster's queue that nobody reads.
+    let held = journal.toast_ahead().expect("PostgreSQL hands groups to a toaster");
+    journal.append(bytes::Bytes::from(text_body(number, "4981", "Ida", &[("wamid.DEAD-1", "hallo?")]))).await.unwrap();
+    let processor = wabridge::ingest::processor::Processor::new(db.clone(), clock.clone(), Registry::standard(), wabridge::live::LiveHub::default(), Arc::default());
+    assert_eq!(processor.process_batch().await.unwrap(), 0, "left to the toaster");
+    clock.advance(wabridge::ingest::journal::AHEAD_GRACE_MS + 1);
+    assert_eq!(processor.process_batch().await.unwrap(), 1, "the processors' once the grace is over");
+    assert_eq!(count_for_message(&db, t, "wamid.DEAD-1").await.unwrap(), 1);
+    let published = toasts(&db).await;
+    assert_eq!(published.len(), 1, "toasted once, by the processor");
+    assert!(published[0].get("id").is_some(), "with its notification: {}", published[0]);
+    drop(held);
+}
