@@ -82,7 +82,7 @@ impl Journal {
     /// `None` on SQLite, whose toaster reads the feed, and when already taken). A group that
     /// finds the toaster's queue full is left to the processors.
     pub fn toast_ahead(&self) -> Option<mpsc::Receiver<Vec<FedEntry>>> {
-        if self.feed.is_some() || self.ahead.get().is_some() {
+        if self.feed.is_some() {
             return None;
         }
         let (tx, rx) = mpsc::channel(AHEAD_GROUPS);

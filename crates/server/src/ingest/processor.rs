@@ -215,7 +215,7 @@ impl Processor {
         let mut tx = self.db.begin().await?;
         let mut cursor_read = None;
         let mut from_feed = false;
-        // PostgreSQL: the entries whose events its toaster published.
+        // PostgreSQL: the entries whose events its toaster published (ascending, as claimed).
         let mut toasted: Vec<i64> = Vec::new();
         let rows: Vec<Arc<FedEntry>> = match &mut tx {
             // The cursor is read under the write lock: no other transaction can move it until
@@ -278,7 +278,6 @@ impl Processor {
             }
             effects.published_ahead = claims.published(through);
         }
-        toasted.sort_unstable();
         effects.published_ahead.entries = toasted;
         let named: Vec<ChangeRef<'_>> = rows.iter().filter_map(|r| r.parsed()).flat_map(|b| b.changes()).collect();
         let routes = RouteCache::load(&mut tx, &named).await?;

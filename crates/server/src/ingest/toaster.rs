@@ -273,15 +273,7 @@ impl PgToaster {
         // Its commit need not wait for the disk: lost in a crash, the mark goes with the
         // events it names, and the processors publish them after their commit.
         sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut **t).await?;
-        let mine: Vec<i64> = sqlx::query_scalar(
-            "UPDATE webhook_journal SET toast_state = $2 WHERE id = ANY($1) AND toast_state = $3 AND processed_at IS NULL RETURNING id",
-        )
-        .bind(ids)
-        .bind(toast_state::PUBLISHED)
-        .bind(toast_state::AT_TOASTER)
-        .fetch_all(&mut **t)
-        .await?;
-        sqlx::query("SELECT pg_notify('wabridge_journal', '')").execute(&mut **t).await?;
+        let mine = move_toast_state(t, ids, toast_state::PUBLISHED).await?;
         let mine: foldhash::HashSet<i64> = mine.into_iter().collect();
         let run: Vec<Arc<FedEntry>> = run.iter().filter(|e| mine.contains(&e.id)).cloned().collect();
         let events = ahead_events(&self.registry, &mut tx, &run, now).await?;
@@ -293,16 +285,25 @@ impl PgToaster {
     async fn hand_back(&self, ids: &[i64]) -> Result<(), sqlx::Error> {
         let mut tx = self.db.begin().await?;
         if let Tx::Postgres(t) = &mut tx {
-            sqlx::query("UPDATE webhook_journal SET toast_state = $2 WHERE id = ANY($1) AND toast_state = $3")
-                .bind(ids)
-                .bind(toast_state::PROCESSOR)
-                .bind(toast_state::AT_TOASTER)
-                .execute(&mut **t)
-                .await?;
-            sqlx::query("SELECT pg_notify('wabridge_journal', '')").execute(&mut **t).await?;
+            move_toast_state(t, ids, toast_state::PROCESSOR).await?;
         }
         tx.commit().await
     }
+}
+
+/// Moves the entries still at the toaster and unprocessed to the state `to` and wakes the
+/// processors of every instance when the transaction commits; returns the ids moved.
+async fn move_toast_state(t: &mut sqlx::PgConnection, ids: &[i64], to: i16) -> Result<Vec<i64>, sqlx::Error> {
+    let moved = sqlx::query_scalar(
+        "UPDATE webhook_journal SET toast_state = $2 WHERE id = ANY($1) AND toast_state = $3 AND processed_at IS NULL RETURNING id",
+    )
+    .bind(ids)
+    .bind(to)
+    .bind(toast_state::AT_TOASTER)
+    .fetch_all(&mut *t)
+    .await?;
+    sqlx::query("SELECT pg_notify('wabridge_journal', '')").execute(&mut *t).await?;
+    Ok(moved)
 }
 
 #[cfg(test)]

@@ -306,6 +306,14 @@ async fn toasts(db: &wabridge::store::Db) -> Vec<Value> {
     rows.iter().flat_map(wabridge::live::StoredEvent::events).filter(|(kind, _)| kind == "notification").map(|(_, payload)| payload).collect()
 }
 
+/// A tenant whose connected number is attached straight in the database (no app running).
+pub async fn tenant_attached(db: &wabridge::store::Db, name: &str, waba_id: &str, phone_number_id: &str, now: i64) -> TenantId {
+    let t = wabridge::accounts::store::create_tenant(db, name, now).await.unwrap();
+    let a = Attachment { waba_id, business_id: None, phone_number_id, display_phone_number: None, token_ciphertext: None, status: "connected" };
+    attach(db, t, &a, now).await.unwrap();
+    t
+}
+
 /// Holds every batch until the test opens the gate.
 struct Gate(Arc<tokio::sync::Semaphore>);
 
@@ -533,10 +541,8 @@ async fn under_a_backlog_toasts_do_not_wait_for_the_batches_before_them() {
     let (db, _dir) = crate::helpers::migrated_database().await;
     let clock = wabridge::clock::Clock::default();
     let now = clock.now_ms();
-    let t = wabridge::accounts::store::create_tenant(&db, "Salon Vorlauf", now).await.unwrap();
     let number = "PN-AHEAD";
-    let a = Attachment { waba_id: "WABA-AHEAD", business_id: None, phone_number_id: number, display_phone_number: None, token_ciphertext: None, status: "connected" };
-    attach(&db, t, &a, now).await.unwrap();
+    let t = tenant_attached(&db, "Salon Vorlauf", "WABA-AHEAD", number, now).await;
     // 600 bodies (more than a batch of 512): a customer message first and last, nothing for
     // anyone in between.
     let journal = wabridge::ingest::journal::Journal::start(db.clone(), clock.clone());
@@ -841,10 +847,8 @@ async fn entries_a_dead_toaster_held_are_toasted_by_the_processors_after_the_gra
         return;
     }
     let now = clock.now_ms();
-    let t = wabridge::accounts::store::create_tenant(&db, "Salon Stille", now).await.unwrap();
     let number = "PN-DEAD-TOASTER";
-    let a = Attachment { waba_id: "WABA-DEAD", business_id: None, phone_number_id: number, display_phone_number: None, token_ciphertext: None, status: "connected" };
-    attach(&db, t, &a, now).await.unwrap();
+    let t = tenant_attached(&db, "Salon Stille", "WABA-DEAD", number, now).await;
     let journal = wabridge::ingest::journal::Journal::start(db.clone(), clock.clone());
     // A toaster's queue that nobody reads.
     let held = journal.toast_ahead().expect("PostgreSQL hands groups to a toaster");

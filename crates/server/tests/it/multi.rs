@@ -12,11 +12,10 @@ use wabridge::ingest::processor::Processor;
 use wabridge::ingest::{ChangeHandler, Effects, HandlerFuture, Registry, RoutedChange};
 use wabridge::live::LiveHub;
 use wabridge::notifications::count_for_message;
-use wabridge::onboarding::store::{Attachment, attach};
 use wabridge::store::{Db, Tx};
 
 use crate::helpers::{backend, eventually, fresh_database_url, spawn_app_on};
-use crate::ingest::{post_signed, read_events, tenant_with_number, text_body};
+use crate::ingest::{post_signed, read_events, tenant_attached, tenant_with_number, text_body};
 
 async fn pending(db: &Db) -> i64 {
     wabridge::ingest::journal::pending_count(db).await.unwrap()
@@ -87,10 +86,8 @@ async fn two_processors_racing_on_one_journal_never_apply_an_entry_twice() {
     db.migrate().await.unwrap();
     let clock = Clock::default();
     let now = clock.now_ms();
-    let tenant: TenantId = store::create_tenant(&db, "Race", now).await.unwrap();
+    let tenant: TenantId = tenant_attached(&db, "Race", "WABA-RACE", "PN-RACE", now).await;
     store::create_user(&db, Some(tenant), "owner@race.test", "Owner", "x", Role::Owner, now).await.unwrap();
-    let a = Attachment { waba_id: "WABA-RACE", business_id: None, phone_number_id: "PN-RACE", display_phone_number: None, token_ciphertext: None, status: "connected" };
-    attach(&db, tenant, &a, now).await.unwrap();
 
     let journal = Journal::start(db.clone(), clock.clone());
     let appends = (0..400).map(|i| {
