@@ -82,11 +82,16 @@
     try { detail = JSON.parse(e.data); } catch (_) { /* keep null */ }
     window.dispatchEvent(new CustomEvent("wabridge:onboarding", { detail: detail }));
   });
+  // The stream fell behind, or began before the server restarted: events may be missing, so
+  // everything this page shows live is fetched again (toasts missed stay in the list).
   source.addEventListener("resync", () => {
     fetch("/notifications/unread", { headers: { Accept: "application/json" } })
       .then((r) => r.json())
       .then((j) => setCount(j.unread))
       .catch(() => {});
+    if (messages) refresh(messages.dataset.conversation);
+    else if (list) window.location.reload();
+    window.dispatchEvent(new CustomEvent("wabridge:onboarding", { detail: null }));
   });
 })();
 

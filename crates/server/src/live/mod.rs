@@ -3,8 +3,9 @@
 //! Events are rows in `live_events`, so a reconnecting browser replays what it missed
 //! (`Last-Event-ID`). On PostgreSQL they are written in the transaction that caused them; on
 //! SQLite they have a file and a writer of their own and are written right after that commit
-//! (a crash in between loses the events, not what they tell of), so that a toast never waits
-//! for the processor's transaction on the main file's one writer (see `ingest::toaster`).
+//! (a crash in between loses the events, not what they tell of: a page whose stream began
+//! before the restart is told to resynchronise), so that a toast never waits for the
+//! processor's transaction on the main file's one writer (see `ingest::toaster`).
 //! Delivery to open streams goes through a per-tenant broadcast channel — a slow browser only
 //! lags itself, and gets a `resync` event instead of blocking anyone. On PostgreSQL every
 //! instance learns of new events through `LISTEN/NOTIFY`, so a browser connected to one
@@ -84,13 +85,34 @@ pub struct StoredEvent {
 struct Rendered([OnceLock<Bytes>; Lang::ALL.len()]);
 
 /// In-process fan-out of events to open streams, one channel per tenant.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct LiveHub {
     channels: Arc<Mutex<HashMap<TenantId, broadcast::Sender<Arc<Vec<StoredEvent>>>>>>,
     lagged: Arc<std::sync::atomic::AtomicU64>,
+    /// This process's mark in the pages it renders (see [`LiveHub::stream_url`]).
+    boot: Arc<str>,
+}
+
+impl Default for LiveHub {
+    fn default() -> LiveHub {
+        LiveHub { channels: Arc::default(), lagged: Arc::default(), boot: Arc::from(format!("{:016x}", rand::random::<u64>())) }
+    }
 }
 
 impl LiveHub {
+    /// Where a page's event stream starts: after `after`, the tenant's latest event when the
+    /// page was rendered, and with this process's mark. On SQLite a commit's events are
+    /// written after it (a crash in between loses them): a stream that a process which has
+    /// since ended began is told to resynchronise first.
+    pub fn stream_url(&self, after: i64) -> String {
+        format!("/events?after={after}&boot={}", self.boot)
+    }
+
+    /// Whether a stream begun under this mark may have missed events that no replay brings.
+    fn began_before_a_restart(&self, db: &Db, boot: Option<&str>) -> bool {
+        db.engine() == crate::store::Engine::Sqlite && boot.is_some_and(|b| b != &*self.boot)
+    }
+
     /// Subscribes to a tenant's events; each item is one commit's events for the tenant, so
     /// that a large batch is one message on the channel, not hundreds.
     pub fn subscribe(&self, tenant: TenantId) -> broadcast::Receiver<Arc<Vec<StoredEvent>>> {
@@ -371,6 +393,8 @@ const RESYNC: &[u8] = b"event: resync\ndata: {}\n\n";
 #[derive(serde::Deserialize)]
 struct EventsQuery {
     after: Option<i64>,
+    /// The mark of the process that rendered the page (see [`LiveHub::stream_url`]).
+    boot: Option<String>,
 }
 
 async fn get_events(State(app): State<AppState>, member: TenantMember, headers: HeaderMap, Query(q): Query<EventsQuery>) -> AppResult<Response> {
@@ -386,6 +410,8 @@ async fn get_events(State(app): State<AppState>, member: TenantMember, headers: 
         Some(after) => events_since(&app.db, tenant, after).await?,
         None => Vec::new(),
     };
+    // The page refreshes what it shows, then the replay and the live events follow.
+    let resync = app.live.began_before_a_restart(&app.db, q.boot.as_deref()).then(|| Ok::<_, Infallible>(Bytes::from_static(RESYNC)));
     // Ids, not an ordering: on PostgreSQL, instances commit events out of id order.
     let replayed: std::collections::HashSet<i64> = backlog.iter().map(|e| e.id).collect();
     let mine = move |e: &StoredEvent| e.user_id.is_none() || e.user_id == Some(user);
@@ -427,7 +453,7 @@ async fn get_events(State(app): State<AppState>, member: TenantMember, headers: 
             }
         }
     };
-    let stream = replay.chain(live).take_until(Box::pin(stopped));
+    let stream = stream::iter(resync).chain(replay).chain(live).take_until(Box::pin(stopped));
     let headers = [
         (header::CONTENT_TYPE, "text/event-stream"),
         (header::CACHE_CONTROL, "no-cache"),

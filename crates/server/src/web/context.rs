@@ -41,9 +41,10 @@ pub struct RequestContext {
     pub path: String,
     /// Unread notifications, for tenant members.
     pub unread: Option<i64>,
-    /// The tenant's latest live event when the page was rendered: the page's event stream
-    /// starts after it, so nothing between rendering and connecting is missed.
-    pub live_after: i64,
+    /// Where the page's event stream starts: after the tenant's latest live event when the
+    /// page was rendered, so nothing between rendering and connecting is missed (empty for
+    /// pages without one).
+    pub live_url: String,
 }
 
 /// Reads a cookie from request headers.
@@ -114,18 +115,18 @@ pub async fn load_context(State(app): State<AppState>, request: Request, next: N
             (token.clone(), Some(token))
         }
     };
-    let (unread, live_after) = match &user {
+    let (unread, live_url) = match &user {
         Some(u) if u.role != Role::Support && parts.method == Method::GET => (
             crate::notifications::unread_count(&app.db, u.id).await.ok(),
             match u.tenant_id {
-                Some(t) => crate::live::latest_event(&app.db, t).await.unwrap_or(0),
-                None => 0,
+                Some(t) => app.live.stream_url(crate::live::latest_event(&app.db, t).await.unwrap_or(0)),
+                None => String::new(),
             },
         ),
-        _ => (None, 0),
+        _ => (None, String::new()),
     };
     let ctx = RequestContext {
-        live_after,
+        live_url,
         unread,
         user,
         lang,

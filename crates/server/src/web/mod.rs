@@ -84,8 +84,8 @@ pub struct PageCtx {
     pub path: String,
     /// Unread notifications of a tenant member (live updates start from it).
     pub unread: Option<i64>,
-    /// Latest live event id at render time.
-    pub live_after: i64,
+    /// Where the page's event stream starts (see [`crate::live::LiveHub::stream_url`]).
+    pub live_url: String,
 }
 
 impl PageCtx {
@@ -100,7 +100,7 @@ impl PageCtx {
                 sandbox: c.sandbox.clone(),
                 path: c.path.clone(),
                 unread: c.unread,
-                live_after: c.live_after,
+                live_url: c.live_url.clone(),
             },
             None => PageCtx {
                 lang: Lang::default(),
@@ -110,7 +110,7 @@ impl PageCtx {
                 sandbox: None,
                 path: "/".to_owned(),
                 unread: None,
-                live_after: 0,
+                live_url: String::new(),
             },
         }
     }

@@ -129,7 +129,12 @@ async fn spawn(extra: &[(&str, &str)], registry: wabridge::ingest::Registry) -> 
 
 /// Starts a server on an existing database (another instance may share it: PostgreSQL only).
 pub async fn spawn_app_on(url: &str) -> TestApp {
-    spawn_with_url(url, None, &[], wabridge::ingest::Registry::standard()).await
+    spawn_app_on_with(url, &[]).await
+}
+
+/// Starts a server on an existing database with extra settings.
+pub async fn spawn_app_on_with(url: &str, extra: &[(&str, &str)]) -> TestApp {
+    spawn_with_url(url, None, extra, wabridge::ingest::Registry::standard()).await
 }
 
 async fn spawn_with_url(url: &str, dir: Option<TempDir>, extra: &[(&str, &str)], registry: wabridge::ingest::Registry) -> TestApp {

@@ -1,33 +1,43 @@
 //! A customer's message arrives while the owner has a page open in headless Chromium: the
 //! toast appears bottom-right, the unread count goes up, and the toast opens the notification.
+//! A conversation left open while the server restarts catches up and stays live.
 
 use std::time::Duration;
 
-use serde_json::Value;
 use wabridge::with_pool;
 use wabridge_testkit::webdriver::Browser;
 
-use crate::helpers::{PASSWORD, spawn_app};
+use crate::helpers::{PASSWORD, backend, fresh_database_url, spawn_app, spawn_app_on_with};
 use crate::ingest::{post_signed, tenant_with_number, text_body};
+
+/// Signs the owner in; lands on the API settings page.
+async fn signed_in(app_url: &str, email: &str) -> Browser {
+    let browser = Browser::start().await.unwrap();
+    browser.goto(&format!("{app_url}/sign-in")).await.unwrap();
+    browser.fill("#email", email).await.unwrap();
+    browser.fill("#password", PASSWORD).await.unwrap();
+    browser.click_on("#sign-in-submit").await.unwrap();
+    browser.wait_for_text("h1", "API-Einstellungen").await.unwrap();
+    assert!(browser.current_url().await.unwrap().ends_with("/api-settings"));
+    browser
+}
+
+/// Waits until the page's event stream is open (the server subscribed before answering).
+async fn stream_open(browser: &Browser) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while browser.execute("return window.wabridgeLive ? window.wabridgeLive.readyState : -1", vec![]).await.unwrap().as_i64() != Some(1) {
+        assert!(std::time::Instant::now() < deadline, "the page never opened its event stream");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 #[tokio::test]
 async fn a_webhook_becomes_a_toast_bottom_right_with_the_unread_count() {
     let app = spawn_app().await;
     let (_, number) = tenant_with_number(&app, "Demo Salon").await;
-    let browser = Browser::start().await.unwrap();
-    browser.goto(&app.url("/sign-in")).await.unwrap();
-    browser.fill("#email", "owner@demosalon.test").await.unwrap();
-    browser.fill("#password", PASSWORD).await.unwrap();
-    browser.click_on("#sign-in-submit").await.unwrap();
-    browser.wait_for_text("h1", "API-Einstellungen").await.unwrap();
-    assert!(browser.current_url().await.unwrap().ends_with("/api-settings"));
+    let browser = signed_in(&app.base, "owner@demosalon.test").await;
     browser.wait_for_text("#unread-count", "0").await.unwrap();
-    // The page's event stream is open (the server subscribed before answering).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while browser.execute("return window.wabridgeLive ? window.wabridgeLive.readyState : -1", vec![]).await.unwrap() != Value::from(1) {
-        assert!(std::time::Instant::now() < deadline, "the page never opened its event stream");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stream_open(&browser).await;
 
     let body = text_body(&number, "491701234567", "Anna Schmidt", &[("wamid.BROWSER", "Guten Morgen!\nHaben Sie morgen frei?")]);
     assert_eq!(post_signed(&app, &body).await.status(), 200);
@@ -71,5 +81,59 @@ async fn a_webhook_becomes_a_toast_bottom_right_with_the_unread_count() {
     .await)
     .unwrap();
     assert!(read.flatten().is_some(), "opening the toast marked the notification read");
+    browser.quit().await.unwrap();
+}
+
+/// The server restarts while a conversation is open. On SQLite a commit's live events are
+/// written after it, so a crash in between loses them: here a message is stored while the
+/// server is down, as if the process had applied it and died before its event — the page,
+/// whose stream the ended process began, is told to resynchronise when it reconnects and
+/// shows the message without anything else happening. On both backends the page's stream
+/// then goes on with the new process: the next message appears live.
+#[tokio::test]
+async fn a_conversation_open_across_a_restart_catches_up_and_stays_live() {
+    let (url, _dir) = fresh_database_url().await;
+    let port = wabridge_testkit::free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let before = spawn_app_on_with(&url, &[("WABRIDGE_LISTEN", &listen)]).await;
+    let (_, number) = tenant_with_number(&before, "Salon Neustart").await;
+    assert_eq!(post_signed(&before, &text_body(&number, "491709876543", "Nora", &[("wamid.FIRST", "Erste Nachricht")])).await.status(), 200);
+    let conversation = {
+        let db = before.db.clone();
+        let query = || async { with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT id FROM conversations").fetch_optional(p).await).unwrap() };
+        crate::helpers::eventually("the conversation exists", || async { query().await.is_some() }).await;
+        query().await.unwrap()
+    };
+    let browser = signed_in(&before.base, "owner@salonneustart.test").await;
+    browser.goto(&before.url(&format!("/inbox/{conversation}"))).await.unwrap();
+    browser.wait_for_text("#messages", "Erste Nachricht").await.unwrap();
+    stream_open(&browser).await;
+
+    drop(before);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpListener::bind(&listen).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the first server never let its port go");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sqlite = backend() == "sqlite";
+    if sqlite {
+        let db = wabridge::store::Db::open(&url).await.unwrap();
+        with_pool!(db.write(), |p| sqlx::query(
+            "INSERT INTO messages (tenant_id, conversation_id, direction, wamid, kind, body, payload, status, status_rank, meta_at, created_at)
+             SELECT tenant_id, conversation_id, direction, 'wamid.LOST', kind, 'Verpasst?', '{\"text\":{\"body\":\"Verpasst?\"}}', status, status_rank, meta_at + 1000, created_at
+             FROM messages WHERE wamid = 'wamid.FIRST'"
+        )
+        .execute(p)
+        .await
+        .map(drop))
+        .unwrap();
+    }
+    let after = spawn_app_on_with(&url, &[("WABRIDGE_LISTEN", &listen)]).await;
+    if sqlite {
+        browser.wait_for_text("#messages", "Verpasst?").await.unwrap();
+    }
+    assert_eq!(post_signed(&after, &text_body(&number, "491709876543", "Nora", &[("wamid.SECOND", "Zweite Nachricht")])).await.status(), 200);
+    let text = browser.wait_for_text("#messages", "Zweite Nachricht").await.unwrap();
+    assert!(text.contains("Erste Nachricht"), "{text}");
     browser.quit().await.unwrap();
 }
