@@ -121,6 +121,16 @@ impl ChangeHandler for TemplateReview {
             }
             let (Some(event), Some(id)) = (text(v, "event"), text(v, "message_template_id")) else { return Ok(()) };
             let reason = v.get("rejection_info").and_then(|r| text(r, "reason")).or_else(|| text(v, "reason"));
+            // Meta reviews each language on its own, and on PostgreSQL two processors may apply
+            // the two reviews at once: each would read the other's row as it was and leave the
+            // item pending. The tenant's onboarding row is written first, so the second waits
+            // for the first to commit and then reads its status.
+            with_tx!(&mut *tx, |c| sqlx::query("UPDATE onboarding_state SET updated_at = $1 WHERE tenant_id = $2")
+                .bind(change.now)
+                .bind(change.tenant)
+                .execute(c)
+                .await
+                .map(drop))?;
             let updated = with_tx!(&mut *tx, |c| sqlx::query(
                 "UPDATE onboarding_templates SET status = $1, reason = $2, updated_at = $3 WHERE tenant_id = $4 AND template_id = $5"
             )

@@ -487,6 +487,61 @@ async fn a_rejected_default_template_alerts_support_and_fails_no_attempt() {
     assert_eq!(alerts[0].kind, "template_rejected");
 }
 
+/// Meta reviews the default template's two languages separately, and on PostgreSQL their
+/// webhooks may be applied by two processors at once: the second transaction waits for the
+/// first and reads its approval, instead of both reading the other language as pending and
+/// leaving the item pending for good.
+#[tokio::test]
+async fn two_languages_approved_at_once_turn_the_template_item_done() {
+    use wabridge::ingest::{ChangeHandler as _, Effects, RoutedChange};
+    use wabridge::onboarding::webhooks::TemplateReview;
+    let mut config = SandboxConfig::for_tests(None);
+    config.delays = wabridge_sandbox::Delays::manual();
+    let s = spawn_app_with_bare_sandbox(config, &[]).await;
+    let app = &s.app;
+    let o = owner(app, "Zwei Sprachen").await;
+    let done = own_number_signup(&s, &o, "zwei@salon.test", "+49 30 6666666").await;
+    assert_eq!(done["status"], "connected");
+    let templates = wabridge::with_pool!(app.db.read(), |p| sqlx::query_as::<_, (String, String)>(
+        "SELECT language, template_id FROM onboarding_templates WHERE tenant_id = $1 ORDER BY language"
+    )
+    .bind(o.tenant)
+    .fetch_all(p)
+    .await)
+    .unwrap();
+    assert_eq!(templates.len(), 2, "{templates:?}");
+    assert_eq!(item_state(&checklist(app, &o).await, "template_approved"), "pending");
+    let review = |(language, id): &(String, String)| {
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "time": 1764000000, "changes": [{
+            "field": "message_template_status_update",
+            "value": {"event": "APPROVED", "message_template_id": id, "message_template_name": "booking_confirmation",
+                      "message_template_language": language, "reason": "NONE"}
+        }]}]})
+        .to_string()
+        .into_bytes()
+    };
+    // Applies one review in a transaction of its own and returns it uncommitted.
+    async fn apply(db: &wabridge::store::Db, tenant: TenantId, body: &[u8], now: i64) -> wabridge::store::Tx {
+        let parsed = wabridge_cloud_api::parse_webhook(body).unwrap();
+        let change = parsed.changes().next().unwrap();
+        let routed = RoutedChange { journal_id: 1, change_index: 0, tenant, change, received_at: now, now };
+        let mut tx = db.begin().await.unwrap();
+        TemplateReview.apply(&mut tx, &routed, &mut Effects::default()).await.unwrap();
+        tx
+    }
+    let now = app.clock.now_ms();
+    let first = apply(&app.db, o.tenant, &review(&templates[0]), now).await;
+    let second = {
+        let (db, tenant, body) = (app.db.clone(), o.tenant, review(&templates[1]));
+        tokio::spawn(async move { apply(&db, tenant, &body, now).await.commit().await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "the second review waits for the first");
+    first.commit().await.unwrap();
+    second.await.unwrap();
+    assert_eq!(item_state(&checklist(app, &o).await, "template_approved"), "done");
+}
+
 #[tokio::test]
 async fn the_poller_reads_business_verification_which_has_no_webhook() {
     let mut config = SandboxConfig::for_tests(None);
