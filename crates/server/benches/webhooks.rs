@@ -60,10 +60,13 @@ struct Args {
     /// Customers drawn from this many (returning customers); without it every body comes
     /// from a new customer.
     customers: Option<u64>,
+    /// Instances of wabridge on the one database (PostgreSQL), the connections spread over
+    /// them; the timed event stream is the first instance's.
+    instances: usize,
 }
 
 fn args() -> Args {
-    let mut a = Args { seconds: 10, connections: 64, db: "sqlite".to_owned(), handlers: "all".to_owned(), rate: None, reference: false, streams: 1, drain: None, fill_only: false, keep: false, customers: None };
+    let mut a = Args { seconds: 10, connections: 64, db: "sqlite".to_owned(), handlers: "all".to_owned(), rate: None, reference: false, streams: 1, drain: None, fill_only: false, keep: false, customers: None, instances: 1 };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -78,11 +81,13 @@ fn args() -> Args {
             "--keep" => a.keep = true,
             "--customers" => a.customers = Some(it.next().and_then(|v| v.parse().ok()).filter(|&n| n >= 1).expect("--customers N (at least 1)")),
             "--streams" => a.streams = it.next().and_then(|v| v.parse().ok()).filter(|&n| n >= 1).expect("--streams N (at least 1)"),
+            "--instances" => a.instances = it.next().and_then(|v| v.parse().ok()).filter(|&n| n >= 1).expect("--instances N (at least 1)"),
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
-            other => panic!("unknown argument {other}; use --seconds N --connections N --db sqlite|postgres --handlers all|notifications|none --rate N --streams N --reference --drain BODIES [--fill-only] --keep --customers N"),
+            other => panic!("unknown argument {other}; use --seconds N --connections N --db sqlite|postgres --handlers all|notifications|none --rate N --streams N --reference --drain BODIES [--fill-only] --keep --customers N --instances N"),
         }
     }
+    assert!(a.instances == 1 || a.db == "postgres", "several instances share one PostgreSQL database: --instances needs --db postgres");
     a
 }
 
@@ -416,12 +421,13 @@ struct Driven {
 }
 
 /// Drives the bodies at `addr` over `args.connections` keep-alive connections for `args.seconds`.
-async fn drive_all(addr: std::net::SocketAddr, requests: &Arc<Vec<Request>>, args: &Args, sent_at: &Arc<Vec<AtomicU64>>, origin: Instant) -> Driven {
+async fn drive_all(addrs: &[std::net::SocketAddr], requests: &Arc<Vec<Request>>, args: &Args, sent_at: &Arc<Vec<AtomicU64>>, origin: Instant) -> Driven {
     // Each connection sends one body per interval: bodies/s = rate / (items per body).
     let total_items: u64 = requests.iter().map(|r| u64::from(r.items)).sum();
     let items_per_body = total_items as f64 / requests.len() as f64;
     let interval = args.rate.map(|r| Duration::from_secs_f64(args.connections as f64 * items_per_body / r));
-    eprintln!("driving {} connections for {} s at http://{addr}/webhooks/whatsapp …", args.connections, args.seconds);
+    let at: Vec<String> = addrs.iter().map(|a| format!("http://{a}/webhooks/whatsapp")).collect();
+    eprintln!("driving {} connections for {} s at {} …", args.connections, args.seconds, at.join(", "));
     let next = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let acked_items = Arc::new(AtomicU64::new(0));
@@ -429,7 +435,7 @@ async fn drive_all(addr: std::net::SocketAddr, requests: &Arc<Vec<Request>>, arg
     let cpu_before = cpu_seconds();
     let load_before = load_average();
     let drivers: Vec<_> = (0..args.connections)
-        .map(|_| tokio::spawn(drive(addr, requests.clone(), next.clone(), stop.clone(), sent_at.clone(), origin, acked_items.clone(), interval)))
+        .map(|k| tokio::spawn(drive(addrs[k % addrs.len()], requests.clone(), next.clone(), stop.clone(), sent_at.clone(), origin, acked_items.clone(), interval)))
         .collect();
     let timer = {
         let stop = stop.clone();
@@ -489,7 +495,7 @@ async fn run_reference(args: Args) {
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..requests.len()).map(|_| AtomicU64::new(0)).collect());
-    let Driven { mut latencies, acked, elapsed, exhausted, cpu_before, load_before, .. } = drive_all(addr, &requests, &args, &sent_at, Instant::now()).await;
+    let Driven { mut latencies, acked, elapsed, exhausted, cpu_before, load_before, .. } = drive_all(&[addr], &requests, &args, &sent_at, Instant::now()).await;
     let cpu = cpu_seconds() - cpu_before;
     latencies.sort_unstable();
     println!();
@@ -658,17 +664,23 @@ async fn run(args: Args) {
     ] {
         env.insert(k.to_owned(), v);
     }
-    let settings = Settings::from_sources(&env, None).unwrap();
-
     let requests = presign(args.seconds, &set.numbers, &set.waba, args.customers);
     let count = requests.len();
 
-    let app = Application::with_registry(settings, db.clone(), clock.clone(), registry(&args.handlers)).await.unwrap();
-    let addr = app.local_addr();
-    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async move {
-        let _ = stopped.await;
-    }));
+    // Each instance with its own pool, as separate processes would have.
+    let mut addrs = Vec::with_capacity(args.instances);
+    let mut servers = Vec::with_capacity(args.instances);
+    for i in 0..args.instances {
+        let db = if i == 0 { db.clone() } else { Db::open(&set.url).await.unwrap() };
+        let settings = Settings::from_sources(&env, None).unwrap();
+        let app = Application::with_registry(settings, db, clock.clone(), registry(&args.handlers)).await.unwrap();
+        addrs.push(app.local_addr());
+        let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
+        servers.push((stop_server, tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }))));
+    }
+    let addr = addrs[0];
 
     // Browser-less clients signed in as the tenant's users, each subscribed to /events (a tab);
     // the owner's first stream is the one timed.
@@ -685,7 +697,7 @@ async fn run(args: Args) {
     let watcher = tokio::spawn(watch_notifications(events, sent_at.clone(), origin, watcher_done.clone()));
     let others: Vec<_> = streams.map(|s| tokio::spawn(drain_stream(s, watcher_done.clone()))).collect();
 
-    let driven = drive_all(addr, &requests, &args, &sent_at, origin).await;
+    let driven = drive_all(&addrs, &requests, &args, &sent_at, origin).await;
     let Driven { mut latencies, acked, elapsed: ack_elapsed, exhausted, cpu_before, load_before, started } = driven;
     let bodies_sent = latencies.len();
     let mut backlog_at_end = pending_bodies(&db).await;
@@ -713,8 +725,9 @@ async fn run(args: Args) {
     println!();
     let offered = args.rate.map_or_else(|| "as fast as answered".to_owned(), |r| format!("offered {r:.0} messages/s"));
     println!(
-        "webhooks benchmark — {} on {}, {} connections, {} s, {offered}, handlers: {}, {}",
+        "webhooks benchmark — {}{} on {}, {} connections, {} s, {offered}, handlers: {}, {}",
         args.db,
+        if args.instances > 1 { format!(" ({} instances)", args.instances) } else { String::new() },
         std::env::consts::ARCH,
         args.connections,
         args.seconds,
@@ -745,8 +758,10 @@ async fn run(args: Args) {
         cpu * 1e6 / acked.max(1) as f64
     );
 
-    let _ = stop_server.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    for (stop_server, server) in servers {
+        let _ = stop_server.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    }
     set.remove(args.keep).await;
 }
 
