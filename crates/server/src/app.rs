@@ -68,6 +68,9 @@ impl Application {
             processor.spawn_on_own_thread(journal.committed.clone(), shutdown.clone());
         }
         tokio::spawn(crate::ingest::retention::run(db.clone(), clock.clone(), settings.journal_retention_days, shutdown.clone()));
+        if settings.media_retention_days > 0 {
+            tokio::spawn(crate::inbox::media::run_expiry(db.clone(), settings.media.clone(), clock.clone(), settings.media_retention_days, shutdown.clone()));
+        }
         if db.engine() == Engine::Postgres {
             tokio::spawn(crate::live::run_pg_listener(db.clone(), live.clone(), journal.committed.clone(), shutdown.clone()));
         }

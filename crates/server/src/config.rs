@@ -53,6 +53,7 @@ pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec { name: "WABRIDGE_OPERATOR_API_KEY", default: Some(""), help: "operator key for /api/v1 tenant and user administration; empty: disabled" },
     SettingSpec { name: "WABRIDGE_TEMPLATE_SYNC_SECS", default: Some("900"), help: "how often templates are read back from Meta (safety net for missed webhooks)" },
     SettingSpec { name: "WABRIDGE_MEDIA_DIR", default: Some(""), help: "directory for customers' and agents' files, mounted by every instance; empty: files are kept in the database" },
+    SettingSpec { name: "WABRIDGE_MEDIA_RETENTION_DAYS", default: Some("0"), help: "days customers' and agents' files are kept (0: for ever, else at least 2); older ones are deleted from the database, directory or bucket, and their messages say so" },
     SettingSpec { name: "WABRIDGE_MEDIA_BUCKET", default: Some(""), help: "URL of an S3-compatible bucket for files (path-style https://s3.<region>.amazonaws.com/<bucket> or virtual-hosted); takes precedence over WABRIDGE_MEDIA_DIR" },
     SettingSpec { name: "WABRIDGE_MEDIA_BUCKET_REGION", default: Some("us-east-1"), help: "the bucket's region (signed into every request)" },
     SettingSpec { name: "WABRIDGE_MEDIA_BUCKET_ACCESS_KEY", default: Some(""), help: "access key id for the bucket" },
@@ -134,6 +135,8 @@ pub struct Settings {
     pub journal_retention_days: i64,
     /// Where files are kept (the database unless a directory or bucket is configured).
     pub media: crate::inbox::media::MediaStore,
+    /// Days files are kept (0: for ever); see [`crate::inbox::media::expire`].
+    pub media_retention_days: i64,
 }
 
 /// Everything wrong with a configuration, reported together.
@@ -233,6 +236,7 @@ impl Settings {
         let template_sync = get("WABRIDGE_TEMPLATE_SYNC_SECS");
         let journal_retention = get("WABRIDGE_JOURNAL_RETENTION_DAYS");
         let media_dir = get("WABRIDGE_MEDIA_DIR");
+        let media_retention = get("WABRIDGE_MEDIA_RETENTION_DAYS");
         let media_bucket = [get("WABRIDGE_MEDIA_BUCKET"), get("WABRIDGE_MEDIA_BUCKET_REGION"), get("WABRIDGE_MEDIA_BUCKET_ACCESS_KEY"), get("WABRIDGE_MEDIA_BUCKET_SECRET_KEY")];
         let rate_card = if rate_card_path.is_empty() {
             crate::billing::RateCard::parse(crate::billing::rate_card::DEFAULT_CSV).map_err(|e| problems.push(format!("built-in rate card: {e}"))).ok()
@@ -269,6 +273,11 @@ impl Settings {
                 }
             }
         };
+        // At least two days: a reply's file may still be on its way to Meta for a while.
+        let media_retention_days = media_retention.parse::<i64>().ok().filter(|d| *d == 0 || (2..=36_500).contains(d)).unwrap_or_else(|| {
+            problems.push("WABRIDGE_MEDIA_RETENTION_DAYS must be a number of days, at least 2 (0: keep for ever)".to_owned());
+            0
+        });
         let journal_retention_days = journal_retention.parse::<i64>().ok().filter(|d| (0..=36_500).contains(d)).unwrap_or_else(|| {
             problems.push("WABRIDGE_JOURNAL_RETENTION_DAYS must be a number of days (0: keep for ever)".to_owned());
             30
@@ -346,6 +355,7 @@ impl Settings {
                 template_sync_secs,
                 journal_retention_days,
                 media,
+                media_retention_days,
             }),
             _ => Err(ConfigError(problems)),
         }

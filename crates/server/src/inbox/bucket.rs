@@ -74,6 +74,15 @@ impl Bucket {
         self.send(request).await
     }
 
+    /// Removes an object (one that is not there is removed already).
+    pub async fn delete(&self, key: &str) -> Result<(), BucketError> {
+        let request = self.signed(reqwest::Method::DELETE, key, EMPTY_SHA256)?;
+        match self.send(request).await {
+            Err(BucketError::Refused { status: 404, .. }) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
     fn signed(&self, method: reqwest::Method, key: &str, payload_hash: &str) -> Result<reqwest::RequestBuilder, BucketError> {
         let url = Url::parse(&format!("{}/{key}", self.base.as_str().trim_end_matches('/'))).map_err(|e| BucketError::Url(e.to_string()))?;
         let host = match url.port() {

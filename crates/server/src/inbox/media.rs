@@ -3,7 +3,9 @@
 //! the inbox handler records every inbound file as `pending` in the processor's transaction,
 //! and [`MediaFetcher`]s fetch it through the Graph API, with retries, and keep it — in the
 //! database, a directory or a bucket ([`MediaStore`]). A file Meta no longer has is marked `failed`,
-//! and the conversation says so instead of showing a broken picture.
+//! and the conversation says so instead of showing a broken picture. With
+//! `WABRIDGE_MEDIA_RETENTION_DAYS`, files older than that are deleted ([`expire`]) and marked
+//! `expired`; the conversation says that too.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use super::bucket::Bucket;
 use crate::accounts::TenantId;
 use crate::clock::Clock;
 use crate::crypto::Keyring;
-use crate::store::{Db, Tx, Val, statement_chunks, value_rows};
+use crate::store::{Db, Tx, Val, param_list, statement_chunks, value_rows};
 use crate::web::metrics::Metrics;
 use crate::{with_pool, with_tx};
 
@@ -44,9 +46,9 @@ pub enum MediaStore {
     /// In the `media` table.
     #[default]
     Database,
-    /// Files under this directory, one per content (`<tenant>/<sha-256>`).
+    /// Files under this directory, one per file row (`<tenant>/<sha-256>-<owner>`).
     Directory(PathBuf),
-    /// Objects in a bucket, one per content (`<tenant>/<sha-256>`).
+    /// Objects in a bucket, one per file row (`<tenant>/<sha-256>-<owner>`).
     Bucket(Arc<Bucket>),
 }
 
@@ -63,9 +65,12 @@ pub struct Kept {
 impl MediaStore {
     /// Keeps a tenant's file outside the database and returns its path there, or `None` when
     /// the database keeps it (the caller stores the bytes in the row); in a directory or bucket
-    /// it is durable when this returns. `bytes` is shared, not copied.
-    pub async fn put(&self, tenant: TenantId, bytes: &Bytes) -> std::io::Result<Option<String>> {
-        let relative = format!("{}/{}", tenant.0, hex::encode(sha2::Sha256::digest(bytes)));
+    /// it is durable when this returns. `bytes` is shared, not copied. `owner` is the row's
+    /// media id: each row has a file of its own (putting it again writes the same one), so
+    /// that deleting an old row's file never takes a newer row's with it.
+    pub async fn put(&self, tenant: TenantId, owner: &str, bytes: &Bytes) -> std::io::Result<Option<String>> {
+        let owner = hex::encode(sha2::Sha256::digest(owner.as_bytes()));
+        let relative = format!("{}/{}-{}", tenant.0, hex::encode(sha2::Sha256::digest(bytes)), &owner[..OWNER_HEX]);
         let dir = match self {
             MediaStore::Database => return Ok(None),
             MediaStore::Bucket(bucket) => {
@@ -107,14 +112,122 @@ impl MediaStore {
             (None, None, _) => Err(std::io::Error::new(std::io::ErrorKind::NotFound, "nothing kept")),
         }
     }
+
+    /// Deletes a kept file from the directory or bucket (one already gone is deleted).
+    async fn remove(&self, path: &str) -> std::io::Result<()> {
+        match self {
+            MediaStore::Database => Ok(()),
+            _ if !is_kept_name(path) => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a name the store makes")),
+            MediaStore::Directory(dir) => match tokio::fs::remove_file(dir.join(path)).await {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            },
+            MediaStore::Bucket(bucket) => bucket.delete(path).await.map_err(std::io::Error::other),
+        }
+    }
 }
 
-/// Whether a stored path is one [`MediaStore::put`] makes (`<digits>/<64 hex>`): nothing read
-/// from the database names a file outside the directory or another object of the bucket.
+/// Files looked at per statement when expiring.
+const EXPIRE_CHUNK: i64 = 500;
+
+/// Deletes the files kept since before `cutoff` (Unix ms) — the bytes in their rows, or their
+/// files in the directory or bucket — and marks their rows `expired`: the conversation then
+/// says the file was deleted after the retention period, and the media page answers 410. A
+/// file the directory or bucket cannot delete now stays `stored` for the next sweep. A file
+/// named before files had owners is shared by every row of the same content: it goes with
+/// the last of them (no new row names such a file). Returns how many rows expired.
+pub async fn expire(db: &Db, store: &MediaStore, cutoff: i64) -> Result<u64, sqlx::Error> {
+    let mut after = 0;
+    let mut expired = 0;
+    loop {
+        let rows = with_pool!(db.read(), |p| sqlx::query_as::<_, (i64, Option<String>)>(
+            "SELECT id, path FROM media WHERE state = 'stored' AND created_at < $1 AND id > $2 ORDER BY id LIMIT $3"
+        )
+        .bind(cutoff)
+        .bind(after)
+        .bind(EXPIRE_CHUNK)
+        .fetch_all(p)
+        .await)?;
+        let Some(&(last, _)) = rows.last() else { break };
+        let mut doomed = Vec::with_capacity(rows.len());
+        for (id, path) in &rows {
+            if let Some(path) = path {
+                let shared_with_younger = !owned(path)
+                    && with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM media WHERE path = $1 AND state = 'stored' AND created_at >= $2")
+                        .bind(path)
+                        .bind(cutoff)
+                        .fetch_one(p)
+                        .await)?
+                        > 0;
+                if !shared_with_younger
+                    && let Err(e) = store.remove(path).await
+                {
+                    tracing::warn!(media = id, error = %e, "an expired file cannot be deleted yet; the next sweep tries again");
+                    continue;
+                }
+            }
+            doomed.push(*id);
+        }
+        if !doomed.is_empty() {
+            let sql = format!("UPDATE media SET state = 'expired', bytes = NULL WHERE state = 'stored' AND id IN ({})", param_list(db.engine(), doomed.len(), 1));
+            expired += with_pool!(db.write(), |p| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).persistent(false);
+                for id in &doomed {
+                    q = q.bind(id);
+                }
+                q.execute(p).await.map(|done| done.rows_affected())
+            })?;
+        }
+        if rows.len() < EXPIRE_CHUNK as usize {
+            break;
+        }
+        after = last;
+    }
+    Ok(expired)
+}
+
+/// Expires files older than `days` a minute after start and then hourly, until shutdown.
+pub async fn run_expiry(db: Db, store: MediaStore, clock: Clock, days: i64, mut shutdown: watch::Receiver<bool>) {
+    let mut wait = Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        wait = Duration::from_secs(3_600);
+        match expire(&db, &store, clock.now_ms() - days * 86_400_000).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, days, "files past their retention deleted"),
+            Err(e) => tracing::warn!(error = %e, "expiring files failed; the next sweep tries again"),
+        }
+    }
+}
+
+/// Hex digits of the owner's hash in a file's name.
+const OWNER_HEX: usize = 16;
+
+/// Whether a stored path is one [`MediaStore::put`] makes (`<digits>/<64 hex>-<16 hex>`, or
+/// `<digits>/<64 hex>` as it made before files had owners): nothing read from the database
+/// names a file outside the directory or another object of the bucket.
 fn is_kept_name(path: &str) -> bool {
-    path.split_once('/').is_some_and(|(tenant, digest)| {
-        !tenant.is_empty() && tenant.bytes().all(|b| b.is_ascii_digit()) && digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit())
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    path.split_once('/').is_some_and(|(tenant, name)| {
+        !tenant.is_empty()
+            && tenant.bytes().all(|b| b.is_ascii_digit())
+            && match name.split_once('-') {
+                Some((digest, owner)) => hex(digest, 64) && hex(owner, OWNER_HEX),
+                None => hex(name, 64),
+            }
     })
+}
+
+/// Whether a path names one row's file (not one shared by every row of the same content, as
+/// files were named before they had owners).
+fn owned(path: &str) -> bool {
+    path.contains('-')
 }
 
 /// An inbound file to fetch.
@@ -339,7 +452,7 @@ impl MediaFetcher {
             None => download(&self.graph, &token, media_id).await?,
         };
         let mime_type = mime.or_else(|| mime_hint.map(str::to_owned));
-        let path = self.store.put(tenant, &bytes).await.map_err(|e| FetchError::Keep(e.to_string()))?;
+        let path = self.store.put(tenant, media_id, &bytes).await.map_err(|e| FetchError::Keep(e.to_string()))?;
         let now = self.clock.now_ms();
         with_pool!(self.db.write(), |p| sqlx::query(
             "INSERT INTO media (tenant_id, phone_number_id, meta_media_id, mime_type, bytes, path, state, attempts, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'stored', 1, $7)
@@ -405,6 +518,9 @@ mod tests {
     #[test]
     fn only_names_the_store_makes_are_read() {
         assert!(is_kept_name(&format!("12/{}", "a".repeat(64))));
+        assert!(is_kept_name(&format!("12/{}-{}", "a".repeat(64), "0".repeat(16))));
+        assert!(!is_kept_name(&format!("12/{}-{}", "a".repeat(64), "0".repeat(15))));
+        assert!(!is_kept_name(&format!("12/{}-../x", "a".repeat(64))));
         assert!(!is_kept_name(&format!("../{}", "a".repeat(64))));
         assert!(!is_kept_name(&format!("12/{}/..", "a".repeat(61))));
         assert!(!is_kept_name("12/passwd"));
@@ -424,18 +540,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_directory_keeps_one_file_per_content() {
+    async fn a_directory_keeps_one_file_per_row() {
         let dir = std::env::temp_dir().join(format!("wabridge-media-test-{}", crate::crypto::random_token()));
         let store = MediaStore::Directory(dir.clone());
-        let a = store.put(TenantId(3), &Bytes::from_static(b"picture")).await.unwrap();
-        let b = store.put(TenantId(3), &Bytes::from_static(b"picture")).await.unwrap();
-        assert_eq!(a, b);
+        let a = store.put(TenantId(3), "wamid-media-1", &Bytes::from_static(b"picture")).await.unwrap();
+        let again = store.put(TenantId(3), "wamid-media-1", &Bytes::from_static(b"picture")).await.unwrap();
+        assert_eq!(a, again, "the same row's file is written once");
+        let other = store.put(TenantId(3), "wamid-media-2", &Bytes::from_static(b"picture")).await.unwrap();
+        assert_ne!(a, other, "another row with the same content has a file of its own");
         let path = a.clone().unwrap();
-        assert!(path.starts_with("3/"), "{path}");
+        assert!(path.starts_with("3/") && is_kept_name(&path) && owned(&path), "{path}");
         assert_eq!(store.read(Kept { bytes: None, path: a }).await.unwrap(), b"picture");
-        assert_eq!(std::fs::read_dir(dir.join("3")).unwrap().count(), 1, "no partial file is left");
+        assert_eq!(std::fs::read_dir(dir.join("3")).unwrap().count(), 2, "no partial file is left");
+        store.remove(&path).await.unwrap();
+        store.remove(&path).await.unwrap();
+        assert_eq!(std::fs::read_dir(dir.join("3")).unwrap().count(), 1, "removed, and removing again is no error");
+        assert!(store.remove("../etc/passwd").await.is_err(), "only names the store makes");
         // The database keeps the bytes in the row.
-        assert_eq!(MediaStore::Database.put(TenantId(3), &Bytes::from_static(b"doc")).await.unwrap(), None);
+        assert_eq!(MediaStore::Database.put(TenantId(3), "doc", &Bytes::from_static(b"doc")).await.unwrap(), None);
         assert_eq!(MediaStore::Database.read(Kept { bytes: Some(b"doc".to_vec()), path: None }).await.unwrap(), b"doc");
         std::fs::remove_dir_all(dir).unwrap();
     }

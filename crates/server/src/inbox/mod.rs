@@ -410,7 +410,7 @@ async fn post_attach(State(app): State<AppState>, member: TenantMember, Path(id)
     }
     let to = recipient(&conversation).ok_or(AppError::NotFound)?;
     let local_id = format!("{LOCAL_MEDIA}{}", crate::crypto::random_token());
-    let path = app.settings.media.put(member.tenant, &data).await.map_err(|e| AppError::Unavailable(format!("the file cannot be kept: {e}")))?;
+    let path = app.settings.media.put(member.tenant, &local_id, &data).await.map_err(|e| AppError::Unavailable(format!("the file cannot be kept: {e}")))?;
     with_pool!(app.db.write(), |p| sqlx::query(
         "INSERT INTO media (tenant_id, phone_number_id, meta_media_id, mime_type, filename, bytes, path, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     )
@@ -502,6 +502,7 @@ async fn get_media(State(app): State<AppState>, member: TenantMember, Path(messa
     let filename = stored.as_ref().and_then(|s| s.filename.clone()).or_else(|| media["filename"].as_str().map(str::to_owned));
     let (mime, bytes) = match stored {
         Some(s) if s.state == "failed" => return Err(AppError::Gone("media_gone")),
+        Some(s) if s.state == "expired" => return Err(AppError::Gone("media_expired")),
         Some(s) if s.state == "stored" => {
             // The store (a directory or bucket) unreachable or missing the file: 503.
             let bytes = app.settings.media.read(media::Kept { bytes: s.bytes, path: s.path }).await.map_err(|e| AppError::Unavailable(format!("a kept file cannot be read: {e}")))?;

@@ -30,6 +30,8 @@ pub struct MediaView {
     pub voice: bool,
     /// Meta no longer had it when it was fetched.
     pub gone: bool,
+    /// Deleted after the retention period (`WABRIDGE_MEDIA_RETENTION_DAYS`).
+    pub expired: bool,
 }
 
 /// A shared location.
@@ -177,6 +179,7 @@ fn one(row: &MessageRow, lang: Lang) -> MessageView {
                     filename: s(&m["filename"]),
                     voice: m["voice"].as_bool().unwrap_or(false),
                     gone: row.media_state.as_deref() == Some("failed"),
+                    expired: row.media_state.as_deref() == Some("expired"),
                 });
             } else if let Some(link) = s(&m["link"]) {
                 v.text.push(Segment { link: true, text: link });

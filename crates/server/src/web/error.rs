@@ -84,6 +84,7 @@ pub const CODES: &[&str] = &[
     "not_connected",
     "file_too_large",
     "media_gone",
+    "media_expired",
 ];
 
 impl AppError {

@@ -50,6 +50,7 @@ fn invalid_values_are_named() {
     env.insert("WABRIDGE_ENCRYPTION_KEY".to_owned(), "short".to_owned());
     env.insert("WABRIDGE_LISTEN".to_owned(), "nowhere".to_owned());
     env.insert("WABRIDGE_JOURNAL_RETENTION_DAYS".to_owned(), "-1".to_owned());
+    env.insert("WABRIDGE_MEDIA_RETENTION_DAYS".to_owned(), "1".to_owned());
     env.insert("WABRIDGE_MEDIA_BUCKET".to_owned(), "https://s3.eu-central-1.amazonaws.com/salon-files".to_owned());
     let err = Settings::from_sources(&env, Some("no_such_setting = 1")).unwrap_err().to_string();
     assert!(err.contains("WABRIDGE_MEDIA_BUCKET needs WABRIDGE_MEDIA_BUCKET_ACCESS_KEY and WABRIDGE_MEDIA_BUCKET_SECRET_KEY"), "{err}");
@@ -59,5 +60,6 @@ fn invalid_values_are_named() {
     assert!(err.contains("WABRIDGE_ENCRYPTION_KEY"), "{err}");
     assert!(err.contains("WABRIDGE_LISTEN"), "{err}");
     assert!(err.contains("WABRIDGE_JOURNAL_RETENTION_DAYS"), "{err}");
+    assert!(err.contains("WABRIDGE_MEDIA_RETENTION_DAYS must be a number of days, at least 2 (0: keep for ever)"), "{err}");
     assert!(err.contains("NO_SUCH_SETTING"), "{err}");
 }

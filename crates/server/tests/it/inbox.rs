@@ -483,6 +483,89 @@ async fn a_file_meta_no_longer_has_is_marked_and_explained() {
     assert!(metrics.contains("wabridge_media_given_up_total 2") && metrics.contains("wabridge_media_fetch_failures_total 3"), "{metrics}");
 }
 
+/// Files past `WABRIDGE_MEDIA_RETENTION_DAYS` (30 here): a picture a month old is deleted
+/// wherever it is kept — `exists` says whether the directory or bucket still holds a path —
+/// and the conversation and the media page say so; a document eleven days old stays. A second
+/// sweep finds nothing more.
+async fn old_files_are_deleted_and_young_ones_stay(s: &SandboxApp, store: &wabridge::inbox::media::MediaStore, exists: impl Fn(&str) -> bool) {
+    const DAY: i64 = 86_400_000;
+    let old = customer_sends_file(s, "image", json!({"caption": "Vom letzten Monat"})).await;
+    eventually("kept", || async { media_row(s, old).await.0 == "stored" }).await;
+    s.app.clock.advance(20 * DAY);
+    let young = customer_sends_file(s, "document", json!({"filename": "Rechnung.pdf"})).await;
+    eventually("kept", || async { media_row(s, young).await.0 == "stored" }).await;
+    s.app.clock.advance(11 * DAY);
+    let (_, _, _, _, old_path) = media_row(s, old).await;
+    let (_, _, _, young_in_db, young_path) = media_row(s, young).await;
+
+    let cutoff = s.app.clock.now_ms() - 30 * DAY;
+    assert_eq!(wabridge::inbox::media::expire(&s.app.db, store, cutoff).await.unwrap(), 1);
+    let (state, _, _, in_db, _) = media_row(s, old).await;
+    assert_eq!((state.as_str(), in_db), ("expired", false));
+    if let Some(path) = &old_path {
+        assert!(!exists(path), "the old file is deleted");
+    }
+    assert_eq!(media_row(s, young).await.0, "stored");
+    assert!(young_in_db || young_path.as_deref().is_some_and(&exists), "the young file stays");
+    assert_eq!(wabridge::inbox::media::expire(&s.app.db, store, cutoff).await.unwrap(), 0, "nothing more to delete");
+
+    let (c, _) = s.app.signed_in("owner@sandbox.test").await;
+    let page = c.get(s.app.url(&format!("/inbox/{}", conversation_id(s).await))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Die Datei wurde nach Ablauf der Aufbewahrungsfrist gelöscht.") && !page.contains(&format!("/inbox/media/{old}\"")), "{page}");
+    assert!(page.contains("Vom letzten Monat"), "the caption stays");
+    let served = c.get(s.app.url(&format!("/inbox/media/{old}"))).header("accept", "application/json").send().await.unwrap();
+    assert_eq!(served.status(), 410);
+    assert_eq!(served.json::<serde_json::Value>().await.unwrap()["error"]["code"], "media_expired");
+    let served = c.get(s.app.url(&format!("/inbox/media/{young}"))).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.text().await.unwrap(), "sandbox document media");
+}
+
+#[tokio::test]
+async fn files_past_their_retention_are_deleted_from_the_database() {
+    let s = spawn_app_with_sandbox(&[("WABRIDGE_MEDIA_RETENTION_DAYS", "30")]).await;
+    old_files_are_deleted_and_young_ones_stay(&s, &wabridge::inbox::media::MediaStore::Database, |_| unreachable!("nothing outside the database")).await;
+}
+
+#[tokio::test]
+async fn files_past_their_retention_are_deleted_from_the_directory_and_a_shared_old_file_goes_with_its_last_row() {
+    let dir = std::env::temp_dir().join(format!("wabridge-media-{}", wabridge::crypto::random_token()));
+    let s = spawn_app_with_sandbox(&[("WABRIDGE_MEDIA_DIR", dir.to_str().unwrap()), ("WABRIDGE_MEDIA_RETENTION_DAYS", "30")]).await;
+    let store = wabridge::inbox::media::MediaStore::Directory(dir.clone());
+    old_files_are_deleted_and_young_ones_stay(&s, &store, |path| dir.join(path).exists()).await;
+
+    // Files named before they had owners are shared by every row of the same content: such
+    // a file stays while a younger row names it, and goes with the last.
+    const DAY: i64 = 86_400_000;
+    let tenant = with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT tenant_id FROM media LIMIT 1").fetch_one(p).await).unwrap();
+    let shared = format!("{tenant}/{}", "c".repeat(64));
+    std::fs::write(dir.join(&shared), b"shared").unwrap();
+    let now = s.app.clock.now_ms();
+    for (media_id, at) in [("legacy-old", now - 40 * DAY), ("legacy-young", now - 5 * DAY)] {
+        with_pool!(s.app.db.write(), |p| sqlx::query(
+            "INSERT INTO media (tenant_id, phone_number_id, meta_media_id, path, state, created_at) VALUES ($1, 'PN', $2, $3, 'stored', $4)"
+        )
+        .bind(tenant)
+        .bind(media_id)
+        .bind(&shared)
+        .bind(at)
+        .execute(p)
+        .await
+        .map(drop))
+        .unwrap();
+    }
+    let state = |id: &'static str| {
+        let db = s.app.db.clone();
+        async move { with_pool!(db.read(), |p| sqlx::query_scalar::<_, String>("SELECT state FROM media WHERE meta_media_id = $1").bind(id).fetch_one(p).await).unwrap() }
+    };
+    assert_eq!(wabridge::inbox::media::expire(&s.app.db, &store, now - 30 * DAY).await.unwrap(), 1);
+    assert_eq!((state("legacy-old").await, state("legacy-young").await), ("expired".to_owned(), "stored".to_owned()));
+    assert!(dir.join(&shared).exists(), "a younger row still names it");
+    assert_eq!(wabridge::inbox::media::expire(&s.app.db, &store, now).await.unwrap(), 2, "the young legacy row and the young document");
+    assert!(!dir.join(&shared).exists(), "gone with its last row");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[tokio::test]
 async fn files_can_be_kept_in_a_directory_instead_of_the_database() {
     let dir = std::env::temp_dir().join(format!("wabridge-media-{}", wabridge::crypto::random_token()));
@@ -535,6 +618,11 @@ async fn fake_bucket() -> (String, Objects) {
                 objects.insert(key, body.to_vec());
                 (StatusCode::OK, Vec::new())
             }
+            // S3 answers 204 whether or not the object was there.
+            Method::DELETE => {
+                objects.remove(&key);
+                (StatusCode::NO_CONTENT, Vec::new())
+            }
             _ => match objects.get(&key) {
                 Some(bytes) => (StatusCode::OK, bytes.clone()),
                 None => (StatusCode::NOT_FOUND, b"<Error><Code>NoSuchKey</Code></Error>".to_vec()),
@@ -550,22 +638,23 @@ async fn fake_bucket() -> (String, Objects) {
 }
 
 /// The app keeping files in a stand-in bucket, signing with `access_key` (the bucket takes
-/// `bucket-key`).
-async fn app_with_bucket(access_key: &str) -> (SandboxApp, Objects) {
+/// `bucket-key`); and the bucket's URL.
+async fn app_with_bucket(access_key: &str) -> (SandboxApp, Objects, String) {
     let (url, objects) = fake_bucket().await;
     let s = spawn_app_with_sandbox(&[
         ("WABRIDGE_MEDIA_BUCKET", url.as_str()),
         ("WABRIDGE_MEDIA_BUCKET_REGION", "eu-central-1"),
         ("WABRIDGE_MEDIA_BUCKET_ACCESS_KEY", access_key),
         ("WABRIDGE_MEDIA_BUCKET_SECRET_KEY", "bucket-secret"),
+        ("WABRIDGE_MEDIA_RETENTION_DAYS", "30"),
     ])
     .await;
-    (s, objects)
+    (s, objects, url)
 }
 
 #[tokio::test]
 async fn files_can_be_kept_in_a_bucket() {
-    let (s, objects) = app_with_bucket("bucket-key").await;
+    let (s, objects, _) = app_with_bucket("bucket-key").await;
     let image = customer_sends_file(&s, "image", json!({})).await;
     eventually("kept", || async { media_row(&s, image).await.0 == "stored" }).await;
     let (_, _, _, in_db, path) = media_row(&s, image).await;
@@ -582,8 +671,25 @@ async fn files_can_be_kept_in_a_bucket() {
 }
 
 #[tokio::test]
+async fn files_past_their_retention_are_deleted_from_the_bucket_and_one_it_refuses_to_delete_waits() {
+    let (s, objects, url) = app_with_bucket("bucket-key").await;
+    let store = |key: &str| {
+        wabridge::inbox::media::MediaStore::Bucket(std::sync::Arc::new(
+            wabridge::inbox::bucket::Bucket::new(&url, "eu-central-1", key, secrecy::SecretString::from("bucket-secret".to_owned())).unwrap(),
+        ))
+    };
+    old_files_are_deleted_and_young_ones_stay(&s, &store("bucket-key"), |path| objects.lock().unwrap().contains_key(path)).await;
+    // A bucket that refuses the deletion (signed with a key it does not take): the file stays
+    // kept, for the next sweep.
+    let everything = s.app.clock.now_ms() + 1;
+    assert_eq!(wabridge::inbox::media::expire(&s.app.db, &store("someone-else"), everything).await.unwrap(), 0);
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM media WHERE state = 'stored'").await, 1);
+    assert_eq!(objects.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn a_bucket_that_refuses_leaves_the_file_to_a_later_attempt() {
-    let (s, objects) = app_with_bucket("someone-else").await;
+    let (s, objects, _) = app_with_bucket("someone-else").await;
     let image = customer_sends_file(&s, "image", json!({})).await;
     eventually("a failed attempt", || async { media_row(&s, image).await.1 == 1 }).await;
     let (state, _, code, in_db, path) = media_row(&s, image).await;
