@@ -354,6 +354,48 @@ async fn a_customer_who_changes_number_stays_the_same_customer() {
     assert_eq!(conversation_id(&s).await, id);
 }
 
+/// A customer known by BSUID whose BSUID Meta regenerates (`user_changed_user_id`: no `from`,
+/// no contacts; the old and the new id in the system object) stays the same customer, and a
+/// message under the new BSUID alone (a username user, no phone) lands in the same
+/// conversation.
+#[tokio::test]
+async fn a_customer_whose_bsuid_changes_stays_the_same_customer() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    let post = |value: serde_json::Value| {
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"id": s.fixture.waba_id, "changes": [{"field": "messages", "value": value}]}]}).to_string();
+        let signature = wabridge_cloud_api::sign(&secrecy::SecretString::from("sandbox-app-secret"), body.as_bytes());
+        let url = s.app.url("/webhooks/whatsapp");
+        async move { crate::helpers::client().post(url).header("X-Hub-Signature-256", signature).body(body).send().await.unwrap().status() }
+    };
+    let metadata = json!({"display_phone_number": "4930123456", "phone_number_id": s.fixture.phone_number_id});
+    let first = post(json!({"messaging_product": "whatsapp", "metadata": metadata,
+        "contacts": [{"profile": {"name": "Lea"}, "wa_id": CUSTOMER, "user_id": "DE.ALT123"}],
+        "messages": [{"from": CUSTOMER, "from_user_id": "DE.ALT123", "id": "wamid.BSUID1", "timestamp": "1764000000", "type": "text", "text": {"body": "Hallo"}}]}))
+    .await;
+    assert_eq!(first, 200);
+    eventually("stored", || async { count(&s, "SELECT COUNT(*) FROM messages WHERE body = 'Hallo'").await == 1 }).await;
+    let id = conversation_id(&s).await;
+
+    let changed = post(json!({"messaging_product": "whatsapp", "metadata": metadata,
+        "messages": [{"id": "wamid.SYSTEM2", "timestamp": "1764000100", "type": "system",
+            "system": {"type": "user_changed_user_id", "previous_user_id": "DE.ALT123", "user_id": "DE.NEU456"}}]}))
+    .await;
+    assert_eq!(changed, 200);
+    eventually("BSUID changed", || async { count(&s, "SELECT COUNT(*) FROM customers WHERE bsuid = 'DE.NEU456'").await == 1 }).await;
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM customers").await, 1);
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM customers WHERE bsuid = 'DE.NEU456' AND phone = '4915112345678' AND name = 'Lea'").await, 1, "phone and name kept");
+
+    let later = post(json!({"messaging_product": "whatsapp", "metadata": metadata,
+        "contacts": [{"profile": {"name": "Lea", "username": "lea.k"}, "user_id": "DE.NEU456"}],
+        "messages": [{"from_user_id": "DE.NEU456", "id": "wamid.BSUID3", "timestamp": "1764000200", "type": "text", "text": {"body": "Neue ID"}}]}))
+    .await;
+    assert_eq!(later, 200);
+    eventually("stored", || async { count(&s, "SELECT COUNT(*) FROM messages WHERE body = 'Neue ID'").await == 1 }).await;
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM customers").await, 1);
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM conversations").await, 1);
+    assert_eq!(conversation_id(&s).await, id);
+}
+
 #[tokio::test]
 async fn sends_are_paced_per_number() {
     let s = spawn_app_with_sandbox(&[("WABRIDGE_NUMBER_THROUGHPUT", "4")]).await;
