@@ -225,17 +225,25 @@ fn one(row: &MessageRow, lang: Lang) -> MessageView {
 /// Views of a conversation's messages, oldest first; reactions are attached to their target.
 pub fn build(rows: &[MessageRow], lang: Lang) -> Vec<MessageView> {
     let mut views: Vec<MessageView> = rows.iter().filter(|r| r.kind != "reaction").map(|r| one(r, lang)).collect();
+    // Each side (the customer, the business) has at most one reaction on a message: a later
+    // one replaces its earlier one, an empty one removes it.
+    let mut sides: Vec<(usize, [Option<String>; 2])> = Vec::new();
     for r in rows.iter().filter(|r| r.kind == "reaction") {
         let p: Value = serde_json::from_str(&r.payload).unwrap_or_default();
         let target = p["reaction"]["message_id"].as_str().unwrap_or_default();
         let emoji = p["reaction"]["emoji"].as_str().unwrap_or_default();
-        if let Some(t) = views.iter_mut().find(|v| v.wamid.as_deref() == Some(target)) {
-            // A later reaction of the same side replaces the earlier one; an empty one removes it.
-            t.reactions.retain(|e| !e.is_empty());
-            if !emoji.is_empty() {
-                t.reactions.push(emoji.to_owned());
+        let Some(t) = views.iter().position(|v| v.wamid.as_deref() == Some(target)) else { continue };
+        let at = match sides.iter().position(|(v, _)| *v == t) {
+            Some(at) => at,
+            None => {
+                sides.push((t, [None, None]));
+                sides.len() - 1
             }
-        }
+        };
+        sides[at].1[usize::from(r.direction == "out")] = Some(emoji.to_owned()).filter(|e| !e.is_empty());
+    }
+    for (t, [customer, business]) in sides {
+        views[t].reactions = customer.into_iter().chain(business).collect();
     }
     let quoted: Vec<(usize, String)> = rows
         .iter()

@@ -274,6 +274,83 @@ async fn images_and_locations_are_shown_and_media_served_only_to_the_tenant() {
     assert!(list.contains("id=\"no-conversations\""));
 }
 
+/// Every inbound type is shown as what it is: a text's link as a link; a sticker inline, a
+/// voice note playable and marked, a video inline, a document to download; a contact as a
+/// card; button, list and template-button replies as the option chosen; a reaction on the
+/// message it reacts to (a later one of the same customer replaces it, an empty one removes
+/// it); a reply with the message it quotes; a forwarded mark; an unsupported type with Meta's
+/// explanation; an order and a first opening of the chat as notices.
+#[tokio::test]
+async fn every_inbound_type_is_shown_as_what_it_is() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    let control = s.sandbox.control();
+    let writes = |kind: &str, content: serde_json::Value, context: Option<serde_json::Value>| {
+        let message: CustomerMessage = serde_json::from_value(json!({
+            "phone_number_id": s.fixture.phone_number_id, "from": CUSTOMER, "name": "Mia", "type": kind, "content": content, "context": context
+        }))
+        .unwrap();
+        let control = &control;
+        async move { control.customer_writes(&message).await.unwrap().wamid }
+    };
+    let text = writes("text", json!({"body": "Unsere Preise: https://example.com/preise"}), None).await;
+    let sticker = writes("sticker", json!({}), None).await;
+    let voice = writes("audio", json!({"voice": true}), None).await;
+    let video = writes("video", json!({}), None).await;
+    let document = writes("document", json!({"filename": "Rezept.pdf"}), None).await;
+    let contact = writes("contacts", json!([{"name": {"formatted_name": "Tom Berger", "first_name": "Tom"}, "phones": [{"phone": "+49 170 1112223", "type": "CELL"}]}]), None).await;
+    let button = writes("interactive", json!({"type": "button_reply", "button_reply": {"id": "ja", "title": "Ja, passt"}}), None).await;
+    let list = writes("interactive", json!({"type": "list_reply", "list_reply": {"id": "slot-2", "title": "Dienstag 10:00", "description": "Schneiden"}}), None).await;
+    let template_button = writes("button", json!({"payload": "CONFIRM", "text": "Termin bestätigen"}), None).await;
+    let reply = writes("text", json!({"body": "Und was kostet Färben?"}), Some(json!({"from": s.fixture.number, "id": text}))).await;
+    let forwarded = writes("text", json!({"body": "Schau mal"}), Some(json!({"forwarded": true}))).await;
+    let unsupported = writes("unsupported", json!({"type": "poll"}), None).await;
+    let order = writes("order", json!({"catalog_id": "C1", "text": "", "product_items": [{"product_retailer_id": "P1", "quantity": 1, "item_price": 25, "currency": "EUR"}]}), None).await;
+    let welcome = writes("request_welcome", json!({}), None).await;
+    for (target, emoji) in [(&text, "👍"), (&text, "❤️"), (&sticker, "😂"), (&sticker, "")] {
+        writes("reaction", json!({"message_id": target, "emoji": emoji}), None).await;
+    }
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    eventually("all stored", || async { count(&s, "SELECT COUNT(*) FROM messages").await == 18 }).await;
+
+    let (c, _) = s.app.signed_in("owner@sandbox.test").await;
+    let page = c.get(s.app.url(&format!("/inbox/{}", conversation_id(&s).await))).send().await.unwrap().text().await.unwrap();
+    let message_id = |wamid: &str| {
+        let (db, wamid) = (s.app.db.clone(), wamid.to_owned());
+        async move { with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT id FROM messages WHERE wamid = $1").bind(&wamid).fetch_one(p).await).unwrap() }
+    };
+    // A message's block on the page.
+    let block = |id: i64| {
+        let start = page.find(&format!("id=\"msg-{id}\"")).unwrap_or_else(|| panic!("message {id} shown: {page}"));
+        let rest = &page[start..];
+        rest[..rest.find("<div class=\"msg ").unwrap_or(rest.len())].to_owned()
+    };
+    let shown = async |wamid: &str, needles: &[&str]| {
+        let id = message_id(wamid).await;
+        let html = block(id);
+        for needle in needles {
+            let needle = needle.replace("{id}", &id.to_string());
+            assert!(html.contains(&needle), "{wamid}: {needle:?} not in {html}");
+        }
+        html
+    };
+    shown(&text, &["<a href=\"https://example.com/preise\" target=\"_blank\"", "<div class=\"reactions\">❤️</div>"]).await;
+    // (`reactions` holds exactly the later one: 👍 was replaced.)
+    let sticker_html = shown(&sticker, &["<img class=\"media\" src=\"/inbox/media/{id}\" alt=\"Sticker\""]).await;
+    assert!(!sticker_html.contains("reactions"), "a reaction taken back is gone");
+    shown(&voice, &["<audio class=\"media\" src=\"/inbox/media/{id}\" controls", "Sprachnachricht"]).await;
+    shown(&video, &["<video class=\"media\" src=\"/inbox/media/{id}\" controls"]).await;
+    shown(&document, &["<a class=\"document\" href=\"/inbox/media/{id}\" download>Rezept.pdf</a>"]).await;
+    shown(&contact, &["<div class=\"contact-card\"><strong>Tom Berger</strong><br>+49 170 1112223</div>"]).await;
+    shown(&button, &["Auswahl: <strong>Ja, passt</strong>"]).await;
+    shown(&list, &["Auswahl: <strong>Dienstag 10:00</strong>"]).await;
+    shown(&template_button, &["Auswahl: <strong>Termin bestätigen</strong>"]).await;
+    shown(&reply, &["<blockquote class=\"quoted\">Unsere Preise: https://example.com/preise</blockquote>", "Und was kostet Färben?"]).await;
+    shown(&forwarded, &["<div class=\"forwarded\">Weitergeleitet</div>", "Schau mal"]).await;
+    shown(&unsupported, &["<div class=\"notice-inline\">", "(Message type is currently not supported.)"]).await;
+    shown(&order, &["<div class=\"notice-inline\">Bestellung</div>"]).await;
+    shown(&welcome, &["<div class=\"notice-inline\">Der Kunde hat den Chat zum ersten Mal geöffnet.</div>"]).await;
+}
+
 #[tokio::test]
 async fn a_username_customer_is_merged_when_the_phone_becomes_known() {
     let s = spawn_app_with_sandbox(&[]).await;
