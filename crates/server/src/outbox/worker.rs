@@ -24,6 +24,11 @@ use crate::with_pool;
 pub const MAX_ATTEMPTS: i64 = 8;
 /// How long a claimed entry may stay in `sending` before it counts as unknown.
 const LEASE_MS: i64 = 5 * 60 * 1000;
+/// Meta's pair rate limit (131056): one message to the same customer from the same number
+/// every 6 s, after a burst of 45.
+const PAIR_INTERVAL_US: i64 = 6_000_000;
+/// Messages to one customer that may go at once.
+pub const PAIR_BURST: i64 = 45;
 
 /// Everything a worker needs.
 #[derive(Clone)]
@@ -62,6 +67,8 @@ enum Outcome {
     Retry { after_ms: i64, code: Option<i64>, text: String },
     Unknown(String),
     Failed { code: Option<i64>, text: String },
+    /// Not attempted: the customer's pair limit is used up until then (Unix ms).
+    Deferred(i64),
 }
 
 impl OutboxWorker {
@@ -168,6 +175,58 @@ impl OutboxWorker {
         Ok(())
     }
 
+    /// Takes a slot of the customer's pair limit (GCRA over one row per pair, shared by every
+    /// instance): `None` when the message may go now, else when it may (Unix ms) — the entry
+    /// then waits in the queue instead of meeting Meta's 131056.
+    async fn pair_slot(&self, phone_number_id: &str, recipient: &str) -> Result<Option<i64>, sqlx::Error> {
+        let now_us = self.clock.now_ms() * 1000;
+        let tolerance_us = (PAIR_BURST - 1) * PAIR_INTERVAL_US;
+        with_pool!(self.db.write(), |p| sqlx::query(
+            "INSERT INTO pair_pacing (phone_number_id, recipient, tat_at) VALUES ($1, $2, $3) ON CONFLICT (phone_number_id, recipient) DO NOTHING"
+        )
+        .bind(phone_number_id)
+        .bind(recipient)
+        .bind(now_us)
+        .execute(p)
+        .await
+        .map(drop))?;
+        let taken = with_pool!(self.db.write(), |p| sqlx::query_scalar::<_, i64>(
+            "UPDATE pair_pacing SET tat_at = CASE WHEN tat_at < $3 THEN $3 ELSE tat_at END + $4
+             WHERE phone_number_id = $1 AND recipient = $2 AND tat_at - $3 <= $5 RETURNING tat_at"
+        )
+        .bind(phone_number_id)
+        .bind(recipient)
+        .bind(now_us)
+        .bind(PAIR_INTERVAL_US)
+        .bind(tolerance_us)
+        .fetch_optional(p)
+        .await)?;
+        if taken.is_some() {
+            return Ok(None);
+        }
+        let tat = with_pool!(self.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT tat_at FROM pair_pacing WHERE phone_number_id = $1 AND recipient = $2")
+            .bind(phone_number_id)
+            .bind(recipient)
+            .fetch_one(p)
+            .await)?;
+        Ok(Some((tat - tolerance_us + 999) / 1000))
+    }
+
+    /// Meta answered 131056 for this customer all the same (another app on the number, a
+    /// limit lower than documented): the pair waits a full interval before its next message.
+    async fn pair_refused(&self, phone_number_id: &str, recipient: &str) -> Result<(), sqlx::Error> {
+        let full_us = self.clock.now_ms() * 1000 + PAIR_BURST * PAIR_INTERVAL_US;
+        with_pool!(self.db.write(), |p| sqlx::query(
+            "UPDATE pair_pacing SET tat_at = CASE WHEN tat_at < $3 THEN $3 ELSE tat_at END WHERE phone_number_id = $1 AND recipient = $2"
+        )
+        .bind(phone_number_id)
+        .bind(recipient)
+        .bind(full_us)
+        .execute(p)
+        .await
+        .map(drop))
+    }
+
     async fn attempt(&self, job: &Claimed) -> Outcome {
         let operation: Operation = match serde_json::from_str(&job.request) {
             Ok(op) => op,
@@ -178,6 +237,17 @@ impl OutboxWorker {
             Ok(None) => return Outcome::Failed { code: Some(190), text: "no usable business token for this number".to_owned() },
             Err(e) => return Outcome::Retry { after_ms: 1000, code: None, text: e.to_string() },
         };
+        let recipient = match &operation {
+            Operation::Send { message } => message.recipient.clone().or_else(|| message.to.clone()),
+            Operation::MarkRead { .. } => None,
+        };
+        if let Some(recipient) = &recipient {
+            match self.pair_slot(&job.phone_number_id, recipient).await {
+                Ok(None) => {}
+                Ok(Some(at_ms)) => return Outcome::Deferred(at_ms),
+                Err(e) => return Outcome::Retry { after_ms: 1000, code: None, text: e.to_string() },
+            }
+        }
         if let Err(e) = self.pace(&job.phone_number_id).await {
             return Outcome::Retry { after_ms: 1000, code: None, text: e.to_string() };
         }
@@ -195,6 +265,12 @@ impl OutboxWorker {
             }
             Operation::MarkRead { wamid } => self.graph.mark_read(&token, &job.phone_number_id, &wamid, false).await.map(|()| None),
         };
+        if let (Err(ApiError::Graph(g)), Some(recipient)) = (&result, &recipient)
+            && g.code == Some(131_056)
+            && let Err(e) = self.pair_refused(&job.phone_number_id, recipient).await
+        {
+            tracing::warn!(error = %e, "the pair limit Meta reported could not be recorded");
+        }
         match result {
             Ok(wamid) => Outcome::Sent(wamid),
             Err(e) => self.classify(job, e),
@@ -264,9 +340,26 @@ impl OutboxWorker {
         Outcome::Failed { code, text }
     }
 
+    /// Puts an entry the pair limit holds back in the queue as it was, due at `at_ms`: not an
+    /// attempt, nothing to tell the conversation.
+    async fn defer(&self, job: &Claimed, at_ms: i64, now: i64) -> Result<(), sqlx::Error> {
+        self.metrics.add("wabridge_outbox_pair_deferrals_total", 1);
+        with_pool!(self.db.write(), |p| sqlx::query(
+            "UPDATE outbox SET state = 'pending', next_attempt_at = $1, attempts = attempts - 1, lease_until = NULL, updated_at = $2
+             WHERE id = $3 AND state = 'sending'"
+        )
+        .bind(at_ms)
+        .bind(now)
+        .bind(job.id)
+        .execute(p)
+        .await
+        .map(drop))
+    }
+
     async fn record(&self, job: &Claimed, outcome: Outcome) -> Result<(), sqlx::Error> {
         let now = self.clock.now_ms();
         let (state, next, wamid, code, text, update) = match outcome {
+            Outcome::Deferred(at_ms) => return self.defer(job, at_ms, now).await,
             Outcome::Sent(wamid) => ("sent", now, wamid.clone(), None, None, OutcomeUpdate::Accepted { wamid }),
             Outcome::Retry { after_ms, code, text } => {
                 self.metrics.add("wabridge_outbox_retries_total", 1);

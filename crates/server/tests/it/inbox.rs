@@ -490,6 +490,41 @@ async fn sends_are_paced_per_number() {
     assert!(next_slot - first_send_us >= 4 * 250_000 - 1_000, "slots span {} µs", next_slot - first_send_us);
 }
 
+/// Meta's pair limit (45 messages to one customer at once, then one every 6 s): the 46th
+/// reply waits in the queue — not an attempt, Meta never answers 131056 — and goes once the
+/// interval has passed; every reply reaches the customer exactly once.
+#[tokio::test]
+async fn replies_to_one_customer_keep_to_metas_pair_limit() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    customer_writes(&s, "Hallo", None).await;
+    let id = conversation_id(&s).await;
+    let (c, csrf) = s.app.signed_in("owner@sandbox.test").await;
+    let burst = wabridge::outbox::worker::PAIR_BURST;
+    for i in 0..=burst {
+        let resp = c.post(s.app.url(&format!("/inbox/{id}/reply"))).form(&[("_csrf", csrf.as_str()), ("text", &format!("Nachricht {i}"))]).send().await.unwrap();
+        assert_eq!(resp.status(), 303);
+    }
+    let sent = async || s.sandbox.control().sent_messages(None).await.unwrap().len() as i64;
+    eventually("the burst sent", || async { sent().await == burst }).await;
+    eventually("the last one held back", || async {
+        count(&s, "SELECT COUNT(*) FROM outbox WHERE op = 'send' AND state = 'pending' AND attempts = 0").await == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sent().await, burst, "nothing more before the interval");
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM outbox WHERE error_code = 131056").await, 0, "Meta never refused one");
+    let metrics = crate::helpers::client().get(s.app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("wabridge_outbox_pair_deferrals_total"), "{metrics}");
+
+    s.app.clock.advance(7_000);
+    s.sandbox.control().advance_clock(7).await.unwrap();
+    eventually("the last one sent", || async { sent().await == burst + 1 }).await;
+    let texts: std::collections::BTreeSet<String> =
+        s.sandbox.control().sent_messages(None).await.unwrap().iter().map(|m| m.request["text"]["body"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(texts.len() as i64, burst + 1, "each reply once");
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM outbox WHERE op = 'send' AND state = 'sent' AND attempts = 1").await, burst + 1);
+}
+
 /// A customer sends a file of `kind`; returns the message's id here once it is stored.
 async fn customer_sends_file(s: &SandboxApp, kind: &str, content: serde_json::Value) -> i64 {
     s.sandbox
