@@ -270,6 +270,9 @@ async fn get_message(State(app): State<AppState>, ApiTenant(tenant): ApiTenant, 
 struct PageQuery {
     limit: Option<i64>,
     before: Option<i64>,
+    /// Conversations: the id of the previous page's last one (`next_before_id`), so that
+    /// conversations of the same instant are neither skipped nor repeated.
+    before_id: Option<i64>,
 }
 
 fn limit(q: &PageQuery) -> ApiResult<i64> {
@@ -283,7 +286,8 @@ fn limit(q: &PageQuery) -> ApiResult<i64> {
 async fn get_conversations(State(app): State<AppState>, ApiTenant(tenant): ApiTenant, q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Response> {
     let Query(q) = q.map_err(|_| ApiError(StatusCode::BAD_REQUEST, "bad_request"))?;
     let n = limit(&q)?;
-    let rows = inbox_store::conversations(&app.db, tenant, None, q.before, n + 1).await?;
+    let before = q.before.map(|at| inbox_store::Before { at, id: q.before_id });
+    let rows = inbox_store::conversations(&app.db, tenant, None, before, n + 1).await?;
     let now = app.clock.now_ms();
     let more = rows.len() as i64 > n;
     let data: Vec<Value> = rows
@@ -296,8 +300,8 @@ async fn get_conversations(State(app): State<AppState>, ApiTenant(tenant): ApiTe
                    "window": {"open": w.is_open(), "remaining_ms": w.remaining_ms(now)}})
         })
         .collect();
-    let next = if more { rows.get(n as usize - 1).map(|c| c.last_message_at) } else { None };
-    Ok(Json(json!({"data": data, "next_before": next})).into_response())
+    let last = if more { rows.get(n as usize - 1) } else { None };
+    Ok(Json(json!({"data": data, "next_before": last.map(|c| c.last_message_at), "next_before_id": last.map(|c| c.id)})).into_response())
 }
 
 async fn get_conversation_messages(

@@ -73,8 +73,9 @@ pub fn document() -> Value {
             "/api/v1/conversations": {"get": {
                 "summary": "Conversations, newest first", "operationId": "listConversations", "security": [{"tenantKey": []}],
                 "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 30}},
-                               {"name": "before", "in": "query", "schema": {"type": "integer"}, "description": "`next_before` of the previous page"}],
-                "responses": errors(json!({"200": ok("A page", json!({"type": "object", "properties": {"data": {"type": "array"}, "next_before": {"type": ["integer", "null"]}}}))}))}},
+                               {"name": "before", "in": "query", "schema": {"type": "integer"}, "description": "`next_before` of the previous page"},
+                               {"name": "before_id", "in": "query", "schema": {"type": "integer"}, "description": "`next_before_id` of the previous page (with `before`: conversations of the same instant are neither skipped nor repeated)"}],
+                "responses": errors(json!({"200": ok("A page", json!({"type": "object", "properties": {"data": {"type": "array"}, "next_before": {"type": ["integer", "null"]}, "next_before_id": {"type": ["integer", "null"]}}}))}))}},
             "/api/v1/conversations/{id}/messages": {"get": {
                 "summary": "Messages of a conversation, newest first", "operationId": "listMessages", "security": [{"tenantKey": []}],
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}},

@@ -228,22 +228,25 @@ struct ListPage {
     p: PageCtx,
     lines: Vec<ConversationLine>,
     q: String,
-    next_before: Option<i64>,
+    /// Where the next page starts (`last_message_at`, id of this page's last conversation).
+    next_before: Option<(i64, i64)>,
 }
 
 #[derive(Deserialize)]
 struct ListQuery {
     q: Option<String>,
     before: Option<i64>,
+    before_id: Option<i64>,
 }
 
 async fn get_list(State(app): State<AppState>, member: TenantMember, Query(q): Query<ListQuery>) -> AppResult<Response> {
     let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(|s| s.chars().take(100).collect::<String>());
-    let rows = store::conversations(&app.db, member.tenant, search.as_deref(), q.before, PAGE + 1).await?;
+    let before = q.before.map(|at| store::Before { at, id: q.before_id });
+    let rows = store::conversations(&app.db, member.tenant, search.as_deref(), before, PAGE + 1).await?;
     let now = app.clock.now_ms();
     let more = rows.len() as i64 > PAGE;
     let lines: Vec<_> = rows.into_iter().take(PAGE as usize).map(|r| line(r, now, member.ctx.lang)).collect();
-    let next_before = if more { lines.last().map(|l| l.row.last_message_at) } else { None };
+    let next_before = if more { lines.last().map(|l| (l.row.last_message_at, l.row.id)) } else { None };
     render(&ListPage { lines, q: search.unwrap_or_default(), next_before, p: member.ctx.into() })
 }
 

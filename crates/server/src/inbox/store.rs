@@ -702,17 +702,40 @@ pub struct ConversationRow {
 
 const CONVERSATION_COLUMNS: &str = "c.id, c.phone_number_id, c.customer_id, u.name, u.username, u.phone, u.bsuid, c.last_customer_message_at, c.last_message_at, c.last_preview, c.unread";
 
-/// A page of a tenant's conversations, newest first, optionally filtered by name or number.
-pub async fn conversations(db: &Db, tenant: TenantId, search: Option<&str>, before: Option<i64>, limit: i64) -> Result<Vec<ConversationRow>, sqlx::Error> {
+/// Where a page of conversations starts: after the conversation with this last activity and,
+/// among those with the same (Meta's times are whole seconds), this id.
+#[derive(Clone, Copy, Debug)]
+pub struct Before {
+    /// The last conversation's `last_message_at`.
+    pub at: i64,
+    /// Its id (without it, every conversation of that instant is left out).
+    pub id: Option<i64>,
+}
+
+/// A page of a tenant's conversations, newest first, optionally filtered by name, username
+/// or number (a number is matched by its digits, however it is written: `+49 151 …`,
+/// `0049 151 …`, or nationally `0151-…`, whose trunk 0 the stored number does not have).
+pub async fn conversations(db: &Db, tenant: TenantId, search: Option<&str>, before: Option<Before>, limit: i64) -> Result<Vec<ConversationRow>, sqlx::Error> {
     let pattern = search.map(|s| format!("%{}%", s.trim().to_lowercase().replace(['%', '_'], "")));
+    let digits: String = search.unwrap_or_default().chars().filter(char::is_ascii_digit).collect();
+    let national = digits.strip_prefix("00").or_else(|| digits.strip_prefix('0')).unwrap_or(&digits);
+    let phone_pattern = if national.len() >= 3 { Some(format!("%{national}%")) } else { pattern.clone() };
     let sql = format!(
         "SELECT {CONVERSATION_COLUMNS} FROM conversations c JOIN customers u ON u.id = c.customer_id
          WHERE c.tenant_id = $1
-           AND ($2 IS NULL OR LOWER(COALESCE(u.name, '')) LIKE $2 OR COALESCE(u.phone, '') LIKE $2 OR LOWER(COALESCE(u.username, '')) LIKE $2)
-           AND ($3 IS NULL OR c.last_message_at < $3)
+           AND ($2 IS NULL OR LOWER(COALESCE(u.name, '')) LIKE $2 OR COALESCE(u.phone, '') LIKE $6 OR LOWER(COALESCE(u.username, '')) LIKE $2)
+           AND ($3 IS NULL OR c.last_message_at < $3 OR (c.last_message_at = $3 AND c.id < $5))
          ORDER BY c.last_message_at DESC, c.id DESC LIMIT $4"
     );
-    with_pool!(db.read(), |p| sqlx::query_as::<_, ConversationRow>(sqlx::AssertSqlSafe(sql.clone())).bind(tenant).bind(&pattern).bind(before).bind(limit).fetch_all(p).await)
+    with_pool!(db.read(), |p| sqlx::query_as::<_, ConversationRow>(sqlx::AssertSqlSafe(sql.clone()))
+        .bind(tenant)
+        .bind(&pattern)
+        .bind(before.map(|b| b.at))
+        .bind(limit)
+        .bind(before.and_then(|b| b.id))
+        .bind(&phone_pattern)
+        .fetch_all(p)
+        .await)
 }
 
 /// One conversation of a tenant (None for another tenant's id).

@@ -36,6 +36,60 @@ async fn customer_writes_now(app: &TestApp, number: &str, phone: &str, wamid: &s
     find().await.unwrap()
 }
 
+/// Conversations whose last messages share an instant (Meta's times are whole seconds) are
+/// paged through without one skipped or repeated — in the inbox (`Ältere`) and by the API
+/// (`next_before` with `next_before_id`) — and a number is found however it is written.
+#[tokio::test]
+async fn conversations_of_one_instant_are_paged_through_and_numbers_found_as_written() {
+    let app = spawn_app().await;
+    let (_, number) = tenant_with_number(&app, "Salon Seiten").await;
+    let customers = 35;
+    let contacts: Vec<Value> = (0..customers).map(|i| json!({"profile": {"name": format!("Kundin {i}")}, "wa_id": format!("4915100000{i:03}")})).collect();
+    let messages: Vec<Value> = (0..customers)
+        .map(|i| json!({"from": format!("4915100000{i:03}"), "id": format!("wamid.PAGE{i}"), "timestamp": "1764000000", "type": "text", "text": {"body": "Hallo"}}))
+        .collect();
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "4930123456", "phone_number_id": number},
+        "contacts": contacts, "messages": messages}}]}]});
+    assert_eq!(post_signed(&app, body.to_string().as_bytes()).await.status(), 200);
+    eventually("all applied", || async {
+        with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM conversations").fetch_one(p).await).unwrap() == customers
+    })
+    .await;
+
+    let (c, _) = app.signed_in("owner@salonseiten.test").await;
+    let ids = |html: &str| -> Vec<String> { html.split("data-conversation=\"").skip(1).map(|s| s.split('"').next().unwrap().to_owned()).collect() };
+    let first = c.get(app.url("/inbox")).send().await.unwrap().text().await.unwrap();
+    let older = first.split("id=\"older\"").next().unwrap().rsplit("href=\"").next().unwrap().split('"').next().unwrap().replace("&#38;", "&").replace("&amp;", "&");
+    assert!(older.contains("before_id="), "{older}");
+    let second = c.get(app.url(&older)).send().await.unwrap().text().await.unwrap();
+    assert!(!second.contains("id=\"older\""), "two pages");
+    let mut seen = ids(&first);
+    assert_eq!(seen.len(), 30);
+    seen.extend(ids(&second));
+    let distinct: std::collections::BTreeSet<&String> = seen.iter().collect();
+    assert_eq!((seen.len(), distinct.len()), (35, 35), "every conversation once");
+
+    // A number as people write it finds its customer.
+    for query in ["+49 151 00000 017", "0151-00000017", "Kundin 17"] {
+        let found = c.get(app.url("/inbox")).query(&[("q", query)]).send().await.unwrap().text().await.unwrap();
+        assert!(found.contains(">Kundin 17<"), "{query}: {found}");
+        assert_eq!(ids(&found).len(), 1, "{query}");
+    }
+
+    let key = key_for(&app, "owner@salonseiten.test").await;
+    let mut seen = Vec::new();
+    let mut url = app.url("/api/v1/conversations?limit=20");
+    loop {
+        let page: Value = c.get(&url).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+        seen.extend(page["data"].as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()));
+        let (Some(before), Some(before_id)) = (page["next_before"].as_i64(), page["next_before_id"].as_i64()) else { break };
+        url = app.url(&format!("/api/v1/conversations?limit=20&before={before}&before_id={before_id}"));
+    }
+    let distinct: std::collections::BTreeSet<i64> = seen.iter().copied().collect();
+    assert_eq!((seen.len(), distinct.len()), (35, 35), "every conversation once, by the API too");
+}
+
 async fn approved_template(app: &TestApp, t: TenantId) {
     let mut tx = app.db.begin().await.unwrap();
     let components = serde_json::Value::Array(wabridge::templates::model::booking_confirmation("de").components());
