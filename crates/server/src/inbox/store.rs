@@ -533,13 +533,13 @@ pub struct Touch<'a> {
     pub opens_window: bool,
 }
 
-/// What messages do to one conversation: the latest time, the last preview in order, how
+/// What messages do to one conversation: the latest time and its message's preview, how
 /// many are unread, the latest time that opens the window.
 #[derive(Clone, Copy)]
 pub struct Moved<'a> {
     /// Latest message time.
     pub at: i64,
-    /// Preview of the last message applied.
+    /// Preview of the latest message (of the last applied among equal times).
     pub preview: &'a str,
     /// Customer messages (unread).
     pub unread: i64,
@@ -561,8 +561,12 @@ impl<'a> Moved<'a> {
             match at_of.get(&key) {
                 Some(&i) => {
                     let o = &mut out[i].1;
+                    // The latest by time, as the conversation orders its messages (a later
+                    // one applied at the same time after an earlier one).
+                    if m.at >= o.at {
+                        o.preview = m.preview;
+                    }
                     o.at = o.at.max(m.at);
-                    o.preview = m.preview;
                     o.unread += m.unread;
                     o.opens = o.opens.max(m.opens);
                 }
@@ -577,8 +581,9 @@ impl<'a> Moved<'a> {
 }
 
 /// [`touch_conversation`] for many messages, in order: one update per chunk of conversations.
-/// The list shows the latest message, the window runs from the latest customer message
-/// (Meta's timestamps, whatever order they arrive in), and every customer message is unread.
+/// The list shows the latest message by time — the last the conversation shows, whatever
+/// order Meta delivers them in — the window runs from the latest customer message (Meta's
+/// timestamps), and every customer message is unread.
 pub async fn touch_conversations(tx: &mut Tx, touches: &[Touch<'_>]) -> Result<(), sqlx::Error> {
     let mut merged = Moved::fold(touches.iter().map(|t| (t.conversation, Moved::of(t))));
     // In id order, so that two instances updating the same conversations lock them alike.
@@ -588,7 +593,7 @@ pub async fn touch_conversations(tx: &mut Tx, touches: &[Touch<'_>]) -> Result<(
         let sql = format!(
             "UPDATE conversations SET
                  last_message_at = CASE WHEN last_message_at > v.column2 THEN last_message_at ELSE v.column2 END,
-                 last_preview = v.column3,
+                 last_preview = CASE WHEN last_message_at > v.column2 THEN last_preview ELSE v.column3 END,
                  unread = unread + v.column4,
                  last_customer_message_at = CASE WHEN v.column5 IS NOT NULL AND (last_customer_message_at IS NULL OR last_customer_message_at < v.column5)
                      THEN v.column5 ELSE last_customer_message_at END

@@ -473,6 +473,26 @@ async fn a_customer_whose_bsuid_changes_stays_the_same_customer() {
     assert_eq!(conversation_id(&s).await, id);
 }
 
+/// Meta does not keep order: a customer's message that arrives after a newer one goes to its
+/// place in time in the conversation, and the list goes on showing the newest as the last
+/// message; it still counts as unread.
+#[tokio::test]
+async fn a_message_delivered_late_takes_its_place_in_time_and_not_the_lists_last() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    customer_writes(&s, "Neu", None).await;
+    eventually("stored", || async { count(&s, "SELECT COUNT(*) FROM messages").await == 1 }).await;
+    let an_hour_ago = s.sandbox.control().state().await.unwrap()["now_ms"].as_i64().unwrap() / 1000 - 3600;
+    customer_writes(&s, "Alt", Some(an_hour_ago)).await;
+    eventually("stored", || async { count(&s, "SELECT COUNT(*) FROM messages").await == 2 }).await;
+    let (c, _) = s.app.signed_in("owner@sandbox.test").await;
+    let list = c.get(s.app.url("/inbox")).send().await.unwrap().text().await.unwrap();
+    let preview = list.split("<span class=\"preview\">").nth(1).unwrap().split('<').next().unwrap();
+    assert_eq!(preview, "Neu");
+    assert!(list.contains("<span class=\"count\">2</span>"), "both unread: {list}");
+    let page = c.get(s.app.url(&format!("/inbox/{}", conversation_id(&s).await))).send().await.unwrap().text().await.unwrap();
+    assert!(page.find("Alt").unwrap() < page.find("Neu").unwrap(), "in Meta's time order");
+}
+
 #[tokio::test]
 async fn sends_are_paced_per_number() {
     let s = spawn_app_with_sandbox(&[("WABRIDGE_NUMBER_THROUGHPUT", "4")]).await;

@@ -742,15 +742,16 @@ async fn a_batch_is_applied_as_if_message_by_message() {
         assert_eq!(count(&app, "SELECT COUNT(*) FROM customers WHERE bsuid = 'DE.1001' AND phone = '491700000002' AND name = 'Ben K.'").await, 1);
         assert_eq!(count(&app, "SELECT COUNT(*) FROM conversations").await, 2);
         assert_eq!(count(&app, "SELECT COUNT(*) FROM messages").await, 6, "A1 once, A2, A3, B1, B2, B3");
-        // Unread: every customer message but the reaction; the list shows the last one
-        // applied; the window runs from the latest customer message by Meta's time.
+        // Unread: every customer message but the reaction; the list shows the latest message
+        // by Meta's time (as the conversation orders them), not the last one applied; the
+        // window runs from the latest customer message by Meta's time.
         let anna: (i64, String, i64) = with_pool!(app.db.read(), |p| sqlx::query_as(
             "SELECT c.unread, c.last_preview, c.last_customer_message_at FROM conversations c JOIN customers u ON u.id = c.customer_id WHERE u.name = 'Anna'"
         )
         .fetch_one(p)
         .await)
         .unwrap();
-        assert_eq!(anna, (2, "zweite".to_owned(), 1_764_000_100_000));
+        assert_eq!(anna, (2, "erste".to_owned(), 1_764_000_100_000));
         let ben: (i64, String) = with_pool!(app.db.read(), |p| sqlx::query_as(
             "SELECT c.unread, c.last_preview FROM conversations c JOIN customers u ON u.id = c.customer_id WHERE u.bsuid = 'DE.1001'"
         )
