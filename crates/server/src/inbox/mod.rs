@@ -184,6 +184,10 @@ pub async fn send_text(
     let to = recipient(&conversation).ok_or(SendRefusal::NotFound)?;
     let mut message = OutboundMessage::text(to, text);
     if let Some(wamid) = reply_to.filter(|w| !w.is_empty()) {
+        // Only a message of this conversation can be quoted.
+        if wamid.len() > 256 || !store::in_conversation(&app.db, tenant, conversation_id, wamid).await? {
+            return Err(SendRefusal::NotFound);
+        }
         message = message.reply_to(wamid);
     }
     record_send(app, tenant, &conversation, message, "text", text, Some("service"), idempotency_key).await

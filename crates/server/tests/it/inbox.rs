@@ -473,6 +473,40 @@ async fn a_customer_whose_bsuid_changes_stays_the_same_customer() {
     assert_eq!(conversation_id(&s).await, id);
 }
 
+/// A reply quotes a message of its conversation — Meta gets `context.message_id`, the
+/// conversation shows the quote — and only one of it (another id: 404, nothing sent); a text
+/// longer than WhatsApp's 4,096 characters is refused with the explanation, 4,096 go.
+#[tokio::test]
+async fn a_reply_quotes_a_message_of_its_conversation_and_an_over_long_text_is_refused() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    customer_writes(&s, "Haben Sie morgen Zeit?", None).await;
+    let id = conversation_id(&s).await;
+    let theirs = with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, String>("SELECT wamid FROM messages WHERE direction = 'in'").fetch_one(p).await).unwrap();
+    let (c, csrf) = s.app.signed_in("agent@sandbox.test").await;
+    let composer = c.get(s.app.url(&format!("/inbox/{id}"))).query(&[("reply_to", theirs.as_str())]).send().await.unwrap().text().await.unwrap();
+    assert!(composer.contains("Haben Sie morgen Zeit?") && composer.contains(&format!("name=\"reply_to\" value=\"{theirs}\"")), "{composer}");
+    let reply = async |text: &str, reply_to: &str| {
+        c.post(s.app.url(&format!("/inbox/{id}/reply"))).form(&[("_csrf", csrf.as_str()), ("text", text), ("reply_to", reply_to)]).send().await.unwrap()
+    };
+    let resp = reply("Ja, um 10 Uhr.", &theirs).await;
+    assert_eq!((resp.status().as_u16(), resp.headers()["location"].to_str().unwrap()), (303, format!("/inbox/{id}").as_str()));
+    eventually("sent", || async { s.sandbox.control().sent_messages(None).await.unwrap().len() == 1 }).await;
+    let sent = s.sandbox.control().sent_messages(None).await.unwrap();
+    assert_eq!(sent[0].request["context"]["message_id"], theirs.as_str());
+    let page = c.get(s.app.url(&format!("/inbox/{id}/messages"))).send().await.unwrap().text().await.unwrap();
+    let ours = page.split("<div class=\"msg out").nth(1).expect("the reply shown");
+    assert!(ours.contains("<blockquote class=\"quoted\">Haben Sie morgen Zeit?</blockquote>") && ours.contains("Ja, um 10 Uhr."), "{ours}");
+
+    assert_eq!(reply("Und das?", "wamid.OF-ANOTHER-CONVERSATION").await.status(), 404);
+    let resp = reply(&"x".repeat(4097), "").await;
+    assert_eq!(resp.headers()["location"].to_str().unwrap(), format!("/inbox/{id}?notice=bad_text"));
+    let page = c.get(s.app.url(&format!("/inbox/{id}?notice=bad_text"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Die Nachricht ist leer oder länger als 4096 Zeichen."));
+    assert_eq!(reply(&"x".repeat(4096), "").await.headers()["location"].to_str().unwrap(), format!("/inbox/{id}"));
+    eventually("the longest text sent", || async { s.sandbox.control().sent_messages(None).await.unwrap().len() == 2 }).await;
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM outbox WHERE op = 'send'").await, 2, "nothing else was queued");
+}
+
 /// Meta does not keep order: a customer's message that arrives after a newer one goes to its
 /// place in time in the conversation, and the list goes on showing the newest as the last
 /// message; it still counts as unread.
