@@ -203,6 +203,30 @@ async fn a_retryable_failure_is_retried_and_delivered_once() {
     assert_eq!(sent.iter().filter(|m| m.request.to_string().contains("Zweiter Versuch")).count(), 1);
 }
 
+/// What Meta refuses for good (131026: undeliverable) is not retried: one attempt, the send
+/// fails, and the conversation explains it in the user's words, not Meta's raw error.
+#[tokio::test]
+async fn a_permanent_refusal_fails_at_once_with_the_explanation() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    customer_writes(&s, "Hallo", None).await;
+    let id = conversation_id(&s).await;
+    s.sandbox
+        .control()
+        .add_fault(&Fault { endpoint: "messages".into(), method: Some("POST".into()), code: Some(131_026), remaining: Some(1), ..Default::default() })
+        .await
+        .unwrap();
+    let (c, csrf) = s.app.signed_in("owner@sandbox.test").await;
+    c.post(s.app.url(&format!("/inbox/{id}/reply"))).form(&[("_csrf", csrf.as_str()), ("text", "Geht nicht durch")]).send().await.unwrap();
+    eventually("failed", || async { message_status(&s, "Geht nicht durch").await == "failed" }).await;
+    s.app.clock.advance(600_000);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(count(&s, "SELECT attempts FROM outbox WHERE op = 'send' AND state = 'failed' AND error_code = 131026").await, 1, "one attempt, no retry");
+    assert!(s.sandbox.control().sent_messages(None).await.unwrap().is_empty());
+    let page = c.get(s.app.url(&format!("/inbox/{id}/messages"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Die Nachricht konnte nicht zugestellt werden, z. B. weil die Nummer nicht bei WhatsApp ist oder die App veraltet ist."), "{page}");
+    assert!(!page.contains("(#131026)") && !page.contains("Message undeliverable"), "not Meta's raw words: {page}");
+}
+
 #[tokio::test]
 async fn a_send_answered_after_the_timeout_is_reconciled_not_repeated() {
     let s = spawn_app_with_sandbox(&[("WABRIDGE_GRAPH_TIMEOUT_SECS", "1")]).await;
