@@ -200,6 +200,16 @@ struct ConversationLine {
     remaining: String,
     closes_at: i64,
     preview: String,
+    /// The tenant's number it is on, when the tenant has several.
+    via: Option<String>,
+}
+
+impl ConversationLine {
+    /// Says which of the tenant's numbers the conversation is on, when it has several.
+    fn with_number(mut self, several: bool) -> ConversationLine {
+        self.via = several.then(|| self.row.number_label.clone().unwrap_or_else(|| self.row.phone_number_id.clone()));
+        self
+    }
 }
 
 fn title_of(c: &store::ConversationRow) -> String {
@@ -222,6 +232,7 @@ fn line(row: store::ConversationRow, now: i64, lang: crate::web::i18n::Lang) -> 
             CustomerServiceWindow::Closed { .. } => 0,
         },
         preview: crate::notifications::localize_preview(&row.last_preview, lang),
+        via: None,
         row,
     }
 }
@@ -249,7 +260,8 @@ async fn get_list(State(app): State<AppState>, member: TenantMember, Query(q): Q
     let rows = store::conversations(&app.db, member.tenant, search.as_deref(), before, PAGE + 1).await?;
     let now = app.clock.now_ms();
     let more = rows.len() as i64 > PAGE;
-    let lines: Vec<_> = rows.into_iter().take(PAGE as usize).map(|r| line(r, now, member.ctx.lang)).collect();
+    let several = store::number_count(&app.db, member.tenant).await? > 1;
+    let lines: Vec<_> = rows.into_iter().take(PAGE as usize).map(|r| line(r, now, member.ctx.lang).with_number(several)).collect();
     let next_before = if more { lines.last().map(|l| (l.row.last_message_at, l.row.id)) } else { None };
     render(&ListPage { lines, q: search.unwrap_or_default(), next_before, p: member.ctx.into() })
 }
@@ -287,6 +299,7 @@ async fn load(app: &AppState, tenant: TenantId, id: i64, lang: crate::web::i18n:
 
 async fn get_conversation(State(app): State<AppState>, member: TenantMember, Path(id): Path<i64>, Query(q): Query<ConversationQuery>) -> AppResult<Response> {
     let (c, messages) = load(&app, member.tenant, id, member.ctx.lang).await?;
+    let c = c.with_number(store::number_count(&app.db, member.tenant).await? > 1);
     if c.row.unread > 0 {
         mark_read(&app, member.tenant, &c.row).await?;
     }

@@ -703,9 +703,17 @@ pub struct ConversationRow {
     pub last_preview: String,
     /// Unread customer messages.
     pub unread: i64,
+    /// Our number as people know it (`+49 30 …`), when Meta told us.
+    pub number_label: Option<String>,
 }
 
-const CONVERSATION_COLUMNS: &str = "c.id, c.phone_number_id, c.customer_id, u.name, u.username, u.phone, u.bsuid, c.last_customer_message_at, c.last_message_at, c.last_preview, c.unread";
+const CONVERSATION_COLUMNS: &str = "c.id, c.phone_number_id, c.customer_id, u.name, u.username, u.phone, u.bsuid, c.last_customer_message_at, c.last_message_at, c.last_preview, c.unread,
+     (SELECT n.display_phone_number FROM phone_numbers n WHERE n.phone_number_id = c.phone_number_id) AS number_label";
+
+/// How many numbers a tenant has (with several, a conversation says which it is on).
+pub async fn number_count(db: &Db, tenant: TenantId) -> Result<i64, sqlx::Error> {
+    with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM phone_numbers WHERE tenant_id = $1").bind(tenant).fetch_one(p).await)
+}
 
 /// Where a page of conversations starts: after the conversation with this last activity and,
 /// among those with the same (Meta's times are whole seconds), this id.

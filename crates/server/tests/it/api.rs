@@ -62,6 +62,7 @@ async fn conversations_of_one_instant_are_paged_through_and_numbers_found_as_wri
     let first = c.get(app.url("/inbox")).send().await.unwrap().text().await.unwrap();
     let older = first.split("id=\"older\"").next().unwrap().rsplit("href=\"").next().unwrap().split('"').next().unwrap().replace("&#38;", "&").replace("&amp;", "&");
     assert!(older.contains("before_id="), "{older}");
+    assert!(!first.contains("class=\"via\""), "one number: no need to say which");
     let second = c.get(app.url(&older)).send().await.unwrap().text().await.unwrap();
     assert!(!second.contains("id=\"older\""), "two pages");
     let mut seen = ids(&first);

@@ -496,6 +496,45 @@ async fn live_events_reach_the_stream_and_a_reconnect_replays_what_it_missed() {
     assert!(outcome.is_err(), "another tenant's stream stays silent");
 }
 
+/// One conversation per (tenant number, customer): the same customer writing to two numbers
+/// of a tenant is one customer with two conversations, each message in its own.
+#[tokio::test]
+async fn a_customer_writing_to_two_numbers_of_a_tenant_has_a_conversation_with_each() {
+    let app = spawn_app().await;
+    let (t, first) = tenant_with_number(&app, "Salon Zwei").await;
+    let second = format!("PN-{}-B", t.0);
+    attach(
+        &app.db,
+        t,
+        &Attachment { waba_id: &format!("WABA-{}", t.0), business_id: None, phone_number_id: &second, display_phone_number: Some("+49 30 654321"), token_ciphertext: None, status: "connected" },
+        app.clock.now_ms(),
+    )
+    .await
+    .unwrap();
+    post_signed(&app, &text_body(&first, "4955", "Lena", &[("wamid.N1", "An die erste Nummer")])).await;
+    post_signed(&app, &text_body(&second, "4955", "Lena", &[("wamid.N2", "An die zweite Nummer")])).await;
+    post_signed(&app, &text_body(&first, "4955", "Lena", &[("wamid.N3", "Wieder an die erste")])).await;
+    eventually("applied", || async { wabridge::ingest::journal::pending_count(&app.db).await.unwrap() == 0 }).await;
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM customers").await, 1);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM conversations").await, 2);
+    let per_number = with_pool!(app.db.read(), |p| sqlx::query_as::<_, (String, i64)>(
+        "SELECT c.phone_number_id, COUNT(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id GROUP BY c.phone_number_id ORDER BY c.phone_number_id"
+    )
+    .fetch_all(p)
+    .await)
+    .unwrap();
+    let mut expected = vec![(first.clone(), 2), (second, 1)];
+    expected.sort();
+    assert_eq!(per_number, expected);
+    // The list and the conversation say which number each is on.
+    let (c, _) = app.signed_in("owner@salonzwei.test").await;
+    let list = c.get(app.url("/inbox")).send().await.unwrap().text().await.unwrap();
+    assert!(list.contains("<small class=\"via\">an +49 30 654321</small>") && list.contains("<small class=\"via\">an +49 30 123456</small>"), "{list}");
+    let on_first = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT id FROM conversations WHERE phone_number_id = $1").bind(&first).fetch_one(p).await).unwrap();
+    let page = c.get(app.url(&format!("/inbox/{on_first}"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("an <span class=\"via\">+49 30 123456</span>"), "{page}");
+}
+
 /// The names of the first `n` events a stream sends.
 async fn first_events(resp: reqwest::Response, n: usize) -> Vec<String> {
     use futures_util::StreamExt as _;
