@@ -177,6 +177,19 @@ async fn metas_own_131047_is_explained_the_same_way() {
     let page = c.get(s.app.url(&format!("/inbox/{id}/messages"))).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("Nicht gesendet: Das 24-Stunden-Fenster ist geschlossen."), "{page}");
     assert_eq!(count(&s, "SELECT COUNT(*) FROM outbox WHERE state = 'failed' AND error_code = 131047").await, 1);
+
+    // Meta may also accept the send and report 131047 later, in a failed status: the same
+    // explanation.
+    customer_writes(&s, "Noch da?", None).await;
+    c.post(s.app.url(&format!("/inbox/{id}/reply"))).form(&[("_csrf", csrf.as_str()), ("text", "Angenommen, dann gescheitert")]).send().await.unwrap();
+    eventually("accepted", || async { count(&s, "SELECT COUNT(*) FROM messages WHERE body = 'Angenommen, dann gescheitert' AND wamid IS NOT NULL").await == 1 }).await;
+    let wamid = with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, String>("SELECT wamid FROM messages WHERE body = 'Angenommen, dann gescheitert'").fetch_one(p).await).unwrap();
+    s.sandbox.control().set_status(&wamid, "failed", Some(131_047)).await.unwrap();
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    eventually("failed by status", || async { message_status(&s, "Angenommen, dann gescheitert").await == "failed" }).await;
+    let page = c.get(s.app.url(&format!("/inbox/{id}/messages"))).send().await.unwrap().text().await.unwrap();
+    let late = page.split("id=\"msg-").find(|m| m.contains("Angenommen, dann gescheitert")).unwrap();
+    assert!(late.contains("Nicht gesendet: Das 24-Stunden-Fenster ist geschlossen."), "{late}");
 }
 
 #[tokio::test]
