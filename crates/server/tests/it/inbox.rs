@@ -190,6 +190,15 @@ async fn metas_own_131047_is_explained_the_same_way() {
     let page = c.get(s.app.url(&format!("/inbox/{id}/messages"))).send().await.unwrap().text().await.unwrap();
     let late = page.split("id=\"msg-").find(|m| m.contains("Angenommen, dann gescheitert")).unwrap();
     assert!(late.contains("Nicht gesendet: Das 24-Stunden-Fenster ist geschlossen."), "{late}");
+    // Failed is final: a status Meta sends after it changes nothing.
+    let journaled = wabridge::ingest::journal::total_count(&s.app.db).await.unwrap();
+    s.sandbox.control().set_status(&wamid, "delivered", None).await.unwrap();
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    eventually("the late status journaled and applied", || async {
+        wabridge::ingest::journal::total_count(&s.app.db).await.unwrap() > journaled && wabridge::ingest::journal::pending_count(&s.app.db).await.unwrap() == 0
+    })
+    .await;
+    assert_eq!(message_status(&s, "Angenommen, dann gescheitert").await, "failed");
 }
 
 #[tokio::test]
