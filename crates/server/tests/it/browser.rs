@@ -1,6 +1,7 @@
 //! Browser end-to-end tests in headless Chromium through chromedriver.
 
 use wabridge::accounts::Role;
+use wabridge::with_pool;
 use wabridge_testkit::webdriver::Browser;
 
 use crate::helpers::{PASSWORD, spawn_app};
@@ -106,6 +107,71 @@ async fn a_customer_writes_the_toast_appears_and_the_agent_chats() {
         .await
         .unwrap();
     assert!(width.as_f64().unwrap_or(0.0) > 0.0, "image rendered: {width}");
+    browser.quit().await.unwrap();
+}
+
+/// In the browser: Meta fails a reply with a retryable error and then takes it — the agent
+/// sees it delivered, and the customer got it once; Meta takes a reply but answers after our
+/// timeout — the agent sees it reconciled by Meta's status, one message, never sent again.
+#[tokio::test]
+async fn a_retried_reply_and_a_late_answered_one_each_reach_the_customer_once() {
+    use std::time::Duration;
+    use wabridge_sandbox::Fault;
+    let s = crate::helpers::spawn_app_with_sandbox(&[("WABRIDGE_GRAPH_TIMEOUT_SECS", "1")]).await;
+    s.sandbox.control().customer_text(&s.fixture.phone_number_id, "4917612345678", "Hallo", None).await.unwrap();
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    let browser = Browser::start().await.unwrap();
+    sign_in(&browser, &s.app.base, "agent@sandbox.test").await;
+    crate::helpers::eventually("conversation", || async {
+        with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM conversations").fetch_one(p).await).unwrap() == 1
+    })
+    .await;
+    let id = with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT id FROM conversations").fetch_one(p).await).unwrap();
+    browser.goto(&s.app.url(&format!("/inbox/{id}"))).await.unwrap();
+    browser.wait_for_text("#messages", "Hallo").await.unwrap();
+    let copies = async |text: &str| s.sandbox.control().sent_messages(None).await.unwrap().iter().filter(|m| m.request.to_string().contains(text)).count();
+
+    // A retryable refusal (131000), then success after the backoff.
+    s.sandbox
+        .control()
+        .add_fault(&Fault { endpoint: "messages".into(), method: Some("POST".into()), code: Some(131_000), remaining: Some(1), ..Default::default() })
+        .await
+        .unwrap();
+    browser.fill("#reply-text", "Erster Versuch scheitert").await.unwrap();
+    browser.click_on("#reply-send").await.unwrap();
+    crate::helpers::eventually("refused once", || async {
+        with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM outbox WHERE error_code = 131000").fetch_one(p).await).unwrap() == 1
+    })
+    .await;
+    s.app.clock.advance(2_000);
+    crate::helpers::eventually("sent on the second attempt", || async { copies("Erster Versuch scheitert").await == 1 }).await;
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    browser.wait_for_text("#messages .msg.out:last-of-type .ticks", "zugestellt").await.unwrap();
+
+    // Meta takes the next one but answers after our one-second timeout.
+    s.sandbox
+        .control()
+        .add_fault(&Fault { endpoint: "messages".into(), method: Some("POST".into()), delay_ms: Some(2_500), remaining: Some(1), ..Default::default() })
+        .await
+        .unwrap();
+    browser.fill("#reply-text", "Langsame Antwort").await.unwrap();
+    browser.click_on("#reply-send").await.unwrap();
+    crate::helpers::eventually("the answer came too late", || async {
+        with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM outbox WHERE state = 'unknown'").fetch_one(p).await).unwrap() == 1
+            || copies("Langsame Antwort").await == 1
+    })
+    .await;
+    crate::helpers::eventually("reconciled by Meta's status", || async {
+        s.sandbox.control().flush(Duration::from_secs(1)).await.ok();
+        with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, String>("SELECT status FROM messages WHERE body = 'Langsame Antwort'").fetch_one(p).await).unwrap() == "delivered"
+    })
+    .await;
+    browser.wait_for_text("#messages .msg.out:last-of-type .ticks", "zugestellt").await.unwrap();
+    s.app.clock.advance(600_000);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!((copies("Erster Versuch scheitert").await, copies("Langsame Antwort").await), (1, 1), "each reached the customer once");
+    let shown = browser.find_all("#messages .msg.out").await.unwrap().len();
+    assert_eq!(shown, 2, "one message each in the conversation");
     browser.quit().await.unwrap();
 }
 
