@@ -272,6 +272,10 @@ struct ConversationPage {
     p: PageCtx,
     c: ConversationLine,
     messages: Vec<view::MessageView>,
+    /// Where the messages before these start, when there are any.
+    older: Option<(i64, i64)>,
+    /// Showing older messages, not the newest (no live refresh, a way back).
+    viewing_older: bool,
     reply_to: Option<view::MessageView>,
     notice: Option<&'static str>,
 }
@@ -281,6 +285,7 @@ struct ConversationPage {
 struct MessagesPartial {
     p: PageCtx,
     messages: Vec<view::MessageView>,
+    older: Option<(i64, i64)>,
     c: ConversationLine,
 }
 
@@ -288,17 +293,27 @@ struct MessagesPartial {
 struct ConversationQuery {
     reply_to: Option<String>,
     notice: Option<String>,
+    /// Older messages: those before this message's time and id.
+    before: Option<i64>,
+    before_id: Option<i64>,
 }
 
-async fn load(app: &AppState, tenant: TenantId, id: i64, lang: crate::web::i18n::Lang) -> AppResult<(ConversationLine, Vec<view::MessageView>)> {
+/// A conversation with [`SHOWN`] of its messages (the newest, or those before `before`), and
+/// where the ones before them start when there are more.
+async fn load(app: &AppState, tenant: TenantId, id: i64, lang: crate::web::i18n::Lang, before: Option<(i64, i64)>) -> AppResult<(ConversationLine, Vec<view::MessageView>, Option<(i64, i64)>)> {
     let row = store::conversation(&app.db, tenant, id).await?.ok_or(AppError::NotFound)?;
-    let rows = store::messages(&app.db, tenant, id, SHOWN).await?;
+    let mut rows = store::messages(&app.db, tenant, id, SHOWN + 1, before).await?;
+    let older = (rows.len() as i64 > SHOWN).then(|| {
+        rows.remove(0);
+        (rows[0].meta_at, rows[0].id)
+    });
     let now = app.clock.now_ms();
-    Ok((line(row, now, lang), view::build(&rows, lang)))
+    Ok((line(row, now, lang), view::build(&rows, lang), older))
 }
 
 async fn get_conversation(State(app): State<AppState>, member: TenantMember, Path(id): Path<i64>, Query(q): Query<ConversationQuery>) -> AppResult<Response> {
-    let (c, messages) = load(&app, member.tenant, id, member.ctx.lang).await?;
+    let before = q.before.zip(q.before_id);
+    let (c, messages, older) = load(&app, member.tenant, id, member.ctx.lang, before).await?;
     let c = c.with_number(store::number_count(&app.db, member.tenant).await? > 1);
     if c.row.unread > 0 {
         mark_read(&app, member.tenant, &c.row).await?;
@@ -310,12 +325,12 @@ async fn get_conversation(State(app): State<AppState>, member: TenantMember, Pat
         Some("not_connected") => Some("error.not_connected"),
         _ => None,
     };
-    render(&ConversationPage { c, messages, reply_to, notice, p: member.ctx.into() })
+    render(&ConversationPage { c, messages, older, viewing_older: before.is_some(), reply_to, notice, p: member.ctx.into() })
 }
 
 async fn get_messages(State(app): State<AppState>, member: TenantMember, Path(id): Path<i64>) -> AppResult<Response> {
-    let (c, messages) = load(&app, member.tenant, id, member.ctx.lang).await?;
-    render(&MessagesPartial { c, messages, p: member.ctx.into() })
+    let (c, messages, older) = load(&app, member.tenant, id, member.ctx.lang, None).await?;
+    render(&MessagesPartial { c, messages, older, p: member.ctx.into() })
 }
 
 /// Resets the unread count and tells Meta (blue ticks) that the customer's last message was

@@ -786,16 +786,20 @@ pub struct MessageRow {
     pub media_state: Option<String>,
 }
 
-/// The last `limit` messages of a conversation, oldest first.
-pub async fn messages(db: &Db, tenant: TenantId, conversation: i64, limit: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
+/// The last `limit` messages of a conversation — or the last before `before` (a message's
+/// time and id) — oldest first.
+pub async fn messages(db: &Db, tenant: TenantId, conversation: i64, limit: i64, before: Option<(i64, i64)>) -> Result<Vec<MessageRow>, sqlx::Error> {
     let mut rows = with_pool!(db.read(), |p| sqlx::query_as::<_, MessageRow>(
         "SELECT id, direction, wamid, kind, body, payload, reply_to_wamid, status, error_code, meta_at,
              (SELECT state FROM media WHERE media.message_id = messages.id) AS media_state
-         FROM messages WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY meta_at DESC, id DESC LIMIT $3"
+         FROM messages WHERE tenant_id = $1 AND conversation_id = $2 AND ($4 IS NULL OR meta_at < $4 OR (meta_at = $4 AND id < $5))
+         ORDER BY meta_at DESC, id DESC LIMIT $3"
     )
     .bind(tenant)
     .bind(conversation)
     .bind(limit)
+    .bind(before.map(|b| b.0))
+    .bind(before.map(|b| b.1))
     .fetch_all(p)
     .await)?;
     rows.reverse();

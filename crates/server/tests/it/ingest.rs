@@ -535,6 +535,39 @@ async fn a_customer_writing_to_two_numbers_of_a_tenant_has_a_conversation_with_e
     assert!(page.contains("an <span class=\"via\">+49 30 123456</span>"), "{page}");
 }
 
+/// A long conversation shows its newest 200 messages and a way to the older ones, page after
+/// page (messages of the same second neither skipped nor repeated); an older page is not
+/// replaced by the newest when something arrives (no live refresh) and leads back.
+#[tokio::test]
+async fn a_long_conversation_pages_back_through_its_older_messages() {
+    let app = spawn_app().await;
+    let (_, number) = tenant_with_number(&app, "Salon Lang").await;
+    let messages: Vec<(String, String)> = (0..205).map(|i| (format!("wamid.LONG{i}"), format!("Nachricht {i:03}"))).collect();
+    let pairs: Vec<(&str, &str)> = messages.iter().map(|(w, t)| (w.as_str(), t.as_str())).collect();
+    // One body: every message at the same second (text_body's timestamp).
+    assert_eq!(post_signed(&app, &text_body(&number, "4955", "Lena", &pairs)).await.status(), 200);
+    eventually("applied", || async { wabridge::ingest::journal::pending_count(&app.db).await.unwrap() == 0 }).await;
+    let id = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT id FROM conversations").fetch_one(p).await).unwrap();
+    let (c, _) = app.signed_in("owner@salonlang.test").await;
+    let shown = |html: &str| -> Vec<String> { html.split("<div class=\"text\">").skip(1).map(|s| s.split('<').next().unwrap().to_owned()).collect() };
+    let link = |html: &str, id_attr: &str| -> Option<String> {
+        let at = html.find(&format!("id=\"{id_attr}\""))?;
+        Some(html[..at].rsplit("href=\"").next().unwrap().split('"').next().unwrap().replace("&#38;", "&").replace("&amp;", "&"))
+    };
+    let newest = c.get(app.url(&format!("/inbox/{id}"))).send().await.unwrap().text().await.unwrap();
+    assert!(newest.contains(&format!("data-conversation=\"{id}\"")) && link(&newest, "newest-messages").is_none());
+    let first = shown(&newest);
+    assert_eq!((first.len(), first.first().unwrap().as_str(), first.last().unwrap().as_str()), (200, "Nachricht 005", "Nachricht 204"));
+    let partial = c.get(app.url(&format!("/inbox/{id}/messages"))).send().await.unwrap().text().await.unwrap();
+    let older = link(&partial, "older-messages").expect("the live partial keeps the way back");
+    assert_eq!(Some(older.clone()), link(&newest, "older-messages"));
+    let page = c.get(app.url(&older)).send().await.unwrap().text().await.unwrap();
+    assert_eq!(shown(&page), ["Nachricht 000", "Nachricht 001", "Nachricht 002", "Nachricht 003", "Nachricht 004"]);
+    assert!(link(&page, "older-messages").is_none(), "nothing older");
+    assert_eq!(link(&page, "newest-messages").as_deref(), Some(format!("/inbox/{id}").as_str()));
+    assert!(!page.contains("data-conversation="), "an older page is not refreshed with the newest");
+}
+
 /// The names of the first `n` events a stream sends.
 async fn first_events(resp: reqwest::Response, n: usize) -> Vec<String> {
     use futures_util::StreamExt as _;
