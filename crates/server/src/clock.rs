@@ -24,3 +24,24 @@ impl Clock {
         self.offset_ms.fetch_add(ms, Ordering::Relaxed);
     }
 }
+
+/// Runs `turn` after `first` and then every `then`, until shutdown (the housekeeping loops:
+/// retention, file expiry, the template sync).
+pub async fn periodically<F, Fut>(first: std::time::Duration, then: std::time::Duration, mut shutdown: tokio::sync::watch::Receiver<bool>, mut turn: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut wait = first;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        wait = then;
+        turn().await;
+    }
+}

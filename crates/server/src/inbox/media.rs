@@ -187,23 +187,15 @@ pub async fn expire(db: &Db, store: &MediaStore, cutoff: i64) -> Result<u64, sql
 }
 
 /// Expires files older than `days` a minute after start and then hourly, until shutdown.
-pub async fn run_expiry(db: Db, store: MediaStore, clock: Clock, days: i64, mut shutdown: watch::Receiver<bool>) {
-    let mut wait = Duration::from_secs(60);
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return,
-        }
-        if *shutdown.borrow() {
-            return;
-        }
-        wait = Duration::from_secs(3_600);
+pub async fn run_expiry(db: Db, store: MediaStore, clock: Clock, days: i64, shutdown: watch::Receiver<bool>) {
+    crate::clock::periodically(Duration::from_secs(60), Duration::from_secs(3_600), shutdown, || async {
         match expire(&db, &store, clock.now_ms() - days * 86_400_000).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(files = n, days, "files past their retention deleted"),
             Err(e) => tracing::warn!(error = %e, "expiring files failed; the next sweep tries again"),
         }
-    }
+    })
+    .await;
 }
 
 /// Hex digits of the owner's hash in a file's name.

@@ -30,28 +30,22 @@ pub struct Swept {
     pub journal: u64,
     /// Live event rows.
     pub live_events: u64,
+    /// Customers' pair-limit rows whose allowance is whole again (as good as none).
+    pub pair_slots: u64,
 }
 
 /// Sweeps a minute after start and then hourly, until shutdown.
-pub async fn run(db: Db, clock: Clock, journal_days: i64, mut shutdown: watch::Receiver<bool>) {
-    let mut wait = FIRST;
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return,
-        }
-        if *shutdown.borrow() {
-            return;
-        }
-        wait = EVERY;
+pub async fn run(db: Db, clock: Clock, journal_days: i64, shutdown: watch::Receiver<bool>) {
+    crate::clock::periodically(FIRST, EVERY, shutdown, || async {
         match sweep(&db, clock.now_ms(), journal_days).await {
             Ok(swept) if swept != Swept::default() => {
-                tracing::info!(journal = swept.journal, live_events = swept.live_events, "old webhook bodies and live events removed");
+                tracing::info!(journal = swept.journal, live_events = swept.live_events, pair_slots = swept.pair_slots, "old webhook bodies, live events and pair slots removed");
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "housekeeping failed; the next sweep tries again"),
         }
-    }
+    })
+    .await;
 }
 
 /// Removes what is older than its retention at `now` (journal entries after `journal_days`,
@@ -62,7 +56,10 @@ pub async fn sweep(db: &Db, now: i64, journal_days: i64) -> Result<Swept, sqlx::
         Ok(HashSet::new())
     })
     .await?;
-    Ok(Swept { journal, live_events })
+    // A pair whose theoretical arrival time has passed has its whole burst again: its row
+    // says nothing a missing row does not.
+    let pair_slots = with_pool!(db.write(), |p| sqlx::query("DELETE FROM pair_pacing WHERE tat_at < $1").bind(now * 1000).execute(p).await.map(|done| done.rows_affected()))?;
+    Ok(Swept { journal, live_events, pair_slots })
 }
 
 /// Applied journal entries received before `cutoff` that nothing names any more.

@@ -41,17 +41,11 @@ async fn sync(app: &AppState, tenant: Option<TenantId>) -> Result<usize, SubmitE
 }
 
 /// Runs the sync every `every` until shutdown.
-pub async fn run(app: AppState, every: Duration, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            _ = shutdown.changed() => return,
-        }
-        if *shutdown.borrow() {
-            return;
-        }
+pub async fn run(app: AppState, every: Duration, shutdown: watch::Receiver<bool>) {
+    crate::clock::periodically(every, every, shutdown, || async {
         if let Err(e) = sync(&app, None).await {
             tracing::warn!(error = %e, "template sync failed");
         }
-    }
+    })
+    .await;
 }

@@ -939,18 +939,29 @@ async fn old_journal_entries_and_live_events_are_swept_but_nothing_still_needed(
         .unwrap();
     }
     let live_events = || async { with_pool!(db.live_read(), |p| sqlx::query_scalar::<_, i64>("SELECT at FROM live_events ORDER BY id").fetch_all(p).await).unwrap() };
+    // Two customers' pair-limit rows: one whose allowance is whole again, one whose time is
+    // ahead of now (swept only once that has passed).
+    for (recipient, tat_ms) in [("491700000001", now - 1), ("491700000002", now + 30 * DAY)] {
+        with_pool!(db.write(), |p| sqlx::query("INSERT INTO pair_pacing (phone_number_id, recipient, tat_at) VALUES ('NUM-SWEEP', $1, $2)")
+            .bind(recipient)
+            .bind(tat_ms * 1000)
+            .execute(p)
+            .await
+            .map(drop))
+        .unwrap();
+    }
 
     // Today: the journal is young; live events older than a day go.
-    assert_eq!(sweep(&db, now, 30).await.unwrap(), Swept { journal: 0, live_events: 3 });
+    assert_eq!(sweep(&db, now, 30).await.unwrap(), Swept { journal: 0, live_events: 3, pair_slots: 1 });
     assert_eq!(live_events().await, [now]);
     assert_eq!(ids().await.len(), 4504);
 
     // 0 days: the journal is kept for ever, however old.
-    assert_eq!(sweep(&db, now + 400 * DAY, 0).await.unwrap(), Swept { journal: 0, live_events: 1 });
+    assert_eq!(sweep(&db, now + 400 * DAY, 0).await.unwrap(), Swept { journal: 0, live_events: 1, pair_slots: 1 });
     assert_eq!(ids().await.len(), 4504);
 
     // A month later: every applied entry goes but the retried and the unhandled one.
-    assert_eq!(sweep(&db, now + 31 * DAY, 30).await.unwrap(), Swept { journal: 4499, live_events: 0 });
+    assert_eq!(sweep(&db, now + 31 * DAY, 30).await.unwrap(), Swept { journal: 4499, live_events: 0, pair_slots: 0 });
     let left = ids().await;
     assert_eq!(left.len(), 5);
     assert_eq!(left[..2], [all[100], all[4500]]);
