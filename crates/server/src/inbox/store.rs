@@ -6,7 +6,7 @@ use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 use crate::accounts::TenantId;
 use crate::live::{self, LiveHub, NewEvent};
 use crate::outbox::OutboxId;
-use crate::store::{Db, Tx, Val, insert_ids, keep_prepared, keys_by_tenant, param_list, select_in, statement_chunks, value_rows};
+use crate::store::{Db, Engine, Tx, Val, insert_ids, keep_prepared, keys_by_tenant, param_list, select_in, statement_chunks, value_rows};
 use crate::{with_pool, with_tx};
 
 /// Order of statuses; a message's status only ever moves up (failed is final).
@@ -147,14 +147,14 @@ pub async fn resolve_customers(tx: &mut Tx, keys: &[CustomerKey<'_>], now: i64) 
         update_rec(tx, rec, now).await?;
     }
     let fresh: Vec<usize> = (0..recs.len()).filter(|&i| recs[i].id.is_none() && recs[i].merged_into.is_none()).collect();
-    let mut values: Vec<Val<'_>> = Vec::with_capacity(fresh.len() * 7);
-    for &i in &fresh {
-        let r = &recs[i];
-        values.extend::<[Val<'_>; 7]>([r.tenant_id.into(), r.bsuid.as_deref().into(), r.phone.as_deref().into(), r.name.as_deref().into(), r.username.as_deref().into(), now.into(), now.into()]);
-    }
-    let ids = insert_ids(tx, "INSERT INTO customers (tenant_id, bsuid, phone, name, username, created_at, updated_at)", 7, &values).await?;
-    for (&i, id) in fresh.iter().zip(ids) {
-        recs[i].id = Some(id);
+    match tx {
+        Tx::Sqlite(_) => {
+            let ids = insert_ids(tx, CUSTOMERS_INSERT, 7, &customer_values(&recs, &fresh, now)).await?;
+            for (&i, id) in fresh.iter().zip(ids) {
+                recs[i].id = Some(id);
+            }
+        }
+        Tx::Postgres(_) => insert_customers_racing(tx, &mut recs, &fresh, now).await?,
     }
     resolved
         .into_iter()
@@ -166,6 +166,62 @@ pub async fn resolve_customers(tx: &mut Tx, keys: &[CustomerKey<'_>], now: i64) 
             recs[at].id.map(Some).ok_or(sqlx::Error::RowNotFound)
         })
         .collect()
+}
+
+const CUSTOMERS_INSERT: &str = "INSERT INTO customers (tenant_id, bsuid, phone, name, username, created_at, updated_at)";
+
+/// The values of new customer records, in [`CUSTOMERS_INSERT`]'s order.
+fn customer_values<'a>(recs: &'a [CustomerRec], fresh: &[usize], now: i64) -> Vec<Val<'a>> {
+    let mut values: Vec<Val<'a>> = Vec::with_capacity(fresh.len() * 7);
+    for &i in fresh {
+        let r = &recs[i];
+        values.extend::<[Val<'a>; 7]>([r.tenant_id.into(), r.bsuid.as_deref().into(), r.phone.as_deref().into(), r.name.as_deref().into(), r.username.as_deref().into(), now.into(), now.into()]);
+    }
+    values
+}
+
+/// PostgreSQL: the new customers, where another processor may be inserting the same person
+/// right now (two of their messages in two batches). A row it committed first is taken
+/// instead of failing the batch (the insert waits for it and skips it), with this message's
+/// keys and profile added; one that matches two people is left to the handler's retry.
+async fn insert_customers_racing(tx: &mut Tx, recs: &mut [CustomerRec], fresh: &[usize], now: i64) -> Result<(), sqlx::Error> {
+    let Tx::Postgres(t) = tx else { return Err(sqlx::Error::Configuration("PostgreSQL only".into())) };
+    for chunk in fresh.chunks(1000) {
+        let rows = customer_values(recs, chunk, now);
+        let sql = format!("{CUSTOMERS_INSERT} VALUES {} ON CONFLICT DO NOTHING RETURNING id, tenant_id, bsuid, phone", value_rows(Engine::Postgres, chunk.len(), 7, 1));
+        let q = sqlx::query_as::<_, (i64, TenantId, Option<String>, Option<String>)>(sqlx::AssertSqlSafe(sql)).persistent(false);
+        let inserted = crate::bind_vals!(q, &rows).fetch_all(&mut **t).await?;
+        drop(rows);
+        for (id, tenant, bsuid, phone) in inserted {
+            if let Some(&i) = chunk.iter().find(|&&i| recs[i].tenant_id == tenant && recs[i].bsuid == bsuid && recs[i].phone == phone) {
+                recs[i].id = Some(id);
+            }
+        }
+    }
+    let taken: Vec<usize> = fresh.iter().copied().filter(|&i| recs[i].id.is_none()).collect();
+    for i in taken {
+        let r = &recs[i];
+        let found = sqlx::query_scalar::<_, i64>("SELECT id FROM customers WHERE tenant_id = $1 AND (bsuid = $2 OR phone = $3)")
+            .bind(r.tenant_id)
+            .bind(&r.bsuid)
+            .bind(&r.phone)
+            .fetch_all(&mut **t)
+            .await?;
+        let [id] = found[..] else { return Err(sqlx::Error::RowNotFound) };
+        sqlx::query(
+            "UPDATE customers SET bsuid = COALESCE($2, bsuid), phone = COALESCE($3, phone), name = COALESCE($4, name), username = COALESCE($5, username), updated_at = $6 WHERE id = $1"
+        )
+        .bind(id)
+        .bind(&r.bsuid)
+        .bind(&r.phone)
+        .bind(&r.name)
+        .bind(&r.username)
+        .bind(now)
+        .execute(&mut **t)
+        .await?;
+        recs[i].id = Some(id);
+    }
+    Ok(())
 }
 
 fn index_rec(by_bsuid: &mut HashMap<(TenantId, String), usize>, by_phone: &mut HashMap<(TenantId, String), usize>, rec: &CustomerRec, at: usize) {
@@ -361,17 +417,42 @@ pub async fn conversations_for<'a>(
             now.into(),
         ]);
     }
-    let ids = insert_ids(
-        tx,
-        "INSERT INTO conversations (tenant_id, phone_number_id, customer_id, last_message_at, last_preview, unread, last_customer_message_at, created_at)",
-        8,
-        &values,
-    )
-    .await?;
-    let mut created = HashSet::with_capacity(ids.len());
-    for (&(_, number, customer), id) in missing.iter().zip(ids) {
-        known.insert((number, customer), id);
-        created.insert(id);
+    const INSERT: &str = "INSERT INTO conversations (tenant_id, phone_number_id, customer_id, last_message_at, last_preview, unread, last_customer_message_at, created_at)";
+    let mut created = HashSet::with_capacity(missing.len());
+    match tx {
+        Tx::Sqlite(_) => {
+            for (&(_, number, customer), id) in missing.iter().zip(insert_ids(tx, INSERT, 8, &values).await?) {
+                known.insert((number, customer), id);
+                created.insert(id);
+            }
+        }
+        // Another processor may be starting the same conversation right now: the insert waits
+        // for it and skips it, and this batch then touches it like any conversation it found.
+        Tx::Postgres(t) => {
+            for (pairs, rows) in missing.chunks(1000).zip(values.chunks(1000 * 8)) {
+                let sql = format!(
+                    "{INSERT} VALUES {} ON CONFLICT (phone_number_id, customer_id) DO NOTHING RETURNING id, phone_number_id, customer_id",
+                    value_rows(Engine::Postgres, pairs.len(), 8, 1)
+                );
+                let q = sqlx::query_as::<_, (i64, String, i64)>(sqlx::AssertSqlSafe(sql)).persistent(false);
+                let inserted: HashMap<(String, i64), i64> =
+                    crate::bind_vals!(q, rows).fetch_all(&mut **t).await?.into_iter().map(|(id, number, customer)| ((number, customer), id)).collect();
+                for &(_, number, customer) in pairs {
+                    let id = match inserted.get(&(number.to_owned(), customer)) {
+                        Some(&id) => {
+                            created.insert(id);
+                            id
+                        }
+                        None => sqlx::query_scalar::<_, i64>("SELECT id FROM conversations WHERE phone_number_id = $1 AND customer_id = $2")
+                            .bind(number)
+                            .bind(customer)
+                            .fetch_one(&mut **t)
+                            .await?,
+                    };
+                    known.insert((number, customer), id);
+                }
+            }
+        }
     }
     let ids = keys.iter().map(|&(_, number, customer)| known.get(&(number, customer)).copied().ok_or(sqlx::Error::RowNotFound)).collect::<Result<_, _>>()?;
     Ok((ids, created))

@@ -514,8 +514,7 @@ async fn a_customer_writing_to_two_numbers_of_a_tenant_has_a_conversation_with_e
     post_signed(&app, &text_body(&first, "4955", "Lena", &[("wamid.N1", "An die erste Nummer")])).await;
     post_signed(&app, &text_body(&second, "4955", "Lena", &[("wamid.N2", "An die zweite Nummer")])).await;
     post_signed(&app, &text_body(&first, "4955", "Lena", &[("wamid.N3", "Wieder an die erste")])).await;
-    // On PostgreSQL two processors may meet creating the one customer: the loser's handler is
-    // retried shortly after, so the messages are waited for, not only the journal.
+    // The messages, not only the journal: a handler may leave one to a retry.
     eventually("applied", || async { count(&app, "SELECT COUNT(*) FROM messages").await == 3 }).await;
     assert_eq!(count(&app, "SELECT COUNT(*) FROM customers").await, 1);
     assert_eq!(count(&app, "SELECT COUNT(*) FROM conversations").await, 2);
@@ -535,6 +534,60 @@ async fn a_customer_writing_to_two_numbers_of_a_tenant_has_a_conversation_with_e
     let on_first = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT id FROM conversations WHERE phone_number_id = $1").bind(&first).fetch_one(p).await).unwrap();
     let page = c.get(app.url(&format!("/inbox/{on_first}"))).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("an <span class=\"via\">+49 30 123456</span>"), "{page}");
+}
+
+/// Two processors (PostgreSQL) applying the first messages of one new customer at once: the
+/// second's inserts wait for the first's and then take its customer and conversation, instead
+/// of failing the batch and leaving the message to a retry. (On SQLite the second waits for
+/// the one writer and finds them.)
+#[tokio::test]
+async fn two_batches_meeting_on_a_new_customer_share_the_customer_and_the_conversation() {
+    use wabridge::inbox::store::{conversation_for, upsert_customer};
+    let (db, _dir) = crate::helpers::migrated_database().await;
+    let now = 1_764_000_000_000;
+    let tenant = tenant_attached(&db, "Salon Gleichzeitig", "WABA-RACE", "PN-RACE", now).await;
+    let mut first = db.begin().await.unwrap();
+    let customer = upsert_customer(&mut first, tenant, Some("DE.RACE1"), Some("491700009999"), Some("Rita"), None, now).await.unwrap().unwrap();
+    let conversation = conversation_for(&mut first, tenant, "PN-RACE", customer, now).await.unwrap();
+    let second = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut tx = db.begin().await.unwrap();
+            let customer = upsert_customer(&mut tx, tenant, Some("DE.RACE1"), None, None, Some("rita.k"), now).await.unwrap().unwrap();
+            let conversation = conversation_for(&mut tx, tenant, "PN-RACE", customer, now).await.unwrap();
+            tx.commit().await.unwrap();
+            (customer, conversation)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "the second waits for the first");
+    first.commit().await.unwrap();
+    assert_eq!(second.await.unwrap(), (customer, conversation), "the same customer and conversation");
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move { with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await).unwrap() }
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM customers").await, 1);
+    assert_eq!(count("SELECT COUNT(*) FROM conversations").await, 1);
+    assert_eq!(count("SELECT COUNT(*) FROM customers WHERE bsuid = 'DE.RACE1' AND phone = '491700009999' AND name = 'Rita' AND username = 'rita.k'").await, 1, "both messages' details kept");
+
+    // A known customer's first messages to another number: the conversation alone is new.
+    let mut first = db.begin().await.unwrap();
+    let other = conversation_for(&mut first, tenant, "PN-RACE-2", customer, now).await.unwrap();
+    let second = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut tx = db.begin().await.unwrap();
+            let conversation = conversation_for(&mut tx, tenant, "PN-RACE-2", customer, now).await.unwrap();
+            tx.commit().await.unwrap();
+            conversation
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "the second waits for the first");
+    first.commit().await.unwrap();
+    assert_eq!(second.await.unwrap(), other);
+    assert_eq!(count("SELECT COUNT(*) FROM conversations").await, 2);
 }
 
 /// A long conversation shows its newest 200 messages and a way to the older ones, page after
