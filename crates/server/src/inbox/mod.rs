@@ -307,8 +307,20 @@ async fn load(app: &AppState, tenant: TenantId, id: i64, lang: crate::web::i18n:
         rows.remove(0);
         (rows[0].meta_at, rows[0].id)
     });
+    // A page of a long conversation: reactions to its messages and messages it quotes may lie
+    // beyond it.
+    let context = if older.is_some() || before.is_some() {
+        let quoted: Vec<&str> = rows
+            .iter()
+            .filter_map(|r| r.reply_to_wamid.as_deref())
+            .filter(|w| rows.iter().all(|r| r.wamid.as_deref() != Some(*w)))
+            .collect();
+        store::reactions_and(&app.db, tenant, id, &quoted).await?
+    } else {
+        Vec::new()
+    };
     let now = app.clock.now_ms();
-    Ok((line(row, now, lang), view::build(&rows, lang), older))
+    Ok((line(row, now, lang), view::build(&rows, &context, lang), older))
 }
 
 async fn get_conversation(State(app): State<AppState>, member: TenantMember, Path(id): Path<i64>, Query(q): Query<ConversationQuery>) -> AppResult<Response> {

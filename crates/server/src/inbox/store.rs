@@ -867,6 +867,27 @@ pub struct MessageRow {
     pub media_state: Option<String>,
 }
 
+/// Every reaction in a conversation and the messages with these ids: what a page of a long
+/// conversation needs from beyond it.
+pub async fn reactions_and(db: &Db, tenant: TenantId, conversation: i64, wamids: &[&str]) -> Result<Vec<MessageRow>, sqlx::Error> {
+    // One style of placeholder per statement (SQLite's lists are anonymous).
+    let param = |n, first| param_list(db.engine(), n, first);
+    let named = if wamids.is_empty() { String::new() } else { format!(" OR wamid IN ({})", param(wamids.len(), 3)) };
+    let sql = format!(
+        "SELECT id, direction, wamid, kind, body, payload, reply_to_wamid, status, error_code, meta_at, NULL AS media_state
+         FROM messages WHERE tenant_id = {} AND conversation_id = {} AND (kind = 'reaction'{named})",
+        param(1, 1),
+        param(1, 2)
+    );
+    with_pool!(db.read(), |p| {
+        let mut q = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql.clone())).persistent(false).bind(tenant).bind(conversation);
+        for w in wamids {
+            q = q.bind(*w);
+        }
+        q.fetch_all(p).await
+    })
+}
+
 /// The last `limit` messages of a conversation — or the last before `before` (a message's
 /// time and id) — oldest first.
 pub async fn messages(db: &Db, tenant: TenantId, conversation: i64, limit: i64, before: Option<(i64, i64)>) -> Result<Vec<MessageRow>, sqlx::Error> {

@@ -223,12 +223,16 @@ fn one(row: &MessageRow, lang: Lang) -> MessageView {
 }
 
 /// Views of a conversation's messages, oldest first; reactions are attached to their target.
-pub fn build(rows: &[MessageRow], lang: Lang) -> Vec<MessageView> {
+/// `context` holds, for a page of a long conversation, the messages beyond it that the page
+/// needs: reactions to its messages and the messages it quotes.
+pub fn build(rows: &[MessageRow], context: &[MessageRow], lang: Lang) -> Vec<MessageView> {
     let mut views: Vec<MessageView> = rows.iter().filter(|r| r.kind != "reaction").map(|r| one(r, lang)).collect();
     // Each side (the customer, the business) has at most one reaction on a message: a later
     // one replaces its earlier one, an empty one removes it.
+    let mut reactions: Vec<&MessageRow> = rows.iter().chain(context.iter().filter(|c| rows.iter().all(|r| r.id != c.id))).filter(|r| r.kind == "reaction").collect();
+    reactions.sort_by_key(|r| (r.meta_at, r.id));
     let mut sides: Vec<(usize, [Option<String>; 2])> = Vec::new();
-    for r in rows.iter().filter(|r| r.kind == "reaction") {
+    for r in reactions {
         let p: Value = serde_json::from_str(&r.payload).unwrap_or_default();
         let target = p["reaction"]["message_id"].as_str().unwrap_or_default();
         let emoji = p["reaction"]["emoji"].as_str().unwrap_or_default();
@@ -251,7 +255,7 @@ pub fn build(rows: &[MessageRow], lang: Lang) -> Vec<MessageView> {
         .enumerate()
         .filter_map(|(i, r)| {
             let target = r.reply_to_wamid.as_deref()?;
-            let q = rows.iter().find(|o| o.wamid.as_deref() == Some(target))?;
+            let q = rows.iter().chain(context).find(|o| o.kind != "reaction" && o.wamid.as_deref() == Some(target))?;
             let text = if q.body.is_empty() { lang.t(&format!("message_type.{}", q.kind)).to_owned() } else { q.body.clone() };
             Some((i, text))
         })

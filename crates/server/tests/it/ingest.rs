@@ -601,7 +601,16 @@ async fn a_long_conversation_pages_back_through_its_older_messages() {
     let pairs: Vec<(&str, &str)> = messages.iter().map(|(w, t)| (w.as_str(), t.as_str())).collect();
     // One body: every message at the same second (text_body's timestamp).
     assert_eq!(post_signed(&app, &text_body(&number, "4955", "Lena", &pairs)).await.status(), 200);
-    eventually("applied", || async { wabridge::ingest::journal::pending_count(&app.db).await.unwrap() == 0 }).await;
+    // Later, a reaction to an old message and a reply quoting another.
+    let later = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "4930123456", "phone_number_id": number},
+        "contacts": [{"profile": {"name": "Lena"}, "wa_id": "4955"}],
+        "messages": [
+            {"from": "4955", "id": "wamid.LONG-R", "timestamp": "1764000100", "type": "reaction", "reaction": {"message_id": "wamid.LONG2", "emoji": "👍"}},
+            {"from": "4955", "id": "wamid.LONG-Q", "timestamp": "1764000100", "type": "text", "text": {"body": "Wie gesagt"}, "context": {"from": "4930123456", "id": "wamid.LONG3"}}
+        ]}}]}]});
+    assert_eq!(post_signed(&app, later.to_string().as_bytes()).await.status(), 200);
+    eventually("applied", || async { wabridge::ingest::journal::pending_count(&app.db).await.unwrap() == 0 && count(&app, "SELECT COUNT(*) FROM messages").await == 207 }).await;
     let id = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT id FROM conversations").fetch_one(p).await).unwrap();
     let (c, _) = app.signed_in("owner@salonlang.test").await;
     let shown = |html: &str| -> Vec<String> { html.split("<div class=\"text\">").skip(1).map(|s| s.split('<').next().unwrap().to_owned()).collect() };
@@ -612,12 +621,16 @@ async fn a_long_conversation_pages_back_through_its_older_messages() {
     let newest = c.get(app.url(&format!("/inbox/{id}"))).send().await.unwrap().text().await.unwrap();
     assert!(newest.contains(&format!("data-conversation=\"{id}\"")) && link(&newest, "newest-messages").is_none());
     let first = shown(&newest);
-    assert_eq!((first.len(), first.first().unwrap().as_str(), first.last().unwrap().as_str()), (200, "Nachricht 005", "Nachricht 204"));
+    // 200 rows: the reaction is one of them, the quoting reply another.
+    assert_eq!((first.len(), first.first().unwrap().as_str(), first.last().unwrap().as_str()), (199, "Nachricht 007", "Wie gesagt"));
+    assert!(newest.contains("<blockquote class=\"quoted\">Nachricht 003</blockquote>"), "the quote from an older page");
     let partial = c.get(app.url(&format!("/inbox/{id}/messages"))).send().await.unwrap().text().await.unwrap();
     let older = link(&partial, "older-messages").expect("the live partial keeps the way back");
     assert_eq!(Some(older.clone()), link(&newest, "older-messages"));
     let page = c.get(app.url(&older)).send().await.unwrap().text().await.unwrap();
-    assert_eq!(shown(&page), ["Nachricht 000", "Nachricht 001", "Nachricht 002", "Nachricht 003", "Nachricht 004"]);
+    assert_eq!(shown(&page), ["Nachricht 000", "Nachricht 001", "Nachricht 002", "Nachricht 003", "Nachricht 004", "Nachricht 005", "Nachricht 006"]);
+    let reacted = page.split("<div class=\"msg ").find(|m| m.contains("Nachricht 002")).unwrap();
+    assert!(reacted.contains("<div class=\"reactions\">👍</div>"), "the reaction from a newer page: {reacted}");
     assert!(link(&page, "older-messages").is_none(), "nothing older");
     assert_eq!(link(&page, "newest-messages").as_deref(), Some(format!("/inbox/{id}").as_str()));
     assert!(!page.contains("data-conversation="), "an older page is not refreshed with the newest");
