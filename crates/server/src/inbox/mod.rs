@@ -300,7 +300,7 @@ struct ConversationQuery {
 
 /// A conversation with [`SHOWN`] of its messages (the newest, or those before `before`), and
 /// where the ones before them start when there are more.
-async fn load(app: &AppState, tenant: TenantId, id: i64, lang: crate::web::i18n::Lang, before: Option<(i64, i64)>) -> AppResult<(ConversationLine, Vec<view::MessageView>, Option<(i64, i64)>)> {
+async fn load(app: &AppState, tenant: TenantId, id: i64, lang: crate::web::i18n::Lang, before: Option<store::Before>) -> AppResult<(ConversationLine, Vec<view::MessageView>, Option<(i64, i64)>)> {
     let row = store::conversation(&app.db, tenant, id).await?.ok_or(AppError::NotFound)?;
     let mut rows = store::messages(&app.db, tenant, id, SHOWN + 1, before).await?;
     let older = (rows.len() as i64 > SHOWN).then(|| {
@@ -324,7 +324,7 @@ async fn load(app: &AppState, tenant: TenantId, id: i64, lang: crate::web::i18n:
 }
 
 async fn get_conversation(State(app): State<AppState>, member: TenantMember, Path(id): Path<i64>, Query(q): Query<ConversationQuery>) -> AppResult<Response> {
-    let before = q.before.zip(q.before_id);
+    let before = q.before.map(|at| store::Before { at, id: q.before_id });
     let (c, messages, older) = load(&app, member.tenant, id, member.ctx.lang, before).await?;
     let c = c.with_number(store::number_count(&app.db, member.tenant).await? > 1);
     if c.row.unread > 0 {

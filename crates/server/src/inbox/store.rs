@@ -190,12 +190,12 @@ async fn insert_customers_racing(tx: &mut Tx, recs: &mut [CustomerRec], fresh: &
         let rows = customer_values(recs, chunk, now);
         let sql = format!("{CUSTOMERS_INSERT} VALUES {} ON CONFLICT DO NOTHING RETURNING id, tenant_id, bsuid, phone", value_rows(Engine::Postgres, chunk.len(), 7, 1));
         let q = sqlx::query_as::<_, (i64, TenantId, Option<String>, Option<String>)>(sqlx::AssertSqlSafe(sql)).persistent(false);
-        let inserted = crate::bind_vals!(q, &rows).fetch_all(&mut **t).await?;
+        let inserted: HashMap<(TenantId, Option<String>, Option<String>), i64> =
+            crate::bind_vals!(q, &rows).fetch_all(&mut **t).await?.into_iter().map(|(id, tenant, bsuid, phone)| ((tenant, bsuid, phone), id)).collect();
         drop(rows);
-        for (id, tenant, bsuid, phone) in inserted {
-            if let Some(&i) = chunk.iter().find(|&&i| recs[i].tenant_id == tenant && recs[i].bsuid == bsuid && recs[i].phone == phone) {
-                recs[i].id = Some(id);
-            }
+        for &i in chunk {
+            let r = &recs[i];
+            recs[i].id = inserted.get(&(r.tenant_id, r.bsuid.clone(), r.phone.clone())).copied();
         }
     }
     let taken: Vec<usize> = fresh.iter().copied().filter(|&i| recs[i].id.is_none()).collect();
@@ -796,13 +796,13 @@ pub async fn number_count(db: &Db, tenant: TenantId) -> Result<i64, sqlx::Error>
     with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM phone_numbers WHERE tenant_id = $1").bind(tenant).fetch_one(p).await)
 }
 
-/// Where a page of conversations starts: after the conversation with this last activity and,
-/// among those with the same (Meta's times are whole seconds), this id.
+/// Where a page of conversations (or of a conversation's messages) starts: after the one
+/// with this time and, among those with the same (Meta's times are whole seconds), this id.
 #[derive(Clone, Copy, Debug)]
 pub struct Before {
-    /// The last conversation's `last_message_at`.
+    /// The previous page's last `last_message_at` (or message time).
     pub at: i64,
-    /// Its id (without it, every conversation of that instant is left out).
+    /// Its id (without it, everything of that instant is left out).
     pub id: Option<i64>,
 }
 
@@ -890,7 +890,7 @@ pub async fn reactions_and(db: &Db, tenant: TenantId, conversation: i64, wamids:
 
 /// The last `limit` messages of a conversation — or the last before `before` (a message's
 /// time and id) — oldest first.
-pub async fn messages(db: &Db, tenant: TenantId, conversation: i64, limit: i64, before: Option<(i64, i64)>) -> Result<Vec<MessageRow>, sqlx::Error> {
+pub async fn messages(db: &Db, tenant: TenantId, conversation: i64, limit: i64, before: Option<Before>) -> Result<Vec<MessageRow>, sqlx::Error> {
     let mut rows = with_pool!(db.read(), |p| sqlx::query_as::<_, MessageRow>(
         "SELECT id, direction, wamid, kind, body, payload, reply_to_wamid, status, error_code, meta_at,
              (SELECT state FROM media WHERE media.message_id = messages.id) AS media_state
@@ -900,8 +900,8 @@ pub async fn messages(db: &Db, tenant: TenantId, conversation: i64, limit: i64, 
     .bind(tenant)
     .bind(conversation)
     .bind(limit)
-    .bind(before.map(|b| b.0))
-    .bind(before.map(|b| b.1))
+    .bind(before.map(|b| b.at))
+    .bind(before.and_then(|b| b.id))
     .fetch_all(p)
     .await)?;
     rows.reverse();
