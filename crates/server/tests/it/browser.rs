@@ -122,6 +122,8 @@ async fn a_retried_reply_and_a_late_answered_one_each_reach_the_customer_once() 
     s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
     let browser = Browser::start().await.unwrap();
     sign_in(&browser, &s.app.base, "agent@sandbox.test").await;
+    // Signed in (the landing page) before going anywhere else.
+    browser.wait_for("#integrations").await.unwrap();
     crate::helpers::eventually("conversation", || async {
         with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM conversations").fetch_one(p).await).unwrap() == 1
     })
