@@ -51,7 +51,13 @@
       refreshing = true;
       fetch("/inbox/" + conversation + "/messages", { headers: { Accept: "text/html" } })
         .then((r) => (r.ok ? r.text() : null))
-        .then((html) => { if (html !== null) messages.innerHTML = html; })
+        .then((html) => {
+          if (html === null) return;
+          // A reader at the newest message stays there as messages arrive.
+          const atEnd = atBottom();
+          messages.innerHTML = html;
+          if (atEnd) toBottom();
+        })
         .catch(() => {})
         .finally(() => {
           refreshing = false;
@@ -93,6 +99,22 @@
     else if (list) window.location.reload();
     window.dispatchEvent(new CustomEvent("wabridge:onboarding", { detail: null }));
   });
+})();
+
+// Whether the page is scrolled to its end (within a line), and scrolling it there.
+function atBottom() {
+  const page = document.documentElement;
+  return window.innerHeight + window.scrollY >= page.scrollHeight - 40;
+}
+function toBottom() {
+  window.scrollTo(0, document.documentElement.scrollHeight);
+}
+
+// A conversation opens at its newest message and the composer, as a chat is read; a link to
+// one message (`#msg-N`, a toast's) opens at that one instead, which the browser scrolls to and
+// the style marks.
+(function () {
+  if (document.getElementById("messages") && !window.location.hash) toBottom();
 })();
 
 // The 24-hour window's countdown, on every element that carries its closing time.

@@ -497,15 +497,31 @@ async fn get_by_wamid(State(app): State<AppState>, member: TenantMember, Path(wa
     // reaches the inbox: a click meanwhile waits for it (see `wait_for_applied`).
     let found = crate::ingest::journal::wait_for_applied(&app.db, || async {
         match q.at.and_then(|s| s.checked_mul(1000)) {
-            Some(at) => store::conversation_of_inbound(&app.db, member.tenant, at, &wamid).await,
-            None => store::conversation_of_wamid(&app.db, member.tenant, &wamid).await,
+            Some(at) => store::inbound_by_time(&app.db, member.tenant, at, &wamid).await,
+            None => store::by_wamid(&app.db, member.tenant, &wamid).await,
         }
     })
     .await?;
-    match found {
-        Some(id) => Ok(Redirect::to(&format!("/inbox/{id}")).into_response()),
-        None => Err(AppError::NotFound),
-    }
+    let found = found.ok_or(AppError::NotFound)?;
+    Ok(Redirect::to(&message_link(&app, member.tenant, found).await?).into_response())
+}
+
+/// Messages shown after the one a link opens when it lies before the newest page (so that
+/// the page shows what came of it, not only what led to it).
+const SHOWN_AFTER_LINKED: usize = 10;
+
+/// Where a message is shown: its conversation's newest page when it is on it, else the older
+/// page that holds it and the [`SHOWN_AFTER_LINKED`] messages after it; the page scrolled to
+/// the message and marking it.
+async fn message_link(app: &AppState, tenant: TenantId, m: store::Located) -> AppResult<String> {
+    let after = store::places_after(&app.db, tenant, m, SHOWN).await?;
+    let (conversation, id) = (m.conversation_id, m.id);
+    Ok(match after.get(SHOWN_AFTER_LINKED).filter(|_| after.len() as i64 >= SHOWN) {
+        // The page before the message that follows those shown after it.
+        Some(&(at, next)) => format!("/inbox/{conversation}?before={at}&before_id={next}#msg-{id}"),
+        // Fewer than a page after it: on the newest page.
+        None => format!("/inbox/{conversation}#msg-{id}"),
+    })
 }
 
 #[derive(sqlx::FromRow)]

@@ -908,11 +908,19 @@ pub async fn messages(db: &Db, tenant: TenantId, conversation: i64, limit: i64, 
     Ok(rows)
 }
 
-/// The conversation of an inbound message, by its key (see [`inbound_by_key`]), for the links
-/// of its notifications.
-pub async fn conversation_of_inbound(db: &Db, tenant: TenantId, at: i64, wamid: &str) -> Result<Option<i64>, sqlx::Error> {
-    with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>(
-        "SELECT conversation_id FROM messages WHERE tenant_id = $1 AND direction = 'in' AND meta_at = $2 AND wamid = $3"
+/// A message as a link finds it: its conversation, and its place there (time and id).
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct Located {
+    pub conversation_id: i64,
+    pub id: i64,
+    pub meta_at: i64,
+}
+
+/// An inbound message by its key (see [`inbound_by_key`]), for the links of its
+/// notifications.
+pub async fn inbound_by_time(db: &Db, tenant: TenantId, at: i64, wamid: &str) -> Result<Option<Located>, sqlx::Error> {
+    with_pool!(db.read(), |p| sqlx::query_as::<_, Located>(
+        "SELECT conversation_id, id, meta_at FROM messages WHERE tenant_id = $1 AND direction = 'in' AND meta_at = $2 AND wamid = $3"
     )
     .bind(tenant)
     .bind(at)
@@ -921,17 +929,32 @@ pub async fn conversation_of_inbound(db: &Db, tenant: TenantId, at: i64, wamid: 
     .await)
 }
 
-/// The conversation of a message by Meta's id alone: ours by the index of our sends, a
-/// customer's by reading the tenant's messages (the links of notifications made before
-/// their time was in them).
-pub async fn conversation_of_wamid(db: &Db, tenant: TenantId, wamid: &str) -> Result<Option<i64>, sqlx::Error> {
-    with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>(
-        "SELECT conversation_id FROM messages WHERE tenant_id = $1 AND direction = 'out' AND wamid = $2
-         UNION ALL SELECT conversation_id FROM messages WHERE tenant_id = $1 AND direction = 'in' AND wamid = $2 LIMIT 1"
+/// A message by Meta's id alone: ours by the index of our sends, a customer's by reading the
+/// tenant's messages (the links of notifications made before their time was in them).
+pub async fn by_wamid(db: &Db, tenant: TenantId, wamid: &str) -> Result<Option<Located>, sqlx::Error> {
+    with_pool!(db.read(), |p| sqlx::query_as::<_, Located>(
+        "SELECT conversation_id, id, meta_at FROM messages WHERE tenant_id = $1 AND direction = 'out' AND wamid = $2
+         UNION ALL SELECT conversation_id, id, meta_at FROM messages WHERE tenant_id = $1 AND direction = 'in' AND wamid = $2 LIMIT 1"
     )
     .bind(tenant)
     .bind(wamid)
     .fetch_optional(p)
+    .await)
+}
+
+/// Up to `limit` of the places (time, id) of the messages after a message in its
+/// conversation, oldest first.
+pub async fn places_after(db: &Db, tenant: TenantId, m: Located, limit: i64) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    with_pool!(db.read(), |p| sqlx::query_as::<_, (i64, i64)>(
+        "SELECT meta_at, id FROM messages WHERE tenant_id = $1 AND conversation_id = $2 AND (meta_at > $3 OR (meta_at = $3 AND id > $4))
+         ORDER BY meta_at, id LIMIT $5"
+    )
+    .bind(tenant)
+    .bind(m.conversation_id)
+    .bind(m.meta_at)
+    .bind(m.id)
+    .bind(limit)
+    .fetch_all(p)
     .await)
 }
 

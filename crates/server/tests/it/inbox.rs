@@ -50,14 +50,15 @@ async fn a_customer_writes_the_agent_replies_and_the_ticks_follow() {
     let open = c.get(s.app.url(&format!("/notifications/{note_id}"))).send().await.unwrap();
     let by_wamid = open.headers()["location"].to_str().unwrap().to_owned();
     assert!(by_wamid.starts_with("/inbox/by-wamid/"));
+    let first = count(&s, "SELECT id FROM messages").await;
     let resp = c.get(s.app.url(&by_wamid)).send().await.unwrap();
-    assert_eq!(resp.headers()["location"].to_str().unwrap(), format!("/inbox/{id}"));
+    assert_eq!(resp.headers()["location"].to_str().unwrap(), format!("/inbox/{id}#msg-{first}"));
     // The link names Meta's time of the message, which finds it by its key; a link without it
     // (a notification made before) still finds it; one with another time does not.
     let (path, at) = by_wamid.split_once("?at=").expect("the link names the message's time");
     assert!(at.parse::<i64>().is_ok(), "{by_wamid}");
     let resp = c.get(s.app.url(path)).send().await.unwrap();
-    assert_eq!(resp.headers()["location"].to_str().unwrap(), format!("/inbox/{id}"));
+    assert_eq!(resp.headers()["location"].to_str().unwrap(), format!("/inbox/{id}#msg-{first}"));
     assert_eq!(c.get(s.app.url(&format!("{path}?at=1"))).send().await.unwrap().status(), 404);
 
     let page = c.get(s.app.url(&format!("/inbox/{id}"))).send().await.unwrap().text().await.unwrap();

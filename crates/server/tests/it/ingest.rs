@@ -72,6 +72,11 @@ pub async fn tenant_with_number(app: &TestApp, name: &str) -> (TenantId, String)
     (t, number)
 }
 
+/// A message's id by Meta's.
+pub(crate) async fn message_id(app: &TestApp, wamid: &str) -> i64 {
+    with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT id FROM messages WHERE wamid = $1").bind(wamid).fetch_one(p).await).unwrap()
+}
+
 async fn count(app: &TestApp, sql: &'static str) -> i64 {
     with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await).unwrap()
 }
@@ -366,7 +371,8 @@ async fn the_toast_is_published_before_its_body_is_applied() {
     let v: Value = c.get(app.url("/notifications/unread")).send().await.unwrap().json().await.unwrap();
     assert_eq!(v["unread"], 0, "opened by its key, it is read");
     let found = c.get(app.url(&location)).send().await.unwrap();
-    assert_eq!(found.headers()["location"].to_str().unwrap(), format!("/inbox/{conversation}"));
+    let shown = count(&app, "SELECT id FROM messages WHERE wamid = 'wamid.G'").await;
+    assert_eq!(found.headers()["location"].to_str().unwrap(), format!("/inbox/{conversation}#msg-{shown}"));
     eventually("the batch applied", || async { count(&app, message).await == 1 }).await;
     assert_eq!(count_for_message(&app.db, t, "wamid.G").await.unwrap(), 1);
     eventually("toasted", || async { toasts(&app.db).await.len() == 1 }).await;
@@ -634,6 +640,27 @@ async fn a_long_conversation_pages_back_through_its_older_messages() {
     assert!(link(&page, "older-messages").is_none(), "nothing older");
     assert_eq!(link(&page, "newest-messages").as_deref(), Some(format!("/inbox/{id}").as_str()));
     assert!(!page.contains("data-conversation="), "an older page is not refreshed with the newest");
+
+    // A notification's link opens the page that holds its message, marked: the oldest
+    // message's is an older page with it and the ten after it; a recent one's the newest page.
+    let (oldest, recent, eleventh) = (message_id(&app, "wamid.LONG0").await, message_id(&app, "wamid.LONG-Q").await, message_id(&app, "wamid.LONG11").await);
+    let to = |wamid: &str| format!("/inbox/by-wamid/{wamid}?at=1764000000");
+    let opened = c.get(app.url(&to("wamid.LONG0"))).send().await.unwrap();
+    let location = opened.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, format!("/inbox/{id}?before=1764000000000&before_id={eleventh}#msg-{oldest}"));
+    let page = c.get(app.url(location.split('#').next().unwrap())).send().await.unwrap().text().await.unwrap();
+    let expected: Vec<String> = (0..=10).map(|i| format!("Nachricht {i:03}")).collect();
+    assert_eq!(shown(&page), expected);
+    assert!(page.contains(&format!("id=\"msg-{oldest}\"")) && link(&page, "newest-messages").is_some());
+    let opened = c.get(app.url("/inbox/by-wamid/wamid.LONG-Q?at=1764000100")).send().await.unwrap();
+    assert_eq!(opened.headers()["location"].to_str().unwrap(), format!("/inbox/{id}#msg-{recent}"));
+    // The newest page's oldest message is still on it; the one before it is not.
+    let (on_newest, before_newest) = (message_id(&app, "wamid.LONG7").await, message_id(&app, "wamid.LONG6").await);
+    let opened = c.get(app.url(&to("wamid.LONG7"))).send().await.unwrap();
+    assert_eq!(opened.headers()["location"].to_str().unwrap(), format!("/inbox/{id}#msg-{on_newest}"));
+    let opened = c.get(app.url(&to("wamid.LONG6"))).send().await.unwrap();
+    assert!(opened.headers()["location"].to_str().unwrap().ends_with(&format!("#msg-{before_newest}")));
+    assert!(opened.headers()["location"].to_str().unwrap().contains("?before="));
 }
 
 /// The names of the first `n` events a stream sends.

@@ -71,7 +71,9 @@ async fn a_webhook_becomes_a_toast_bottom_right_with_the_unread_count() {
         assert!(std::time::Instant::now() < deadline, "the toast did not open");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(browser.current_url().await.unwrap().contains("/inbox"), "{}", browser.current_url().await.unwrap());
+    let opened = browser.current_url().await.unwrap();
+    let message = crate::ingest::message_id(&app, "wamid.BROWSER").await;
+    assert!(opened.contains("/inbox/") && opened.ends_with(&format!("#msg-{message}")), "the conversation at the message: {opened}");
     browser.wait_for_text("#unread-count", "0").await.unwrap();
     let read = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, Option<i64>>(
         "SELECT r.read_at FROM notifications n JOIN notification_reads r ON r.notification_id = n.id JOIN users u ON u.id = r.user_id
@@ -81,6 +83,77 @@ async fn a_webhook_becomes_a_toast_bottom_right_with_the_unread_count() {
     .await)
     .unwrap();
     assert!(read.flatten().is_some(), "opening the toast marked the notification read");
+    browser.quit().await.unwrap();
+}
+
+/// Where a page of a conversation is on the screen: whether it is scrolled to its end, and
+/// the message the address names (its id, and whether it lies within the window).
+async fn scrolled(browser: &Browser) -> serde_json::Value {
+    browser
+        .execute(
+            "const page = document.documentElement; const t = document.querySelector(':target');
+             const r = t && t.getBoundingClientRect();
+             return {atEnd: window.innerHeight + window.scrollY >= page.scrollHeight - 2, scrolls: page.scrollHeight > window.innerHeight * 2,
+                     target: t && t.id, inView: !!r && r.top >= 0 && r.bottom <= window.innerHeight};",
+            vec![],
+        )
+        .await
+        .unwrap()
+}
+
+/// A long conversation opens at its newest message (and the composer, or why there is none), as
+/// a chat is read; a notification's link to a message a page back opens that page at the
+/// message, marked.
+#[tokio::test]
+async fn a_conversation_opens_at_its_end_and_a_link_at_its_message() {
+    let app = spawn_app().await;
+    let (_, number) = tenant_with_number(&app, "Salon Lang").await;
+    let messages: Vec<(String, String)> = (0..230).map(|i| (format!("wamid.SCROLL{i}"), format!("Nachricht {i:03}"))).collect();
+    let pairs: Vec<(&str, &str)> = messages.iter().map(|(w, t)| (w.as_str(), t.as_str())).collect();
+    assert_eq!(post_signed(&app, &text_body(&number, "491705550000", "Lena", &pairs)).await.status(), 200);
+    crate::helpers::eventually("applied", || async {
+        with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM messages").fetch_one(p).await).unwrap() == 230
+    })
+    .await;
+    let last = crate::ingest::message_id(&app, "wamid.SCROLL229").await;
+    let conversation = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT conversation_id FROM messages WHERE id = $1").bind(last).fetch_one(p).await).unwrap();
+    let browser = signed_in(&app.base, "owner@salonlang.test").await;
+
+    browser.goto(&format!("{}/inbox/{conversation}", app.base)).await.unwrap();
+    browser.wait_for(&format!("#msg-{last}")).await.unwrap();
+    let at = scrolled(&browser).await;
+    assert_eq!((at["scrolls"].as_bool(), at["atEnd"].as_bool()), (Some(true), Some(true)), "opened at its end: {at}");
+
+    let first = crate::ingest::message_id(&app, "wamid.SCROLL0").await;
+    browser.goto(&format!("{}/inbox/by-wamid/wamid.SCROLL0?at=1764000000", app.base)).await.unwrap();
+    browser.wait_for(&format!("#msg-{first}")).await.unwrap();
+    let url = browser.current_url().await.unwrap();
+    assert!(url.contains("?before=") && url.ends_with(&format!("#msg-{first}")), "{url}");
+    let at = scrolled(&browser).await;
+    assert_eq!(at["target"], format!("msg-{first}"), "{at}");
+    assert_eq!(at["inView"], true, "the message is on the screen: {at}");
+    let mark = browser.execute(&format!("return getComputedStyle(document.getElementById('msg-{first}')).boxShadow"), vec![]).await.unwrap();
+    assert_ne!(mark, "none", "the message is marked");
+
+    let recent = crate::ingest::message_id(&app, "wamid.SCROLL150").await;
+    browser.goto(&format!("{}/inbox/by-wamid/wamid.SCROLL150?at=1764000000", app.base)).await.unwrap();
+    browser.wait_for(&format!("#msg-{recent}")).await.unwrap();
+    let url = browser.current_url().await.unwrap();
+    assert!(!url.contains("?before=") && url.ends_with(&format!("#msg-{recent}")), "the newest page: {url}");
+    let at = scrolled(&browser).await;
+    assert_eq!((at["target"].as_str(), at["inView"].as_bool(), at["atEnd"].as_bool()), (Some(format!("msg-{recent}").as_str()), Some(true), Some(false)), "{at}");
+
+    // A reader at the end stays there as the customer's messages arrive live.
+    browser.goto(&format!("{}/inbox/{conversation}", app.base)).await.unwrap();
+    browser.wait_for(&format!("#msg-{last}")).await.unwrap();
+    stream_open(&browser).await;
+    // Several lines long (the page holds the newest 200: one shorter message leaves it).
+    let long = format!("Noch eine Frage: {}", "wie lange dauert ein Termin bei Ihnen? ".repeat(40));
+    let more = text_body(&number, "491705550000", "Lena", &[("wamid.SCROLL-NEW", long.as_str())]);
+    assert_eq!(post_signed(&app, &more).await.status(), 200);
+    browser.wait_for_text("#messages", "Noch eine Frage").await.unwrap();
+    let at = scrolled(&browser).await;
+    assert_eq!(at["atEnd"], true, "still at the end: {at}");
     browser.quit().await.unwrap();
 }
 
