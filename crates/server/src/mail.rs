@@ -159,7 +159,7 @@ pub fn routes() -> Router<AppState> {
 #[template(path = "mailbox.html")]
 struct MailboxPage {
     p: PageCtx,
-    mails: Vec<(Mail, String)>,
+    mails: Vec<(Mail, crate::web::when::When)>,
     relay: bool,
 }
 
@@ -172,6 +172,6 @@ async fn get_mailbox(State(app): State<AppState>, member: TenantMember) -> AppRe
     .bind(&member.user.email)
     .fetch_all(p)
     .await)?;
-    let mails = mails.into_iter().map(|m| { let when = crate::notifications::format_time(m.created_at); (m, when) }).collect();
+    let mails = mails.into_iter().map(|m| { let when = crate::web::when::When(m.created_at); (m, when) }).collect();
     render(&MailboxPage { mails, relay: app.settings.smtp_url.is_some(), p: member.ctx.into() })
 }

@@ -56,6 +56,7 @@
           // A reader at the newest message stays there as messages arrive.
           const atEnd = atBottom();
           messages.innerHTML = html;
+          localTimes(messages);
           if (atEnd) toBottom();
         })
         .catch(() => {})
@@ -100,6 +101,26 @@
     window.dispatchEvent(new CustomEvent("wabridge:onboarding", { detail: null }));
   });
 })();
+
+// Instants in the reader's time zone and the page's language: the server writes each as a
+// `<time class="local" datetime>` in UTC, labelled (see `web/when.rs`); the UTC text stays as
+// the element's title.
+function localTimes(root) {
+  let format;
+  try {
+    format = new Intl.DateTimeFormat(document.documentElement.lang || undefined, { dateStyle: "medium", timeStyle: "short" });
+  } catch (_) {
+    return;
+  }
+  root.querySelectorAll("time.local[datetime]").forEach((el) => {
+    const at = new Date(el.getAttribute("datetime"));
+    if (isNaN(at.getTime())) return;
+    if (!el.title) el.title = el.textContent;
+    el.textContent = format.format(at);
+  });
+}
+window.wabridgeLocalTimes = localTimes;
+localTimes(document);
 
 // Whether the page is scrolled to its end (within a line), and scrolling it there.
 function atBottom() {

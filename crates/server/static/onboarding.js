@@ -111,7 +111,17 @@
             const s = li.querySelector(".state");
             if (s) s.textContent = i.text;
             const w = li.querySelector(".when");
-            if (w) w.textContent = i.when;
+            if (w) {
+              w.replaceChildren();
+              if (i.at) {
+                const t = document.createElement("time");
+                t.className = "local";
+                t.setAttribute("datetime", i.at);
+                t.textContent = i.when;
+                w.append(t);
+                if (window.wabridgeLocalTimes) window.wabridgeLocalTimes(w);
+              }
+            }
           });
         })
         .catch(() => {});

@@ -38,10 +38,13 @@ fn binary(var: &str, default: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| default.to_owned())
 }
 
+/// The time zone the browsers of the tests run in (the product's users are in Germany).
+pub const BROWSER_TIME_ZONE: &str = "Europe/Berlin";
+
 impl Browser {
     /// Starts chromedriver (`CHROMEDRIVER`, default `/usr/bin/chromedriver`) and a headless
     /// Chromium (`CHROMIUM`, default `/usr/bin/chromium`) with a fresh profile, preferring
-    /// German like the product's users.
+    /// German and in Berlin's time zone like the product's users.
     pub async fn start() -> Result<Browser> {
         Browser::start_with_language("de-DE,de").await
     }
@@ -58,6 +61,8 @@ impl Browser {
         let port = crate::free_port();
         let driver = Command::new(&driver_bin)
             .arg(format!("--port={port}"))
+            // The browser it starts inherits it.
+            .env("TZ", BROWSER_TIME_ZONE)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)

@@ -484,7 +484,7 @@ struct SettingsPage {
     new_key: Option<String>,
     callback_url: Option<String>,
     new_secret: Option<String>,
-    deliveries: Vec<(callbacks::DeliveryRow, String)>,
+    deliveries: Vec<(callbacks::DeliveryRow, crate::web::when::When)>,
     error: Option<&'static str>,
 }
 
@@ -498,7 +498,7 @@ async fn settings_page(app: &AppState, member: TenantMember, new_key: Option<Str
         .await?
         .into_iter()
         .map(|d| {
-            let when = crate::notifications::format_time(d.created_at);
+            let when = crate::web::when::When(d.created_at);
             (d, when)
         })
         .collect();

@@ -1,6 +1,7 @@
 //! How stored messages are shown: one view per message, built from the JSON Meta sent (or we
 //! sent), with reactions attached to the message they react to.
 
+use crate::web::when::When;
 use serde_json::Value;
 use wabridge_cloud_api::error::Lang as MetaLang;
 
@@ -90,7 +91,7 @@ pub struct MessageView {
     /// Why it failed.
     pub error: Option<String>,
     /// Time, `HH:MM` (UTC) with the date.
-    pub time: String,
+    pub time: When,
 }
 
 /// Splits text into plain parts and links.
@@ -136,13 +137,6 @@ fn s(v: &Value) -> Option<String> {
     v.as_str().filter(|t| !t.is_empty()).map(str::to_owned)
 }
 
-fn time_of(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .ok()
-        .and_then(|t| t.format(time::macros::format_description!("[day].[month].[year] [hour]:[minute]")).ok())
-        .unwrap_or_default()
-}
-
 fn one(row: &MessageRow, lang: Lang) -> MessageView {
     let p: Value = serde_json::from_str(&row.payload).unwrap_or_default();
     let kind = row.kind.as_str();
@@ -163,7 +157,7 @@ fn one(row: &MessageRow, lang: Lang) -> MessageView {
         notice: None,
         status: row.status.clone(),
         error: row.error_code.map(|c| explain(c, lang)),
-        time: time_of(row.meta_at),
+        time: When(row.meta_at),
     };
     match kind {
         "text" => v.text = segments(p["text"]["body"].as_str().unwrap_or_default()),

@@ -4,6 +4,7 @@
 //! tenant (stored once), each reading it on their own: a read mark when they open it, a
 //! watermark when they mark all read.
 
+use crate::web::when::When;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
@@ -447,7 +448,7 @@ struct Line {
     id: i64,
     title: String,
     preview: String,
-    when: String,
+    when: When,
     unread: bool,
 }
 
@@ -456,14 +457,6 @@ struct Line {
 struct ListPage {
     p: PageCtx,
     lines: Vec<Line>,
-}
-
-/// Formats Unix ms as `YYYY-MM-DD HH:MM` UTC.
-pub fn format_time(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .ok()
-        .and_then(|t| t.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC")).ok())
-        .unwrap_or_default()
 }
 
 async fn get_list(State(app): State<AppState>, member: TenantMember) -> AppResult<Response> {
@@ -475,7 +468,7 @@ async fn get_list(State(app): State<AppState>, member: TenantMember) -> AppResul
             id: n.id,
             title: lang.tf(&format!("notifications.title.{}", n.kind), "name", &n.actor),
             preview: localize_preview(&n.preview, lang),
-            when: format_time(n.created_at),
+            when: When(n.created_at),
             unread: n.read_at.is_none(),
         })
         .collect();

@@ -340,7 +340,7 @@ async fn warn_expiry(db: &Db, hub: &LiveHub, tenant: TenantId, waba_id: &str, ex
         .await
         .map(|r| r.rows_affected()))?;
     if first == 1 {
-        let when = crate::notifications::format_time(expires);
+        let when = crate::web::when::When(expires).utc_text();
         checklist::alert(&mut tx, tenant, "token_expiring", &format!("token_expiring:{waba_id}:{expires}"), &format!("WABA {waba_id}: token expires {when}"), now).await?;
         let events = checklist::notify_users(&mut tx, tenant, true, "onboarding.health.notify.token_expiring", &format!("token_expiring:{waba_id}:{expires}"), now).await?;
         live::commit(db, hub, tx, &events, now).await?;

@@ -23,7 +23,7 @@ use wabridge_cloud_api::Pin;
 use wabridge_cloud_api::client::CodeMethod;
 
 use crate::accounts::{Role, TenantId};
-use crate::notifications::format_time;
+use crate::web::when::When;
 use crate::store::Db;
 use crate::web::context::TenantMember;
 use crate::web::error::{AppError, AppResult};
@@ -143,7 +143,7 @@ pub struct AttemptView {
     /// Trace id.
     pub fbtrace_id: String,
     /// When it started.
-    pub started: String,
+    pub started: When,
     /// Whether it counted as a failure.
     pub counted: bool,
     /// Tenant.
@@ -172,7 +172,7 @@ pub fn attempt_view(a: &store::AttemptRow, lang: Lang) -> AttemptView {
         code,
         meta_message: a.error_message.clone().unwrap_or_default(),
         fbtrace_id: a.fbtrace_id.clone().unwrap_or_default(),
-        started: format_time(a.started_at),
+        started: When(a.started_at),
         counted: a.counted,
         tenant_id: a.tenant_id.0,
         assets: [a.waba_id.as_deref(), a.phone_number_id.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" / "),
@@ -186,7 +186,7 @@ pub struct ItemView {
     /// State key.
     pub state: String,
     /// When it last changed.
-    pub when: String,
+    pub when: Option<When>,
     /// Meta's words.
     pub detail: String,
 }
@@ -200,8 +200,8 @@ pub async fn checklist_view(db: &Db, tenant: TenantId) -> Result<Vec<ItemView>, 
     Ok(checklist::ITEMS
         .iter()
         .map(|item| match rows.iter().find(|r| r.item == *item) {
-            Some(r) => ItemView { item, state: r.state.clone(), when: format_time(r.changed_at), detail: r.detail.clone().unwrap_or_default() },
-            None => ItemView { item, state: "pending".into(), when: String::new(), detail: String::new() },
+            Some(r) => ItemView { item, state: r.state.clone(), when: Some(When(r.changed_at)), detail: r.detail.clone().unwrap_or_default() },
+            None => ItemView { item, state: "pending".into(), when: None, detail: String::new() },
         })
         .collect())
 }
@@ -233,7 +233,7 @@ struct OnboardingPage {
     error: String,
     notice: String,
     health: String,
-    health_when: String,
+    health_when: Option<When>,
     token_expires: String,
     can_disconnect: bool,
 }
@@ -273,13 +273,13 @@ async fn page_with(app: &AppState, member: TenantMember, error: String, notice: 
     let accounts = health::accounts(&app.db, tenant).await?;
     let troubled = accounts.iter().find(|a| a.health.is_some());
     let health_state = if health::STATES.contains(&row) { row.to_owned() } else { String::new() };
-    let health_when = troubled.and_then(|a| a.health_at).map(format_time).unwrap_or_default();
+    let health_when = troubled.and_then(|a| a.health_at).map(When);
     let token_expires = accounts
         .iter()
         .filter(|a| a.health.is_none() && a.has_token)
         .filter_map(|a| a.token_expires_at)
         .find(|e| *e <= app.clock.now_ms() + health::EXPIRY_WARNING_MS)
-        .map(format_time)
+        .map(|e| When(e).utc_text())
         .unwrap_or_default();
     let can_disconnect = accounts.iter().any(|a| a.health.as_deref() != Some(health::DISCONNECTED));
     let settings = &app.settings;
@@ -324,7 +324,7 @@ async fn get_checklist(State(app): State<AppState>, member: TenantMember) -> App
     let items: Vec<_> = checklist_view(&app.db, member.tenant)
         .await?
         .into_iter()
-        .map(|i| json!({"item": i.item, "state": i.state, "text": lang.t(&format!("onboarding.state.{}", i.state)), "when": i.when, "detail": i.detail}))
+        .map(|i| json!({"item": i.item, "state": i.state, "text": lang.t(&format!("onboarding.state.{}", i.state)), "when": i.when.map(When::utc_text), "at": i.when.map(When::rfc3339), "detail": i.detail}))
         .collect();
     let (status, _) = row_status(&app.db, member.tenant).await?;
     Ok(Json(json!({"items": items, "status": status})).into_response())

@@ -122,8 +122,8 @@ struct RetryRow {
 #[template(path = "support_webhooks.html")]
 struct WebhooksPage {
     p: PageCtx,
-    unhandled: Vec<(UnhandledRow, String)>,
-    retries: Vec<(RetryRow, String)>,
+    unhandled: Vec<(UnhandledRow, crate::web::when::When)>,
+    retries: Vec<(RetryRow, crate::web::when::When)>,
     pending: i64,
 }
 
@@ -147,7 +147,7 @@ async fn get_webhooks(State(app): State<AppState>, staff: SupportStaff) -> AppRe
     .fetch_all(p)
     .await)?;
     let pending = crate::ingest::journal::pending_count(&app.db).await?;
-    let unhandled = unhandled.into_iter().map(|u| { let when = crate::notifications::format_time(u.at); (UnhandledRow { raw: pretty(&u.raw), ..u }, when) }).collect();
-    let retries = retries.into_iter().map(|r| { let when = crate::notifications::format_time(r.next_attempt_at); (r, when) }).collect();
+    let unhandled = unhandled.into_iter().map(|u| { let when = crate::web::when::When(u.at); (UnhandledRow { raw: pretty(&u.raw), ..u }, when) }).collect();
+    let retries = retries.into_iter().map(|r| { let when = crate::web::when::When(r.next_attempt_at); (r, when) }).collect();
     render(&WebhooksPage { unhandled, retries, pending, p: staff.ctx.into() })
 }

@@ -12,7 +12,7 @@ use secrecy::SecretString;
 
 use crate::accounts::{TenantId, store as accounts};
 use crate::onboarding::{self, AttemptView, ItemView, store};
-use crate::notifications::format_time;
+use crate::web::when::When;
 use crate::web::context::SupportStaff;
 use crate::web::error::{AppError, AppResult};
 use crate::web::{AppState, PageCtx, render};
@@ -31,11 +31,11 @@ pub struct AlertView {
     tenant_id: i64,
     kind: String,
     detail: String,
-    when: String,
+    when: When,
 }
 
 fn alert_views(rows: Vec<store::AlertRow>) -> Vec<AlertView> {
-    rows.into_iter().map(|a| AlertView { tenant_id: a.tenant_id.0, kind: a.kind, detail: a.detail, when: format_time(a.created_at) }).collect()
+    rows.into_iter().map(|a| AlertView { tenant_id: a.tenant_id.0, kind: a.kind, detail: a.detail, when: When(a.created_at) }).collect()
 }
 
 #[derive(askama::Template)]

@@ -634,7 +634,7 @@ struct OverviewRequest {
 struct OverviewWarning {
     row: TemplateRow,
     tenant: String,
-    when: String,
+    when: Option<crate::web::when::When>,
 }
 
 #[derive(askama::Template)]
@@ -653,7 +653,7 @@ async fn get_support_overview(State(app): State<AppState>, staff: SupportStaff) 
     let warnings = store::recategorized(&app.db)
         .await?
         .into_iter()
-        .map(|row| OverviewWarning { tenant: name(row.tenant_id), when: row.category_changed_at.map(crate::notifications::format_time).unwrap_or_default(), row })
+        .map(|row| OverviewWarning { tenant: name(row.tenant_id), when: row.category_changed_at.map(crate::web::when::When), row })
         .collect();
     render(&OverviewPage { requests, warnings, p: staff.ctx.into() })
 }

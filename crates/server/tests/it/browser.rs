@@ -262,6 +262,21 @@ async fn owner_connects_whatsapp_through_the_signup_popup() {
     for item in ["business_verified", "number_verified", "number_registered", "template_approved"] {
         browser.wait_for_text(&format!("#check-{item} .state"), "erledigt").await.unwrap();
     }
+    // When each item changed, in the reader's time zone (Berlin) and words: the same instant as
+    // the UTC text the server wrote, which stays as the title — also for the items the page
+    // updated live.
+    let whens = browser
+        .execute(
+            "return [...document.querySelectorAll('#checklist .when time')].map(t => {
+               const at = new Date(t.getAttribute('datetime'));
+               const berlin = new Intl.DateTimeFormat('de', {dateStyle: 'medium', timeStyle: 'short', timeZone: 'Europe/Berlin'}).format(at);
+               return [t.textContent === berlin, t.title.endsWith(' UTC'), Intl.DateTimeFormat().resolvedOptions().timeZone];
+             })",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(whens, serde_json::json!(vec![serde_json::json!([true, true, "Europe/Berlin"]); 4]), "{whens}");
     browser.click_on("#back").await.unwrap();
     browser.wait_for_text("#whatsapp-status", "Verbunden").await.unwrap();
     browser.wait_for_text("#whatsapp-number", "Salon Browser").await.unwrap();

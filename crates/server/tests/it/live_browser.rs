@@ -123,6 +123,10 @@ async fn a_conversation_opens_at_its_end_and_a_link_at_its_message() {
     browser.wait_for(&format!("#msg-{last}")).await.unwrap();
     let at = scrolled(&browser).await;
     assert_eq!((at["scrolls"].as_bool(), at["atEnd"].as_bool()), (Some(true), Some(true)), "opened at its end: {at}");
+    // Meta's time of the messages (2025-11-24 16:00 UTC) in the reader's time zone (the tests'
+    // browsers are in Berlin) and words, with the UTC time as its title.
+    let time = browser.execute(&format!("const t = document.querySelector('#msg-{last} .time time'); return [t.textContent, t.title]"), vec![]).await.unwrap();
+    assert_eq!(time, serde_json::json!(["24.11.2025, 17:00", "2025-11-24 16:00 UTC"]));
 
     let first = crate::ingest::message_id(&app, "wamid.SCROLL0").await;
     browser.goto(&format!("{}/inbox/by-wamid/wamid.SCROLL0?at=1764000000", app.base)).await.unwrap();
@@ -154,6 +158,9 @@ async fn a_conversation_opens_at_its_end_and_a_link_at_its_message() {
     browser.wait_for_text("#messages", "Noch eine Frage").await.unwrap();
     let at = scrolled(&browser).await;
     assert_eq!(at["atEnd"], true, "still at the end: {at}");
+    // The refreshed messages' times are the reader's too.
+    let times = browser.execute("return [...document.querySelectorAll('#messages .time time')].map(t => t.textContent)", vec![]).await.unwrap();
+    assert!(times.as_array().unwrap().iter().all(|t| t == "24.11.2025, 17:00"), "{times}");
     browser.quit().await.unwrap();
 }
 
