@@ -324,11 +324,18 @@ async fn load(app: &AppState, tenant: TenantId, id: i64, lang: crate::web::i18n:
 }
 
 async fn get_conversation(State(app): State<AppState>, member: TenantMember, Path(id): Path<i64>, Query(q): Query<ConversationQuery>) -> AppResult<Response> {
+    let mut member = member;
     let before = q.before.map(|at| store::Before { at, id: q.before_id });
     let (c, messages, older) = load(&app, member.tenant, id, member.ctx.lang, before).await?;
     let c = c.with_number(store::number_count(&app.db, member.tenant).await? > 1);
     if c.row.unread > 0 {
         mark_read(&app, member.tenant, &c.row).await?;
+    }
+    // The customer's messages on the screen are no longer news to this user: their
+    // notifications are read (the header's count, rendered after, says so).
+    let shown = messages.iter().filter(|m| !m.outgoing).filter_map(|m| Some((m.wamid.as_deref()?, m.time.0.div_euclid(1000))));
+    if crate::notifications::read_for_messages(&app.db, member.tenant, member.user.id, shown, app.clock.now_ms()).await? > 0 {
+        member.ctx.unread = Some(crate::notifications::unread_count(&app.db, member.user.id).await?);
     }
     let reply_to = q.reply_to.as_deref().and_then(|w| messages.iter().find(|m| m.wamid.as_deref() == Some(w)).cloned());
     let notice = match q.notice.as_deref() {

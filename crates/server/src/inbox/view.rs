@@ -1,13 +1,13 @@
 //! How stored messages are shown: one view per message, built from the JSON Meta sent (or we
 //! sent), with reactions attached to the message they react to.
 
-use crate::web::when::When;
 use serde_json::Value;
 use wabridge_cloud_api::error::Lang as MetaLang;
 
 use super::store::MessageRow;
 use super::window::WINDOW_CLOSED_CODE;
 use crate::web::i18n::Lang;
+use crate::web::when::When;
 
 /// A piece of message text: plain, or a link.
 #[derive(Clone, Debug)]

@@ -4,7 +4,6 @@
 //! tenant (stored once), each reading it on their own: a read mark when they open it, a
 //! watermark when they mark all read.
 
-use crate::web::when::When;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
@@ -24,6 +23,7 @@ use crate::store::{Db, Tx, Val, insert_ids, json_text, select_in};
 use crate::web::context::TenantMember;
 use crate::web::error::{AppError, AppResult};
 use crate::web::i18n::Lang;
+use crate::web::when::When;
 use crate::web::{AppState, PageCtx, render};
 use crate::{with_pool, with_tx};
 
@@ -376,6 +376,39 @@ pub struct NotificationRow {
     pub created_at: i64,
     /// Read, Unix ms.
     pub read_at: Option<i64>,
+}
+
+/// Marks read, for a user, the tenant's notifications of these customer messages (Meta's id
+/// and timestamp in Unix seconds): the messages are on the user's screen, so their
+/// notifications are no longer news to them. Returns how many it marked.
+pub async fn read_for_messages<'m>(db: &Db, tenant: TenantId, user: UserId, messages: impl IntoIterator<Item = (&'m str, i64)>, now: i64) -> Result<u64, sqlx::Error> {
+    // A message notified before its key had its time is keyed without it.
+    let keys: Vec<(TenantId, String)> = messages.into_iter().flat_map(|(wamid, at)| [message_key(wamid, Some(at)), message_key(wamid, None)]).map(|k| (tenant, k)).collect();
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = db.begin().await?;
+    let ids = select_in::<(i64,), _>(
+        &mut tx,
+        "SELECT id FROM notifications WHERE user_id IS NULL AND tenant_id = $1",
+        "dedupe_key",
+        keys,
+    )
+    .await?;
+    let mut marked = 0;
+    for (_, (id,)) in ids {
+        marked += with_tx!(&mut tx, |c| sqlx::query(
+            "INSERT INTO notification_reads (notification_id, user_id, read_at) VALUES ($1, $2, $3) ON CONFLICT (notification_id, user_id) DO NOTHING"
+        )
+        .bind(id)
+        .bind(user)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    tx.commit().await?;
+    Ok(marked)
 }
 
 /// Unread notifications of a user: their own unread ones, and the tenant's (every user's,

@@ -663,6 +663,31 @@ async fn a_long_conversation_pages_back_through_its_older_messages() {
     assert!(opened.headers()["location"].to_str().unwrap().contains("?before="));
 }
 
+/// Opening a conversation reads, for the user who opens it, the notifications of the customer
+/// messages it shows — not for the tenant's other users, and not those of other conversations.
+#[tokio::test]
+async fn opening_a_conversation_reads_its_messages_notifications_for_its_reader() {
+    let app = spawn_app().await;
+    let (_, number) = tenant_with_number(&app, "Salon Lesen").await;
+    assert_eq!(post_signed(&app, &text_body(&number, "4955", "Lena", &[("wamid.READ1", "Hallo"), ("wamid.READ2", "Noch da?")])).await.status(), 200);
+    assert_eq!(post_signed(&app, &text_body(&number, "4966", "Mia", &[("wamid.READ3", "Guten Tag")])).await.status(), 200);
+    eventually("applied", || async { count(&app, "SELECT COUNT(*) FROM notifications").await == 3 }).await;
+    let unread = |c: reqwest::Client| {
+        let url = app.url("/notifications/unread");
+        async move { c.get(url).send().await.unwrap().json::<Value>().await.unwrap()["unread"].as_i64().unwrap() }
+    };
+    let (owner, _) = app.signed_in("owner@salonlesen.test").await;
+    let (agent, _) = app.signed_in("agent@salonlesen.test").await;
+    assert_eq!((unread(owner.clone()).await, unread(agent.clone()).await), (3, 3));
+    let lena = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT conversation_id FROM messages WHERE wamid = 'wamid.READ1'").fetch_one(p).await).unwrap();
+    let page = owner.get(app.url(&format!("/inbox/{lena}"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"<span id="unread-count" class="count">1</span>"#), "the header counts what is left");
+    assert_eq!((unread(owner.clone()).await, unread(agent.clone()).await), (1, 3), "Mia's is left, and the agent's are theirs");
+    // Opened again: nothing more to read.
+    let page = owner.get(app.url(&format!("/inbox/{lena}"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"<span id="unread-count" class="count">1</span>"#));
+}
+
 /// The names of the first `n` events a stream sends.
 async fn first_events(resp: reqwest::Response, n: usize) -> Vec<String> {
     use futures_util::StreamExt as _;
