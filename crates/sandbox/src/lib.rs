@@ -13,6 +13,7 @@ mod ids;
 mod messages;
 mod pricing;
 mod reviews;
+mod samples;
 mod signup;
 mod templates;
 mod webhooks;

@@ -462,9 +462,6 @@ fn world_message_copy(value: &Value) -> Value {
     value.pointer("/messages/0").cloned().unwrap_or(Value::Null)
 }
 
-/// A 1×1 teal PNG.
-const SAMPLE_PNG: &[u8] = &[0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x10, 0xea, 0xa9, 0xfb, 0x0f, 0x00, 0x03, 0xec, 0x02, 0x1c, 0x3c, 0x02, 0xcc, 0x9c, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82];
-
 /// How long a download URL lives (Meta's: five minutes).
 pub const DIRECT_URL_SECS: i64 = 300;
 
@@ -486,8 +483,12 @@ fn inbound_media(world: &mut World, pnid: &str, kind: &str, object: &Value) -> S
         }
         .to_string()
     });
-    // Images are a real (tiny) picture, so that a browser can render what the app serves.
-    let bytes = if kind == "image" { SAMPLE_PNG.to_vec() } else { format!("sandbox {kind} media").into_bytes() };
+    // A picture and a PDF are real files, so that a browser shows what the app serves.
+    let bytes = match kind {
+        "image" => crate::samples::picture(),
+        "document" if mime == "application/pdf" => crate::samples::document(),
+        _ => format!("sandbox {kind} media").into_bytes(),
+    };
     use sha2::Digest;
     let sha = hex::encode(sha2::Sha256::digest(&bytes));
     let id = world.ids.object_id();

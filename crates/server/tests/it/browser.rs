@@ -106,7 +106,7 @@ async fn a_customer_writes_the_toast_appears_and_the_agent_chats() {
         .execute("const i = document.querySelector('#messages img.media'); return new Promise(r => { if (i.complete) r(i.naturalWidth); else { i.onload = () => r(i.naturalWidth); i.onerror = () => r(0); } });", vec![])
         .await
         .unwrap();
-    assert!(width.as_f64().unwrap_or(0.0) > 0.0, "image rendered: {width}");
+    assert_eq!(width.as_f64(), Some(240.0), "the sandbox customer's 240×160 picture rendered: {width}");
     browser.quit().await.unwrap();
 }
 
