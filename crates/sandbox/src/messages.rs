@@ -364,7 +364,7 @@ pub fn customer_writes(
     let bsuid = world.bsuid(&req.phone_number_id, &wa_id);
     let wamid = world.ids.wamid();
     let kind = req.r#type.clone();
-    let mut object = req.content.clone().unwrap_or(json!({}));
+    let mut object = shaped_content(&kind, req.content.clone(), req.reply_to.as_deref());
     if matches!(kind.as_str(), "image" | "audio" | "video" | "document" | "sticker") {
         let media_id = inbound_media(world, &req.phone_number_id, &kind, &object);
         let mime = world.media.get(&media_id).map(|m| (m.mime_type.clone(), m.sha256.clone()));
@@ -414,7 +414,7 @@ pub fn customer_writes(
     }
     if let Some(context) = &req.context {
         message["context"] = context.clone();
-    } else if let Some(reply_to) = &req.reply_to {
+    } else if let Some(reply_to) = req.reply_to.as_ref().filter(|_| kind != "reaction") {
         message["context"] = json!({"from": number.number, "id": reply_to});
     }
     if let Some(referral) = &req.referral {
@@ -456,6 +456,31 @@ pub fn customer_writes(
         message: message_copy,
     });
     Ok(crate::control::api::InboundReceipt { wamid, wa_id, user_id: bsuid, timestamp: secs_string(at_ms) })
+}
+
+/// A customer message's content as Meta shapes it, from what the control API was given: a
+/// reaction names the message it reacts to in `reaction.message_id` (`reply_to` goes there,
+/// not into a `context`), contacts are an array of cards (a sample card when none is given),
+/// a text and a location without content get sample ones.
+fn shaped_content(kind: &str, content: Option<Value>, reply_to: Option<&str>) -> Value {
+    match (kind, content) {
+        ("reaction", content) => {
+            let mut reaction = content.filter(Value::is_object).unwrap_or_else(|| json!({"emoji": "👍"}));
+            if let (Some(obj), Some(id)) = (reaction.as_object_mut(), reply_to) {
+                obj.entry("message_id").or_insert(json!(id));
+            }
+            reaction
+        }
+        ("contacts", Some(Value::Array(cards))) if !cards.is_empty() => Value::Array(cards),
+        ("contacts", Some(card @ Value::Object(_))) if card.as_object().is_some_and(|o| !o.is_empty()) => json!([card]),
+        ("contacts", _) => json!([{
+            "name": {"formatted_name": "Max Mustermann", "first_name": "Max", "last_name": "Mustermann"},
+            "phones": [{"phone": "+49 151 23456789", "type": "CELL", "wa_id": "4915123456789"}]
+        }]),
+        ("text", None) => json!({"body": "Hallo!"}),
+        ("location", None) => json!({"latitude": 52.520008, "longitude": 13.404954, "name": "Alexanderplatz", "address": "10178 Berlin"}),
+        (_, content) => content.unwrap_or(json!({})),
+    }
 }
 
 fn world_message_copy(value: &Value) -> Value {

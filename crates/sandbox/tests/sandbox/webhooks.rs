@@ -370,6 +370,47 @@ fn key_paths(v: &Value, prefix: &str, out: &mut std::collections::BTreeSet<Strin
     }
 }
 
+/// What a demo's player or a test leaves out, or gives loosely, still comes as Meta sends it:
+/// a reaction names its message in `reaction.message_id` and has no `context`, contacts are
+/// an array of cards, a text and a location without content get sample ones.
+#[tokio::test]
+async fn content_left_out_or_given_loosely_comes_in_metas_shape() {
+    let s = spawn().await;
+    let t = s.tenant().await;
+    let p = &t.phone_number_id;
+    let bare = |kind: &str| CustomerMessage { content: None, ..inbound(p, kind, Value::Null) };
+    let first = s.control.customer_writes(&inbound(p, "text", json!({"body": "Hallo"}))).await.unwrap().wamid;
+    for m in [
+        CustomerMessage { reply_to: Some(first.clone()), content: Some(json!({"emoji": "❤"})), ..bare("reaction") },
+        bare("contacts"),
+        inbound(p, "contacts", json!({"name": {"formatted_name": "Eva"}, "phones": [{"phone": "+43 664 1"}]})),
+        bare("text"),
+        bare("location"),
+    ] {
+        s.control.customer_writes(&m).await.unwrap();
+    }
+    s.changes().await;
+    let messages: Vec<Value> = s
+        .hook
+        .posts
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|post| post.json()["entry"][0]["changes"][0]["value"]["messages"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(messages.len(), 6, "{messages:#?}");
+    assert_eq!(messages[1]["reaction"], json!({"emoji": "❤", "message_id": first}));
+    assert!(messages[1].get("context").is_none(), "a reaction has no context: {}", messages[1]);
+    assert_eq!(messages[2]["contacts"][0]["name"]["formatted_name"], "Max Mustermann");
+    assert_eq!(messages[3]["contacts"], json!([{"name": {"formatted_name": "Eva"}, "phones": [{"phone": "+43 664 1"}]}]));
+    assert_eq!(messages[4]["text"]["body"], "Hallo!");
+    assert_eq!(messages[5]["location"]["name"], "Alexanderplatz");
+    // And each parses as Meta's (the cloud-api types).
+    for post in s.hook.posts.lock().unwrap().iter() {
+        parse_webhook(&post.body).unwrap();
+    }
+}
+
 #[tokio::test]
 async fn webhook_keys_are_the_ones_meta_sends() {
     // The vocabulary of every conformance body: the sandbox must not invent keys.
