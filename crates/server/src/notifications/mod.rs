@@ -397,18 +397,24 @@ pub async fn read_for_messages<'m>(db: &Db, tenant: TenantId, user: UserId, mess
     .await?;
     let mut marked = 0;
     for (_, (id,)) in ids {
-        marked += with_tx!(&mut tx, |c| sqlx::query(
-            "INSERT INTO notification_reads (notification_id, user_id, read_at) VALUES ($1, $2, $3) ON CONFLICT (notification_id, user_id) DO NOTHING"
-        )
-        .bind(id)
-        .bind(user)
-        .bind(now)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+        marked += read_shared(&mut tx, id, user, now).await?;
     }
     tx.commit().await?;
     Ok(marked)
+}
+
+/// Marks one of the tenant's shared notifications read for a user (once: the first time
+/// counts); how many it marked.
+async fn read_shared(tx: &mut Tx, id: i64, user: UserId, now: i64) -> Result<u64, sqlx::Error> {
+    with_tx!(tx, |c| sqlx::query(
+        "INSERT INTO notification_reads (notification_id, user_id, read_at) VALUES ($1, $2, $3) ON CONFLICT (notification_id, user_id) DO NOTHING"
+    )
+    .bind(id)
+    .bind(user)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))
 }
 
 /// Unread notifications of a user: their own unread ones, and the tenant's (every user's,
@@ -583,15 +589,7 @@ async fn open(app: &AppState, member: &TenantMember, id: i64) -> AppResult<Respo
                 .fetch_optional(c)
                 .await)?
             .ok_or(AppError::NotFound)?;
-            with_tx!(&mut tx, |c| sqlx::query(
-                "INSERT INTO notification_reads (notification_id, user_id, read_at) VALUES ($1, $2, $3) ON CONFLICT (notification_id, user_id) DO NOTHING"
-            )
-            .bind(id)
-            .bind(member.user.id)
-            .bind(now)
-            .execute(c)
-            .await
-            .map(drop))?;
+            read_shared(&mut tx, id, member.user.id, now).await?;
             shared
         }
     };
