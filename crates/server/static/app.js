@@ -69,6 +69,17 @@
     }
   }
 
+  // The open conversation's newest messages are on the screen while its tab is visible: a
+  // customer message arriving then, or the tab coming back, reads them (at Meta too).
+  function seen() {
+    if (!messages || !messages.dataset.seen || document.visibilityState !== "visible") return;
+    fetch(messages.dataset.seen, { method: "POST", credentials: "same-origin", headers: { Accept: "application/json", "X-CSRF-Token": messages.dataset.csrf } })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((j) => { if (j) setCount(j.unread); })
+      .catch(() => {});
+  }
+  document.addEventListener("visibilitychange", seen);
+
   const source = new EventSource(url);
   // Tests wait for readyState OPEN before sending a webhook.
   window.wabridgeLive = source;
@@ -76,6 +87,7 @@
     let m;
     try { m = JSON.parse(e.data); } catch (_) { return; }
     refresh(m.conversation);
+    if (m.inbound && messages && String(m.conversation) === messages.dataset.conversation) seen();
   });
   source.addEventListener("notification", (e) => {
     let n;

@@ -45,6 +45,7 @@ pub fn routes() -> Router<AppState> {
         .route("/inbox/{id}/messages", get(get_messages))
         .route("/inbox/{id}/reply", post(post_reply))
         .route("/inbox/{id}/react", post(post_react))
+        .route("/inbox/{id}/seen", post(post_seen))
         .route("/inbox/{id}/attach", post(post_attach))
         .route("/inbox/media/{message_id}", get(get_media))
         .route("/inbox/by-wamid/{wamid}", get(get_by_wamid))
@@ -333,9 +334,9 @@ async fn get_conversation(State(app): State<AppState>, member: TenantMember, Pat
     }
     // The customer's messages on the screen are no longer news to this user: their
     // notifications are read (the header's count, rendered after, says so).
-    let shown = messages.iter().filter(|m| !m.outgoing).filter_map(|m| Some((m.wamid.as_deref()?, m.time.0.div_euclid(1000))));
-    if crate::notifications::read_for_messages(&app.db, member.tenant, member.user.id, shown, app.clock.now_ms()).await? > 0 {
-        member.ctx.unread = Some(crate::notifications::unread_count(&app.db, member.user.id).await?);
+    let shown: Vec<(&str, i64)> = messages.iter().filter(|m| !m.outgoing).filter_map(|m| Some((m.wamid.as_deref()?, m.time.0))).collect();
+    if let Some(unread) = read_notifications_of(&app, &member, &shown).await? {
+        member.ctx.unread = Some(unread);
     }
     let reply_to = q.reply_to.as_deref().and_then(|w| messages.iter().find(|m| m.wamid.as_deref() == Some(w)).cloned());
     let notice = match q.notice.as_deref() {
@@ -345,6 +346,37 @@ async fn get_conversation(State(app): State<AppState>, member: TenantMember, Pat
         _ => None,
     };
     render(&ConversationPage { c, messages, older, viewing_older: before.is_some(), reply_to, notice, p: member.ctx.into() })
+}
+
+/// Reads, for the member, the notifications of these customer messages (Meta's id and time
+/// in Unix ms); their unread count after, when it changed.
+async fn read_notifications_of(app: &AppState, member: &TenantMember, messages: &[(&str, i64)]) -> AppResult<Option<i64>> {
+    let messages: Vec<(&str, i64)> = messages.iter().map(|&(wamid, at)| (wamid, at.div_euclid(1000))).collect();
+    if crate::notifications::read_for_messages(&app.db, member.tenant, member.user.id, messages, app.clock.now_ms()).await? == 0 {
+        return Ok(None);
+    }
+    Ok(Some(crate::notifications::unread_count(&app.db, member.user.id).await?))
+}
+
+/// Customer messages read while the conversation is open: the page says so when a customer
+/// message arrives while its tab is visible, and when the tab becomes visible again.
+const SEEN_RECENT: i64 = 50;
+
+/// The open conversation is on the member's screen: read as when it is opened — at Meta (the
+/// customer's blue ticks) and the member's notifications of its latest customer messages.
+/// Answers the member's unread count.
+async fn post_seen(State(app): State<AppState>, member: TenantMember, Path(id): Path<i64>) -> AppResult<Response> {
+    let row = store::conversation(&app.db, member.tenant, id).await?.ok_or(AppError::NotFound)?;
+    if row.unread > 0 {
+        mark_read(&app, member.tenant, &row).await?;
+    }
+    let latest = store::latest_inbound(&app.db, member.tenant, id, SEEN_RECENT).await?;
+    let latest: Vec<(&str, i64)> = latest.iter().map(|(w, at)| (w.as_str(), *at)).collect();
+    let unread = match read_notifications_of(&app, &member, &latest).await? {
+        Some(unread) => unread,
+        None => crate::notifications::unread_count(&app.db, member.user.id).await?,
+    };
+    Ok(axum::Json(serde_json::json!({"unread": unread})).into_response())
 }
 
 async fn get_messages(State(app): State<AppState>, member: TenantMember, Path(id): Path<i64>) -> AppResult<Response> {

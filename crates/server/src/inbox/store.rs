@@ -958,6 +958,19 @@ pub async fn places_after(db: &Db, tenant: TenantId, m: Located, limit: i64) -> 
     .await)
 }
 
+/// A conversation's latest `limit` customer messages: Meta's id and time (Unix ms).
+pub async fn latest_inbound(db: &Db, tenant: TenantId, conversation: i64, limit: i64) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    with_pool!(db.read(), |p| sqlx::query_as::<_, (String, i64)>(
+        "SELECT wamid, meta_at FROM messages WHERE tenant_id = $1 AND conversation_id = $2 AND direction = 'in' AND wamid IS NOT NULL
+         ORDER BY meta_at DESC, id DESC LIMIT $3"
+    )
+    .bind(tenant)
+    .bind(conversation)
+    .bind(limit)
+    .fetch_all(p)
+    .await)
+}
+
 /// Whether a message (by Meta's id) is one of the conversation's.
 pub async fn in_conversation(db: &Db, tenant: TenantId, conversation: i64, wamid: &str) -> Result<bool, sqlx::Error> {
     with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT id FROM messages WHERE conversation_id = $1 AND tenant_id = $2 AND wamid = $3 LIMIT 1")

@@ -101,6 +101,16 @@ async fn a_customer_writes_the_toast_appears_and_the_agent_chats() {
     s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
     browser.wait_for_text("#messages", "Marienplatz").await.unwrap();
     browser.wait_for("#messages img.media").await.unwrap();
+    // Seen as they arrive in the open conversation: read at Meta (the customer's blue ticks
+    // for the last one) and no longer unread here; the header's count goes back to 0.
+    browser.wait_for_text("#unread-count", "0").await.unwrap();
+    let last = s.sandbox.control().inbound().await.unwrap().last().unwrap()["wamid"].as_str().unwrap().to_owned();
+    crate::helpers::eventually("the last message read at Meta", || async {
+        s.sandbox.control().requests().await.unwrap().iter().any(|r| r.body["status"] == "read" && r.body["message_id"] == last.as_str())
+    })
+    .await;
+    let unread = with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT unread FROM conversations").fetch_one(p).await).unwrap();
+    assert_eq!(unread, 0, "seen as it arrived");
     // The picture was fetched from Meta through our server and really renders.
     let width = browser
         .execute("const i = document.querySelector('#messages img.media'); return new Promise(r => { if (i.complete) r(i.naturalWidth); else { i.onload = () => r(i.naturalWidth); i.onerror = () => r(0); } });", vec![])

@@ -321,6 +321,52 @@ async fn images_and_locations_are_shown_and_media_served_only_to_the_tenant() {
     assert!(list.contains("id=\"no-conversations\""));
 }
 
+/// A conversation open while the customer writes on: the page reports it seen (its tab
+/// visible), which reads the new messages as opening the conversation does — at Meta, in the
+/// conversation's unread count and in the reader's notifications. Only with the page's token,
+/// only the tenant's own.
+#[tokio::test]
+async fn an_open_conversation_reads_what_arrives_while_it_is_seen() {
+    let s = spawn_app_with_sandbox(&[]).await;
+    customer_writes(&s, "Hallo", None).await;
+    let id = conversation_id(&s).await;
+    let (c, csrf) = s.app.signed_in("agent@sandbox.test").await;
+    assert_eq!(c.get(s.app.url(&format!("/inbox/{id}"))).send().await.unwrap().status(), 200);
+    let read_receipts = || async {
+        s.sandbox.control().requests().await.unwrap().iter().filter(|r| r.body.to_string().contains("\"status\":\"read\"")).count()
+    };
+    eventually("the first read receipt", || async { read_receipts().await == 1 }).await;
+    customer_writes(&s, "Sind Sie noch da?", None).await;
+    eventually("applied", || async { count(&s, "SELECT unread FROM conversations").await == 1 }).await;
+    let unread = |c: reqwest::Client| {
+        let url = s.app.url("/notifications/unread");
+        async move { c.get(url).send().await.unwrap().json::<serde_json::Value>().await.unwrap()["unread"].as_i64().unwrap() }
+    };
+    assert_eq!(unread(c.clone()).await, 1);
+
+    let seen = s.app.url(&format!("/inbox/{id}/seen"));
+    assert_eq!(c.post(&seen).send().await.unwrap().status(), 403, "not without the page's token");
+    let resp = c.post(&seen).header("X-CSRF-Token", &csrf).header("Accept", "application/json").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<serde_json::Value>().await.unwrap(), json!({"unread": 0}));
+    assert_eq!(count(&s, "SELECT unread FROM conversations").await, 0);
+    assert_eq!(unread(c.clone()).await, 0);
+    eventually("the second read receipt", || async { read_receipts().await == 2 }).await;
+    // Seen again with nothing new: nothing more is sent.
+    let resp = c.post(&seen).header("X-CSRF-Token", &csrf).send().await.unwrap();
+    assert_eq!(resp.json::<serde_json::Value>().await.unwrap(), json!({"unread": 0}));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(read_receipts().await, 2);
+    // The owner's notification is theirs to read.
+    let (owner, _) = s.app.signed_in("owner@sandbox.test").await;
+    assert_eq!(unread(owner).await, 2);
+
+    let other = s.app.tenant("Other Salon").await;
+    s.app.user(Some(other), "owner@other.test", Role::Owner).await;
+    let (o, other_csrf) = s.app.signed_in("owner@other.test").await;
+    assert_eq!(o.post(&seen).header("X-CSRF-Token", &other_csrf).send().await.unwrap().status(), 404);
+}
+
 /// Every inbound type is shown as what it is: a text's link as a link; a sticker inline, a
 /// voice note playable and marked, a video inline, a document to download; a contact as a
 /// card; button, list and template-button replies as the option chosen; a reaction on the
