@@ -41,31 +41,38 @@
 
   // Conversation page: refresh the messages when one of them changes (new, ticks).
   const messages = document.getElementById("messages");
-  const list = document.getElementById("conversation-list");
+  const list = document.getElementById("conversations");
   let refreshing = false;
   let again = false;
+  // One fetch at a time; a change during a fetch triggers one more afterwards.
+  function fetchOnce(url, apply) {
+    if (refreshing) { again = true; return; }
+    refreshing = true;
+    fetch(url, { headers: { Accept: "text/html" }, credentials: "same-origin" })
+      .then((r) => (r.ok ? r.text() : null))
+      .then((html) => { if (html !== null) apply(html); })
+      .catch(() => {})
+      .finally(() => {
+        refreshing = false;
+        if (again) { again = false; fetchOnce(url, apply); }
+      });
+  }
   function refresh(conversation) {
     if (messages && String(conversation) === messages.dataset.conversation) {
-      // One fetch at a time; a change during a fetch triggers one more afterwards.
-      if (refreshing) { again = true; return; }
-      refreshing = true;
-      fetch("/inbox/" + conversation + "/messages", { headers: { Accept: "text/html" } })
-        .then((r) => (r.ok ? r.text() : null))
-        .then((html) => {
-          if (html === null) return;
-          // A reader at the newest message stays there as messages arrive.
-          const atEnd = atBottom();
-          messages.innerHTML = html;
-          localTimes(messages);
-          if (atEnd) toBottom();
-        })
-        .catch(() => {})
-        .finally(() => {
-          refreshing = false;
-          if (again) { again = false; refresh(conversation); }
-        });
+      fetchOnce("/inbox/" + conversation + "/messages", (html) => {
+        // A reader at the newest message stays there as messages arrive.
+        const atEnd = atBottom();
+        messages.innerHTML = html;
+        localTimes(messages);
+        if (atEnd) toBottom();
+      });
     } else if (list) {
-      window.location.reload();
+      // The list as this address shows it now, in place: what is typed into the search
+      // field and where the page is scrolled stay as they are.
+      fetchOnce(window.location.href, (html) => {
+        const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("conversations");
+        if (fresh) list.innerHTML = fresh.innerHTML;
+      });
     }
   }
 
@@ -109,7 +116,7 @@
       .then((j) => setCount(j.unread))
       .catch(() => {});
     if (messages) refresh(messages.dataset.conversation);
-    else if (list) window.location.reload();
+    else if (list) refresh(null);
     window.dispatchEvent(new CustomEvent("wabridge:onboarding", { detail: null }));
   });
 })();

@@ -86,6 +86,29 @@ async fn a_webhook_becomes_a_toast_bottom_right_with_the_unread_count() {
     browser.quit().await.unwrap();
 }
 
+/// The list of conversations follows the customers in place: from empty to the first
+/// conversation, then a newer message on top — without reloading the page, so that what is
+/// being typed into the search field stays.
+#[tokio::test]
+async fn the_list_follows_the_customers_in_place() {
+    let app = spawn_app().await;
+    let (_, number) = tenant_with_number(&app, "Salon Liste").await;
+    let browser = signed_in(&app.base, "owner@salonliste.test").await;
+    browser.goto(&format!("{}/inbox", app.base)).await.unwrap();
+    browser.wait_for("#no-conversations").await.unwrap();
+    stream_open(&browser).await;
+    browser.fill("#q", "Ann").await.unwrap();
+    browser.execute("window.notReloaded = true; return true", vec![]).await.unwrap();
+
+    assert_eq!(post_signed(&app, &text_body(&number, "491701111111", "Anna", &[("wamid.LIST1", "Erste Frage")])).await.status(), 200);
+    browser.wait_for_text("#conversation-list", "Erste Frage").await.unwrap();
+    assert_eq!(post_signed(&app, &text_body(&number, "491702222222", "Ben", &[("wamid.LIST2", "Zweite Frage")])).await.status(), 200);
+    browser.wait_for_text("#conversation-list li:first-child", "Zweite Frage").await.unwrap();
+    let state = browser.execute("return [window.notReloaded === true, document.getElementById('q').value, document.querySelectorAll('#conversation-list li').length]", vec![]).await.unwrap();
+    assert_eq!(state, serde_json::json!([true, "Ann", 2]), "updated in place");
+    browser.quit().await.unwrap();
+}
+
 /// Where a page of a conversation is on the screen: whether it is scrolled to its end, and
 /// the message the address names (its id, and whether it lies within the window).
 async fn scrolled(browser: &Browser) -> serde_json::Value {
