@@ -96,6 +96,8 @@
     refresh(m.conversation);
     if (m.inbound && messages && String(m.conversation) === messages.dataset.conversation) seen();
   });
+  // A conversation was read (by this user elsewhere, or another): the list says so.
+  source.addEventListener("conversation", () => { if (list) refresh(null); });
   source.addEventListener("notification", (e) => {
     let n;
     try { n = JSON.parse(e.data); } catch (_) { return; }

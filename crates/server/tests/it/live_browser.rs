@@ -106,6 +106,18 @@ async fn the_list_follows_the_customers_in_place() {
     browser.wait_for_text("#conversation-list li:first-child", "Zweite Frage").await.unwrap();
     let state = browser.execute("return [window.notReloaded === true, document.getElementById('q').value, document.querySelectorAll('#conversation-list li').length]", vec![]).await.unwrap();
     assert_eq!(state, serde_json::json!([true, "Ann", 2]), "updated in place");
+    // The agent reads Ben's conversation: the owner's list no longer marks it unread.
+    let ben = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT conversation_id FROM messages WHERE wamid = 'wamid.LIST2'").fetch_one(p).await).unwrap();
+    let script = format!("return document.querySelector('#conversation-list li[data-conversation=\"{ben}\"]').classList.contains('unread')");
+    assert_eq!(browser.execute(&script, vec![]).await.unwrap(), serde_json::json!(true), "unread before");
+    let (agent, _) = app.signed_in("agent@salonliste.test").await;
+    assert_eq!(agent.get(app.url(&format!("/inbox/{ben}"))).send().await.unwrap().status(), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while browser.execute(&script, vec![]).await.unwrap() == serde_json::json!(true) {
+        assert!(std::time::Instant::now() < deadline, "the list still marks Ben's conversation unread");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(browser.execute("return window.notReloaded === true", vec![]).await.unwrap(), serde_json::json!(true));
     browser.quit().await.unwrap();
 }
 
