@@ -110,6 +110,8 @@
             li.dataset.state = i.state;
             const s = li.querySelector(".state");
             if (s) s.textContent = i.text;
+            const d = li.querySelector(".detail");
+            if (d) d.textContent = i.detail || "";
             const w = li.querySelector(".when");
             if (w) {
               w.replaceChildren();

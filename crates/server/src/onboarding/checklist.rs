@@ -45,16 +45,45 @@ pub fn business_item(state: &StateRow) -> Computed {
     Computed { item: "business_verified", state: s, detail: format!("business_verification_status={} account_review_status={}", show(&bv), show(&review)) }
 }
 
-/// *Default template approved*: every language approved; one rejected fails it.
-pub fn template_item(statuses: &[String]) -> Computed {
-    let s = if statuses.iter().any(|s| s == "REJECTED") {
+/// *Default template approved*: every language (language, status) approved; one rejected
+/// fails it.
+pub fn template_item(statuses: &[(String, String)]) -> Computed {
+    let s = if statuses.iter().any(|(_, s)| s == "REJECTED") {
         "failed"
-    } else if !statuses.is_empty() && statuses.iter().all(|s| s == "APPROVED") {
+    } else if !statuses.is_empty() && statuses.iter().all(|(_, s)| s == "APPROVED") {
         "done"
     } else {
         "pending"
     };
-    Computed { item: "template_approved", state: s, detail: statuses.join(",") }
+    let detail = statuses.iter().map(|(language, status)| format!("{language}={status}")).collect::<Vec<_>>().join(" ");
+    Computed { item: "template_approved", state: s, detail }
+}
+
+/// An item's detail (Meta's words: `field=VALUE …`, a template's `language=STATUS …`, or an
+/// older row's `STATUS,STATUS`, with a reason in parentheses) in the reader's words: the
+/// fields and values Meta's documentation names are translated, anything else shown as Meta
+/// wrote it.
+pub fn detail_words(detail: &str, lang: Lang) -> String {
+    let (facts, reason) = match detail.trim_end().strip_suffix(')').and_then(|d| d.split_once(" (")) {
+        Some((facts, reason)) => (facts, Some(reason)),
+        None => (detail, None),
+    };
+    let value = |v: &str| lang.lookup(&format!("onboarding.meta_value.{}", v.to_ascii_lowercase())).map_or_else(|| v.to_owned(), str::to_owned);
+    let mut parts: Vec<String> = Vec::new();
+    for token in facts.split_whitespace() {
+        match token.split_once('=') {
+            Some((field, v)) => {
+                let label = lang.lookup(&format!("onboarding.meta_field.{field}")).unwrap_or(field);
+                parts.push(format!("{label}: {}", value(v)));
+            }
+            None => parts.push(token.split(',').map(value).collect::<Vec<_>>().join(", ")),
+        }
+    }
+    // Rows from before a reason of "NONE" (Meta's with an approval) was left out.
+    if let Some(reason) = reason.filter(|r| !r.eq_ignore_ascii_case("none")) {
+        parts.push(format!("{}: {}", lang.t("onboarding.meta_field.reason"), value(reason)));
+    }
+    parts.join(" · ")
 }
 
 /// Sets one item; on a real change (other than to pending) notifies the tenant's users and
@@ -230,7 +259,7 @@ pub async fn refresh(db: &Db, hub: &LiveHub, settings: &Settings, graph: &GraphC
             store::set_number_status(db, tenant, pn, store::NUMBER_CONNECTED, number.display_phone_number.as_deref(), number.verified_name.as_deref(), now).await?;
         }
     }
-    let mut statuses = Vec::new();
+    let mut statuses: Vec<(String, String)> = Vec::new();
     let rows = store::templates(db, tenant).await?;
     for row in &rows {
         let status = match row.template_id.as_deref() {
@@ -240,7 +269,7 @@ pub async fn refresh(db: &Db, hub: &LiveHub, settings: &Settings, graph: &GraphC
         if status != row.status {
             store::upsert_template(db, tenant, &row.language, &waba_id, None, &status, row.reason.as_deref(), now).await?;
         }
-        statuses.push(status);
+        statuses.push((row.language.clone(), status));
     }
     if !rows.is_empty() {
         items.push(template_item(&statuses));
@@ -259,4 +288,35 @@ pub async fn refresh(db: &Db, hub: &LiveHub, settings: &Settings, graph: &GraphC
     items.insert(0, business_item(&next));
     apply_all(db, hub, tenant, &items, now).await?;
     Ok(settled(db, tenant).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metas_words_in_the_readers() {
+        let de = |d: &str| detail_words(d, Lang::De);
+        assert_eq!(de("business_verification_status=pending account_review_status=PENDING"), "Verifizierung des Business: ausstehend · Prüfung des WhatsApp-Kontos: ausstehend");
+        assert_eq!(de("code_verification_status=VERIFIED name_status=PENDING_REVIEW"), "Bestätigung der Nummer per Code: verifiziert · Prüfung des Anzeigenamens: in Prüfung");
+        assert_eq!(de("status=?"), "Status der Nummer: unbekannt");
+        assert_eq!(de("de=APPROVED en=REJECTED (INVALID_FORMAT)"), "Deutsch: freigegeben · Englisch: abgelehnt · Grund: INVALID_FORMAT");
+        // A row from before the languages were named.
+        assert_eq!(de("PENDING,APPROVED"), "ausstehend, freigegeben");
+        assert_eq!(de("APPROVED,APPROVED (NONE)"), "freigegeben, freigegeben");
+        // What Meta's documentation does not name stays as Meta wrote it.
+        assert_eq!(de("status=SOMETHING_NEW quality=GREEN"), "Status der Nummer: SOMETHING_NEW · quality: GREEN");
+        assert_eq!(de(""), "");
+        assert_eq!(detail_words("de=PENDING en=APPROVED", Lang::En), "German: pending · English: approved");
+    }
+
+    #[test]
+    fn the_template_item_names_each_language() {
+        let pair = |l: &str, s: &str| (l.to_owned(), s.to_owned());
+        let item = template_item(&[pair("de", "APPROVED"), pair("en", "PENDING")]);
+        assert_eq!((item.state, item.detail.as_str()), ("pending", "de=APPROVED en=PENDING"));
+        assert_eq!(template_item(&[pair("de", "APPROVED"), pair("en", "APPROVED")]).state, "done");
+        assert_eq!(template_item(&[pair("de", "REJECTED"), pair("en", "APPROVED")]).state, "failed");
+        assert_eq!(template_item(&[]).state, "pending");
+    }
 }

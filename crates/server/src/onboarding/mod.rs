@@ -191,6 +191,13 @@ pub struct ItemView {
     pub detail: String,
 }
 
+impl ItemView {
+    /// Meta's words of the item in the reader's (see [`checklist::detail_words`]).
+    pub fn detail_words(&self, lang: Lang) -> String {
+        checklist::detail_words(&self.detail, lang)
+    }
+}
+
 /// The checklist in page order.
 pub async fn checklist_view(db: &Db, tenant: TenantId) -> Result<Vec<ItemView>, sqlx::Error> {
     let rows = store::checklist(db, tenant).await?;
@@ -324,7 +331,7 @@ async fn get_checklist(State(app): State<AppState>, member: TenantMember) -> App
     let items: Vec<_> = checklist_view(&app.db, member.tenant)
         .await?
         .into_iter()
-        .map(|i| json!({"item": i.item, "state": i.state, "text": lang.t(&format!("onboarding.state.{}", i.state)), "when": i.when.map(When::utc_text), "at": i.when.map(When::rfc3339), "detail": i.detail}))
+        .map(|i| json!({"item": i.item, "state": i.state, "text": lang.t(&format!("onboarding.state.{}", i.state)), "when": i.when.map(When::utc_text), "at": i.when.map(When::rfc3339), "detail": i.detail_words(lang)}))
         .collect();
     let (status, _) = row_status(&app.db, member.tenant).await?;
     Ok(Json(json!({"items": items, "status": status})).into_response())

@@ -120,7 +120,8 @@ impl ChangeHandler for TemplateReview {
                 return Ok(());
             }
             let (Some(event), Some(id)) = (text(v, "event"), text(v, "message_template_id")) else { return Ok(()) };
-            let reason = v.get("rejection_info").and_then(|r| text(r, "reason")).or_else(|| text(v, "reason"));
+            // Meta sends `"reason": "NONE"` with an approval: no reason.
+            let reason = v.get("rejection_info").and_then(|r| text(r, "reason")).or_else(|| text(v, "reason")).filter(|r| !r.eq_ignore_ascii_case("none"));
             // Meta reviews each language on its own, and on PostgreSQL two processors may apply
             // the two reviews at once: each would read the other's row as it was and leave the
             // item pending. The tenant's onboarding row is written first, so the second waits
@@ -145,7 +146,7 @@ impl ChangeHandler for TemplateReview {
             if updated == 0 {
                 return Ok(());
             }
-            let statuses = with_tx!(&mut *tx, |c| sqlx::query_scalar::<_, String>("SELECT status FROM onboarding_templates WHERE tenant_id = $1 ORDER BY language")
+            let statuses = with_tx!(&mut *tx, |c| sqlx::query_as::<_, (String, String)>("SELECT language, status FROM onboarding_templates WHERE tenant_id = $1 ORDER BY language")
                 .bind(change.tenant)
                 .fetch_all(c)
                 .await)?;

@@ -72,6 +72,16 @@ impl Lang {
         }
     }
 
+    /// The UI string for `key`, when there is one (for words looked up from outside data, such
+    /// as Meta's status values, that may have none).
+    pub fn lookup(self, key: &str) -> Option<&'static str> {
+        let table = match self {
+            Lang::De => &CATALOG.de,
+            Lang::En => &CATALOG.en,
+        };
+        table.get(key).map(String::as_str)
+    }
+
     /// The UI string for `key` with `{name}` replaced by `value`.
     pub fn tf(self, key: &str, name: &str, value: &str) -> String {
         self.t(key).replace(&format!("{{{name}}}"), value)

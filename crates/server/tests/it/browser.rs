@@ -287,6 +287,14 @@ async fn owner_connects_whatsapp_through_the_signup_popup() {
         .await
         .unwrap();
     assert_eq!(whens, serde_json::json!(vec![serde_json::json!([true, true, "Europe/Berlin"]); 4]), "{whens}");
+    // What Meta says of each item, in the reader's words (as the page updated it live): the
+    // display name's review beside the number, each language of the template.
+    let number = browser.text(&browser.find("#check-number_verified .detail").await.unwrap()).await.unwrap();
+    assert!(number.contains("Bestätigung der Nummer per Code: verifiziert") && number.contains("Prüfung des Anzeigenamens:"), "{number}");
+    let template = browser.text(&browser.find("#check-template_approved .detail").await.unwrap()).await.unwrap();
+    assert_eq!(template, "Deutsch: freigegeben · Englisch: freigegeben");
+    let page = browser.source().await.unwrap();
+    assert!(!page.contains("name_status=") && !page.contains("APPROVED"), "no raw field or value of Meta's on the page");
     browser.click_on("#back").await.unwrap();
     browser.wait_for_text("#whatsapp-status", "Verbunden").await.unwrap();
     browser.wait_for_text("#whatsapp-number", "Salon Browser").await.unwrap();
