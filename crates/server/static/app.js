@@ -71,7 +71,9 @@
       // field and where the page is scrolled stay as they are.
       fetchOnce(window.location.href, (html) => {
         const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("conversations");
-        if (fresh) list.innerHTML = fresh.innerHTML;
+        if (!fresh) return;
+        list.innerHTML = fresh.innerHTML;
+        localTimes(list);
       });
     }
   }

@@ -26,6 +26,7 @@ use crate::outbox::{self, EnqueueError, NewSend, Operation, OutboxId};
 use crate::store::{Db, json_text};
 use crate::web::context::TenantMember;
 use crate::web::error::{AppError, AppResult};
+use crate::web::when::When;
 use crate::web::{AppState, PageCtx, render};
 use crate::{with_pool, with_tx};
 use window::CustomerServiceWindow;
@@ -203,6 +204,8 @@ struct ConversationLine {
     preview: String,
     /// The tenant's number it is on, when the tenant has several.
     via: Option<String>,
+    /// Its last message's time.
+    at: When,
 }
 
 impl ConversationLine {
@@ -234,6 +237,7 @@ fn line(row: store::ConversationRow, now: i64, lang: crate::web::i18n::Lang) -> 
         },
         preview: crate::notifications::localize_preview(&row.last_preview, lang),
         via: None,
+        at: When(row.last_message_at),
         row,
     }
 }

@@ -106,6 +106,10 @@ async fn the_list_follows_the_customers_in_place() {
     browser.wait_for_text("#conversation-list li:first-child", "Zweite Frage").await.unwrap();
     let state = browser.execute("return [window.notReloaded === true, document.getElementById('q').value, document.querySelectorAll('#conversation-list li').length]", vec![]).await.unwrap();
     assert_eq!(state, serde_json::json!([true, "Ann", 2]), "updated in place");
+    // Each line says when its last message came (Meta's time, 2025-11-24 16:00 UTC), in the
+    // reader's time zone, also after the update.
+    let at = browser.execute("return [...document.querySelectorAll('#conversation-list .at time')].map(t => t.textContent)", vec![]).await.unwrap();
+    assert_eq!(at, serde_json::json!(["24.11.2025, 17:00", "24.11.2025, 17:00"]));
     // The agent reads Ben's conversation: the owner's list no longer marks it unread.
     let ben = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT conversation_id FROM messages WHERE wamid = 'wamid.LIST2'").fetch_one(p).await).unwrap();
     let script = format!("return document.querySelector('#conversation-list li[data-conversation=\"{ben}\"]').classList.contains('unread')");
