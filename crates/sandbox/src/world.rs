@@ -540,7 +540,11 @@ pub fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
-/// Formats digits the way the Graph API shows `display_phone_number`, e.g. `+49 30 1234567`.
+/// Formats digits the way the Graph API shows `display_phone_number` (international format):
+/// `+1 555-123-4567` in the North American plan; elsewhere the country code, then the area or
+/// mobile prefix, then the rest — `+49 30 1234567` (Berlin, Hamburg, Frankfurt and Munich have
+/// two-digit area codes), `+49 151 23456789`, `+43 664 1234567`. Other countries' prefixes
+/// are taken as three digits (the sandbox does not carry every numbering plan).
 pub fn display_number(number: &str) -> String {
     let cc_len = if number.starts_with('1') || number.starts_with('7') {
         1
@@ -553,9 +557,13 @@ pub fn display_number(number: &str) -> String {
         3
     };
     let (cc, rest) = number.split_at(cc_len.min(number.len()));
-    if rest.len() > 3 {
-        let (a, b) = rest.split_at(3);
-        format!("+{cc} {a}-{b}")
+    if cc == "1" && rest.len() == 10 {
+        return format!("+1 {}-{}-{}", &rest[..3], &rest[3..6], &rest[6..]);
+    }
+    let prefix = if cc == "49" && ["30", "40", "69", "89"].iter().any(|a| rest.starts_with(a)) { 2 } else { 3 };
+    if rest.len() > prefix + 2 {
+        let (a, b) = rest.split_at(prefix);
+        format!("+{cc} {a} {b}")
     } else {
         format!("+{cc} {rest}")
     }
@@ -625,5 +633,19 @@ pub async fn persister(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let shared = shared.clone();
         let _ = tokio::task::spawn_blocking(move || save_now(&shared)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::display_number;
+
+    #[test]
+    fn numbers_are_shown_in_international_format() {
+        assert_eq!(display_number("15551234567"), "+1 555-123-4567");
+        assert_eq!(display_number("49309876543"), "+49 30 9876543");
+        assert_eq!(display_number("4915123456789"), "+49 151 23456789");
+        assert_eq!(display_number("436641234567"), "+43 664 1234567");
+        assert_eq!(display_number("4930"), "+49 30");
     }
 }

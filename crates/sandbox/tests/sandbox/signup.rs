@@ -88,7 +88,7 @@ async fn finish_posts_ids_and_a_code_that_exchanges_once_for_a_business_token() 
     let (_, n) = s.get(&format!("{pnid}?fields=code_verification_status,status,display_phone_number,verified_name"), &token).await;
     assert_eq!(n["code_verification_status"], "VERIFIED");
     assert_eq!(n["status"], "PENDING");
-    assert_eq!(n["display_phone_number"], "+49 301-234567");
+    assert_eq!(n["display_phone_number"], "+49 30 1234567");
     assert_eq!(n["verified_name"], "Praxis Dr. Owner");
 
     let r = s
