@@ -87,7 +87,18 @@
       .then((j) => { if (j) setCount(j.unread); })
       .catch(() => {});
   }
-  document.addEventListener("visibilitychange", seen);
+  // The unread count as the server has it (read in another tab, or while this one was hidden).
+  function refreshCount() {
+    fetch("/notifications/unread", { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((j) => { if (j) setCount(j.unread); })
+      .catch(() => {});
+  }
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState !== "visible") return;
+    if (messages && messages.dataset.seen) seen();
+    else refreshCount();
+  });
 
   const source = new EventSource(url);
   // Tests wait for readyState OPEN before sending a webhook.
@@ -115,10 +126,10 @@
   // The stream fell behind, or began before the server restarted: events may be missing, so
   // everything this page shows live is fetched again (toasts missed stay in the list).
   source.addEventListener("resync", () => {
-    fetch("/notifications/unread", { headers: { Accept: "application/json" } })
-      .then((r) => r.json())
-      .then((j) => setCount(j.unread))
-      .catch(() => {});
+    // Customer messages may have come among the missed events: an open conversation in view
+    // reads them (which answers the count too).
+    if (messages && messages.dataset.seen && document.visibilityState === "visible") seen();
+    else refreshCount();
     if (messages) refresh(messages.dataset.conversation);
     else if (list) refresh(null);
     window.dispatchEvent(new CustomEvent("wabridge:onboarding", { detail: null }));

@@ -392,15 +392,19 @@ async fn get_messages(State(app): State<AppState>, member: TenantMember, Path(id
 /// read — through the outbox, like every call that sends something.
 async fn mark_read(app: &AppState, tenant: TenantId, c: &store::ConversationRow) -> Result<(), sqlx::Error> {
     let now = app.clock.now_ms();
-    let last_inbound = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, String>(
+    let mut tx = app.db.begin().await?;
+    // The count first: on PostgreSQL that locks the row, so a customer message being applied
+    // meanwhile is either seen by the look-up below (its commit came first) or counts as
+    // unread after this commit (it waited) — never reset without being marked read. (On
+    // SQLite the one writer orders them anyway.)
+    with_tx!(&mut tx, |x| sqlx::query("UPDATE conversations SET unread = 0 WHERE id = $1 AND tenant_id = $2").bind(c.id).bind(tenant).execute(x).await.map(drop))?;
+    let last_inbound = with_tx!(&mut tx, |x| sqlx::query_scalar::<_, String>(
         "SELECT wamid FROM messages WHERE conversation_id = $1 AND tenant_id = $2 AND direction = 'in' AND wamid NOT LIKE 'wabridge:%' ORDER BY meta_at DESC, id DESC LIMIT 1"
     )
     .bind(c.id)
     .bind(tenant)
-    .fetch_optional(p)
+    .fetch_optional(x)
     .await)?;
-    let mut tx = app.db.begin().await?;
-    with_tx!(&mut tx, |x| sqlx::query("UPDATE conversations SET unread = 0 WHERE id = $1 AND tenant_id = $2").bind(c.id).bind(tenant).execute(x).await.map(drop))?;
     if let Some(wamid) = last_inbound {
         let send = NewSend {
             tenant,

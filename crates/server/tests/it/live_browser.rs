@@ -122,6 +122,14 @@ async fn the_list_follows_the_customers_in_place() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(browser.execute("return window.notReloaded === true", vec![]).await.unwrap(), serde_json::json!(true));
+    // The owner reads Anna's conversation in another tab; back in this one, the header's count
+    // is the server's again.
+    browser.wait_for_text("#unread-count", "2").await.unwrap();
+    let anna = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT conversation_id FROM messages WHERE wamid = 'wamid.LIST1'").fetch_one(p).await).unwrap();
+    let (other_tab, _) = app.signed_in("owner@salonliste.test").await;
+    assert_eq!(other_tab.get(app.url(&format!("/inbox/{anna}"))).send().await.unwrap().status(), 200);
+    browser.execute("document.dispatchEvent(new Event('visibilitychange')); return true", vec![]).await.unwrap();
+    browser.wait_for_text("#unread-count", "1").await.unwrap();
     browser.quit().await.unwrap();
 }
 
