@@ -114,6 +114,9 @@
   source.addEventListener("notification", (e) => {
     let n;
     try { n = JSON.parse(e.data); } catch (_) { return; }
+    // A message of the conversation in view needs no toast: it appears there, and reads itself.
+    if (n.chat && messages && messages.dataset.chat && document.visibilityState === "visible"
+        && messages.dataset.chat.split(" ").includes(n.chat)) return;
     toast(n);
     setCount((parseInt(count && count.textContent, 10) || 0) + 1);
   });

@@ -76,6 +76,9 @@ struct Toast {
     actor: String,
     preview: String,
     link: String,
+    /// Which chat it is of: `<number id>:<customer's phone, or BSUID>` (a conversation's page
+    /// in view shows the message itself and has no use for its toast).
+    chat: String,
 }
 
 impl Toast {
@@ -91,8 +94,10 @@ impl Toast {
             actor: &'a str,
             preview: &'a str,
             link: &'a str,
+            #[serde(skip_serializing_if = "str::is_empty")]
+            chat: &'a str,
         }
-        let payload = Payload { id, key: &self.key, kind: "inbound_message", actor: &self.actor, preview: &self.preview, link: &self.link };
+        let payload = Payload { id, key: &self.key, kind: "inbound_message", actor: &self.actor, preview: &self.preview, link: &self.link, chat: &self.chat };
         NewEvent::new(self.tenant, None, "notification", &payload)
     }
 }
@@ -121,6 +126,12 @@ fn toasts(changes: &[RoutedChange<'_>]) -> Vec<Toast> {
                 }
                 None => (format!("journal:{}:{}:{i}", change.journal_id, change.change_index), "/inbox".to_owned()),
             };
+            let contact = value.contact_for(message);
+            let customer = message.from.as_deref().or(contact.and_then(|c| c.wa_id.as_deref())).or(message.from_user_id.as_deref()).or(contact.and_then(|c| c.user_id.as_deref()));
+            let chat = match (change.change.phone_number_id(), customer) {
+                (Some(number), Some(customer)) => format!("{number}:{}", customer.trim_start_matches('+')),
+                _ => String::new(),
+            };
             out.push(Toast {
                 journal_id: change.journal_id,
                 tenant: change.tenant,
@@ -128,6 +139,7 @@ fn toasts(changes: &[RoutedChange<'_>]) -> Vec<Toast> {
                 actor: actor_of(value, message),
                 preview: preview_of(&message.content),
                 link,
+                chat,
             });
         }
     }
@@ -311,6 +323,8 @@ struct LiveNotification<'a> {
     preview: Cow<'a, str>,
     #[serde(borrow, default)]
     link: Cow<'a, str>,
+    #[serde(borrow, default)]
+    chat: Cow<'a, str>,
 }
 
 /// A notification's live event as a reader's browser gets it.
@@ -327,6 +341,8 @@ struct ShownNotification<'a> {
     #[serde(skip_serializing_if = "str::is_empty")]
     link: &'a str,
     open: String,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    chat: &'a str,
 }
 
 /// A live event's data (JSON text) in the reader's words: a notification gains its title, its
@@ -356,6 +372,7 @@ pub fn localize<'a>(kind: &str, data: &'a str, lang: Lang) -> Cow<'a, str> {
         preview: localize_preview(&n.preview, lang),
         link: &n.link,
         open,
+        chat: &n.chat,
     }))
 }
 
@@ -613,6 +630,7 @@ mod tests {
             actor: "J\"ürgen \\ K.".to_owned(),
             preview: format!("{TYPE_PREFIX}image"),
             link: "/inbox/by-wamid/x".to_owned(),
+            chat: "PN-1:4917612345678".to_owned(),
         };
         let event = toast.event(None);
         let shown: serde_json::Value = serde_json::from_str(&localize(&event.kind, &event.payload, Lang::De)).unwrap();
@@ -620,6 +638,7 @@ mod tests {
         assert_eq!(shown["actor"], "J\"ürgen \\ K.");
         assert_eq!(shown["preview"], "Bild");
         assert_eq!(shown["link"], "/inbox/by-wamid/x");
+        assert_eq!(shown["chat"], "PN-1:4917612345678", "which chat it is of");
         assert_eq!(shown["open"], "/notifications/open?key=msg%3A01770000000%3Awamid.HBgM%2B%2F%3D");
         assert!(shown.get("id").is_none(), "{shown}");
         // Once stored it is opened by its id; English reads English.

@@ -119,6 +119,13 @@ async fn a_customer_writes_the_toast_appears_and_the_agent_chats() {
     }
     let unread = with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT unread FROM conversations").fetch_one(p).await).unwrap();
     assert_eq!(unread, 0, "seen as it arrived");
+    // No toast for messages of the conversation in view; another customer's message gets one.
+    let toasts = browser.execute("return document.querySelectorAll('#toasts .toast').length", vec![]).await.unwrap();
+    assert_eq!(toasts, serde_json::json!(0), "the conversation in view shows its messages itself");
+    s.sandbox.control().customer_text(&s.fixture.phone_number_id, "4915199999999", "Eine andere Kundin", None).await.unwrap();
+    s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
+    browser.wait_for_text("#toasts .toast", "Eine andere Kundin").await.unwrap();
+    browser.wait_for_text("#unread-count", "1").await.unwrap();
     // The picture was fetched from Meta through our server and really renders.
     let width = browser
         .execute("const i = document.querySelector('#messages img.media'); return new Promise(r => { if (i.complete) r(i.naturalWidth); else { i.onload = () => r(i.naturalWidth); i.onerror = () => r(0); } });", vec![])
