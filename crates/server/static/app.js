@@ -80,8 +80,11 @@
 
   // The open conversation's newest messages are on the screen while its tab is visible: a
   // customer message arriving then, or the tab coming back, reads them (at Meta too).
+  function inView() {
+    return !!(messages && messages.dataset.seen) && document.visibilityState === "visible";
+  }
   function seen() {
-    if (!messages || !messages.dataset.seen || document.visibilityState !== "visible") return;
+    if (!inView()) return;
     fetch(messages.dataset.seen, { method: "POST", credentials: "same-origin", headers: { Accept: "application/json", "X-CSRF-Token": messages.dataset.csrf } })
       .then((r) => (r.ok ? r.json() : null))
       .then((j) => { if (j) setCount(j.unread); })
@@ -94,11 +97,12 @@
       .then((j) => { if (j) setCount(j.unread); })
       .catch(() => {});
   }
-  document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState !== "visible") return;
-    if (messages && messages.dataset.seen) seen();
+  // Reads what is in view, which answers the count; else just the count.
+  function catchUp() {
+    if (inView()) seen();
     else refreshCount();
-  });
+  }
+  document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") catchUp(); });
 
   const source = new EventSource(url);
   // Tests wait for readyState OPEN before sending a webhook.
@@ -115,8 +119,7 @@
     let n;
     try { n = JSON.parse(e.data); } catch (_) { return; }
     // A message of the conversation in view needs no toast: it appears there, and reads itself.
-    if (n.chat && messages && messages.dataset.chat && document.visibilityState === "visible"
-        && messages.dataset.chat.split(" ").includes(n.chat)) return;
+    if (n.chat && inView() && (messages.dataset.chat || "").split(" ").includes(n.chat)) return;
     toast(n);
     setCount((parseInt(count && count.textContent, 10) || 0) + 1);
   });
@@ -129,10 +132,8 @@
   // The stream fell behind, or began before the server restarted: events may be missing, so
   // everything this page shows live is fetched again (toasts missed stay in the list).
   source.addEventListener("resync", () => {
-    // Customer messages may have come among the missed events: an open conversation in view
-    // reads them (which answers the count too).
-    if (messages && messages.dataset.seen && document.visibilityState === "visible") seen();
-    else refreshCount();
+    // Customer messages may have come among the missed events.
+    catchUp();
     if (messages) refresh(messages.dataset.conversation);
     else if (list) refresh(null);
     window.dispatchEvent(new CustomEvent("wabridge:onboarding", { detail: null }));
