@@ -328,8 +328,7 @@ async fn load(app: &AppState, tenant: TenantId, id: i64, lang: crate::web::i18n:
     Ok((line(row, now, lang), view::build(&rows, &context, lang), older))
 }
 
-async fn get_conversation(State(app): State<AppState>, member: TenantMember, Path(id): Path<i64>, Query(q): Query<ConversationQuery>) -> AppResult<Response> {
-    let mut member = member;
+async fn get_conversation(State(app): State<AppState>, mut member: TenantMember, Path(id): Path<i64>, Query(q): Query<ConversationQuery>) -> AppResult<Response> {
     let before = q.before.map(|at| store::Before { at, id: q.before_id });
     let (c, messages, older) = load(&app, member.tenant, id, member.ctx.lang, before).await?;
     let c = c.with_number(store::number_count(&app.db, member.tenant).await? > 1);
@@ -362,8 +361,9 @@ async fn read_notifications_of(app: &AppState, member: &TenantMember, messages: 
     Ok(Some(crate::notifications::unread_count(&app.db, member.user.id).await?))
 }
 
-/// Customer messages read while the conversation is open: the page says so when a customer
-/// message arrives while its tab is visible, and when the tab becomes visible again.
+/// How many of the latest customer messages a conversation reported seen reads the
+/// notifications of (the page reports it when a customer message arrives while its tab is
+/// visible, and when the tab becomes visible again).
 const SEEN_RECENT: i64 = 50;
 
 /// The open conversation is on the member's screen: read as when it is opened — at Meta (the

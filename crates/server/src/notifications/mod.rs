@@ -404,14 +404,20 @@ pub async fn read_for_messages<'m>(db: &Db, tenant: TenantId, user: UserId, mess
     if keys.is_empty() {
         return Ok(0);
     }
+    // Looked up on a reader: a conversation's page asks on every view, and mostly nothing is
+    // left to mark; only then is the writer taken. (The user's id is an integer of ours.)
+    let unread = format!(
+        "SELECT id FROM notifications n WHERE user_id IS NULL AND tenant_id = $1
+           AND NOT EXISTS (SELECT 1 FROM notification_reads r WHERE r.notification_id = n.id AND r.user_id = {})",
+        user.0
+    );
+    let mut read = db.begin_read().await?;
+    let ids = select_in::<(i64,), _>(&mut read, &unread, "dedupe_key", keys).await?;
+    drop(read);
+    if ids.is_empty() {
+        return Ok(0);
+    }
     let mut tx = db.begin().await?;
-    let ids = select_in::<(i64,), _>(
-        &mut tx,
-        "SELECT id FROM notifications WHERE user_id IS NULL AND tenant_id = $1",
-        "dedupe_key",
-        keys,
-    )
-    .await?;
     let mut marked = 0;
     for (_, (id,)) in ids {
         marked += read_shared(&mut tx, id, user, now).await?;
