@@ -122,7 +122,13 @@ impl Db {
     pub async fn open(url: &str) -> Result<Db, OpenError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)?;
+            // No idle timeout or lifetime, so no maintenance task: sqlx 0.9's can spin on a
+            // wrapped idle count and hang the process (launchbadge/sqlx#3645; see
+            // `sqlite_pool`). A connection PostgreSQL dropped is still found out before use
+            // (sqlx pings a pooled connection before handing it out) and replaced.
             let pool = PgPoolOptions::new()
+                .idle_timeout(None)
+                .max_lifetime(None)
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
@@ -344,9 +350,17 @@ fn wal_file(file: &str) -> SqliteConnectOptions {
 
 /// A pool of `connections` to a SQLite file. A connection to a local file cannot go stale: no
 /// ping before every acquisition (sqlx's default, a round trip to the connection's thread
-/// each time).
+/// each time), and no idle timeout or lifetime — so no maintenance task either. (sqlx 0.9's
+/// task walks `0..num_idle` without yielding; once, at a CLI's exit, that count had wrapped
+/// below zero — a race in the pool's release, launchbadge/sqlx#3645 — and the task spun on a
+/// worker for good, so the process never ended.)
 fn sqlite_pool(connections: u32) -> SqlitePoolOptions {
-    SqlitePoolOptions::new().test_before_acquire(false).max_connections(connections).acquire_timeout(Duration::from_secs(30))
+    SqlitePoolOptions::new()
+        .test_before_acquire(false)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .max_connections(connections)
+        .acquire_timeout(Duration::from_secs(30))
 }
 
 /// Opens a SQLite file beside the main one (the journal's, the live events'): its one writer,
