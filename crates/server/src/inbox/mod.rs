@@ -354,8 +354,7 @@ async fn get_conversation(State(app): State<AppState>, mut member: TenantMember,
 /// Reads, for the member, the notifications of these customer messages (Meta's id and time
 /// in Unix ms); their unread count after, when it changed.
 async fn read_notifications_of(app: &AppState, member: &TenantMember, messages: &[(&str, i64)]) -> AppResult<Option<i64>> {
-    let messages: Vec<(&str, i64)> = messages.iter().map(|&(wamid, at)| (wamid, at.div_euclid(1000))).collect();
-    if crate::notifications::read_for_messages(&app.db, member.tenant, member.user.id, messages, app.clock.now_ms()).await? == 0 {
+    if crate::notifications::read_for_messages(&app.db, member.tenant, member.user.id, messages.iter().copied(), app.clock.now_ms()).await? == 0 {
         return Ok(None);
     }
     Ok(Some(crate::notifications::unread_count(&app.db, member.user.id).await?))

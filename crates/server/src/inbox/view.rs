@@ -1,6 +1,8 @@
 //! How stored messages are shown: one view per message, built from the JSON Meta sent (or we
 //! sent), with reactions attached to the message they react to.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 use wabridge_cloud_api::error::Lang as MetaLang;
 
@@ -90,7 +92,7 @@ pub struct MessageView {
     pub status: String,
     /// Why it failed.
     pub error: Option<String>,
-    /// Time, `HH:MM` (UTC) with the date.
+    /// Meta's time of the message.
     pub time: When,
 }
 
@@ -225,20 +227,13 @@ pub fn build(rows: &[MessageRow], context: &[MessageRow], lang: Lang) -> Vec<Mes
     // one replaces its earlier one, an empty one removes it.
     let mut reactions: Vec<&MessageRow> = rows.iter().chain(context.iter().filter(|c| rows.iter().all(|r| r.id != c.id))).filter(|r| r.kind == "reaction").collect();
     reactions.sort_by_key(|r| (r.meta_at, r.id));
-    let mut sides: Vec<(usize, [Option<String>; 2])> = Vec::new();
+    let mut sides: BTreeMap<usize, [Option<String>; 2]> = BTreeMap::new();
     for r in reactions {
         let p: Value = serde_json::from_str(&r.payload).unwrap_or_default();
         let target = p["reaction"]["message_id"].as_str().unwrap_or_default();
         let emoji = p["reaction"]["emoji"].as_str().unwrap_or_default();
         let Some(t) = views.iter().position(|v| v.wamid.as_deref() == Some(target)) else { continue };
-        let at = match sides.iter().position(|(v, _)| *v == t) {
-            Some(at) => at,
-            None => {
-                sides.push((t, [None, None]));
-                sides.len() - 1
-            }
-        };
-        sides[at].1[usize::from(r.direction == "out")] = Some(emoji.to_owned()).filter(|e| !e.is_empty());
+        sides.entry(t).or_default()[usize::from(r.direction == "out")] = Some(emoji.to_owned()).filter(|e| !e.is_empty());
     }
     for (t, [customer, business]) in sides {
         views[t].reactions = customer.into_iter().chain(business).collect();

@@ -396,11 +396,16 @@ pub struct NotificationRow {
 }
 
 /// Marks read, for a user, the tenant's notifications of these customer messages (Meta's id
-/// and timestamp in Unix seconds): the messages are on the user's screen, so their
+/// and time, Unix ms as stored): the messages are on the user's screen, so their
 /// notifications are no longer news to them. Returns how many it marked.
 pub async fn read_for_messages<'m>(db: &Db, tenant: TenantId, user: UserId, messages: impl IntoIterator<Item = (&'m str, i64)>, now: i64) -> Result<u64, sqlx::Error> {
-    // A message notified before its key had its time is keyed without it.
-    let keys: Vec<(TenantId, String)> = messages.into_iter().flat_map(|(wamid, at)| [message_key(wamid, Some(at)), message_key(wamid, None)]).map(|k| (tenant, k)).collect();
+    // Keyed by Meta's timestamp (whole seconds); a message notified before its key had its
+    // time is keyed without it.
+    let keys: Vec<(TenantId, String)> = messages
+        .into_iter()
+        .flat_map(|(wamid, at_ms)| [message_key(wamid, Some(at_ms.div_euclid(1000))), message_key(wamid, None)])
+        .map(|k| (tenant, k))
+        .collect();
     if keys.is_empty() {
         return Ok(0);
     }

@@ -23,11 +23,11 @@ use wabridge_cloud_api::Pin;
 use wabridge_cloud_api::client::CodeMethod;
 
 use crate::accounts::{Role, TenantId};
-use crate::web::when::When;
 use crate::store::Db;
 use crate::web::context::TenantMember;
 use crate::web::error::{AppError, AppResult};
 use crate::web::i18n::Lang;
+use crate::web::when::When;
 use crate::web::{AppState, PageCtx, render};
 
 /// Routes of this feature.

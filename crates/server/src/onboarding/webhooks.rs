@@ -120,8 +120,9 @@ impl ChangeHandler for TemplateReview {
                 return Ok(());
             }
             let (Some(event), Some(id)) = (text(v, "event"), text(v, "message_template_id")) else { return Ok(()) };
-            // Meta sends `"reason": "NONE"` with an approval: no reason.
-            let reason = v.get("rejection_info").and_then(|r| text(r, "reason")).or_else(|| text(v, "reason")).filter(|r| !r.eq_ignore_ascii_case("none"));
+            let reason = [v.get("rejection_info").and_then(|r| text(r, "reason")), text(v, "reason")]
+                .into_iter()
+                .find_map(|r| crate::templates::handler::given_reason(r.as_deref()).map(str::to_owned));
             // Meta reviews each language on its own, and on PostgreSQL two processors may apply
             // the two reviews at once: each would read the other's row as it was and leave the
             // item pending. The tenant's onboarding row is written first, so the second waits

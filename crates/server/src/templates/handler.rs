@@ -17,6 +17,12 @@ use crate::with_tx;
 /// Keeps template status, category and quality current.
 pub struct TemplateHandler;
 
+/// A reason Meta gives with a template's status, when it gives one: `NONE` (sent with an
+/// approval) and an empty one are none.
+pub fn given_reason(reason: Option<&str>) -> Option<&str> {
+    reason.filter(|r| !r.is_empty() && !r.eq_ignore_ascii_case("none"))
+}
+
 fn event_name(e: &TemplateStatusEvent) -> String {
     match e {
         TemplateStatusEvent::Approved => "APPROVED".to_owned(),
@@ -52,8 +58,7 @@ impl ChangeHandler for TemplateHandler {
                         return Ok(());
                     };
                     let status = status_from_meta(&event_name(event));
-                    let known = |r: &Option<String>| r.clone().filter(|r| r != "NONE" && !r.is_empty());
-                    let reason = known(&u.rejection_reason).or_else(|| known(&u.reason)).or_else(|| known(&u.other_info_title));
+                    let reason = [&u.rejection_reason, &u.reason, &u.other_info_title].into_iter().find_map(|r| given_reason(r.as_deref())).map(str::to_owned);
                     let category = u.message_template_category.as_deref().map(str::to_ascii_uppercase);
                     let (id, before) = store::upsert(
                         tx,

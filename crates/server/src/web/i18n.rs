@@ -58,18 +58,11 @@ impl Lang {
 
     /// The UI string for `key`; the key itself when missing (a test keeps that from happening).
     pub fn t(self, key: &str) -> &'static str {
-        let table = match self {
-            Lang::De => &CATALOG.de,
-            Lang::En => &CATALOG.en,
-        };
-        match table.get(key) {
-            Some(s) => s,
-            None => {
-                tracing::warn!(key, lang = self.code(), "missing translation");
-                // Leaked once per missing key at most in practice; keeps the signature simple.
-                Box::leak(key.to_owned().into_boxed_str())
-            }
-        }
+        self.lookup(key).unwrap_or_else(|| {
+            tracing::warn!(key, lang = self.code(), "missing translation");
+            // Leaked once per missing key at most in practice; keeps the signature simple.
+            Box::leak(key.to_owned().into_boxed_str())
+        })
     }
 
     /// The UI string for `key`, when there is one (for words looked up from outside data, such

@@ -105,18 +105,10 @@ async fn a_customer_writes_the_toast_appears_and_the_agent_chats() {
     // for the last one) and no longer unread here; the header's count goes back to 0.
     browser.wait_for_text("#unread-count", "0").await.unwrap();
     let last = s.sandbox.control().inbound().await.unwrap().last().unwrap()["wamid"].as_str().unwrap().to_owned();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !s.sandbox.control().requests().await.unwrap().iter().any(|r| r.body["status"] == "read" && r.body["message_id"] == last.as_str()) {
-        if std::time::Instant::now() > deadline {
-            let reads: Vec<_> = s.sandbox.control().requests().await.unwrap().into_iter().filter(|r| r.body["status"] == "read").map(|r| r.body).collect();
-            let inbound = s.sandbox.control().inbound().await.unwrap();
-            let rows = with_pool!(s.app.db.read(), |p| sqlx::query_as::<_, (i64, Option<String>, i64, String)>("SELECT id, wamid, meta_at, kind FROM messages ORDER BY id").fetch_all(p).await).unwrap();
-            let outbox = with_pool!(s.app.db.read(), |p| sqlx::query_as::<_, (i64, String, String)>("SELECT id, op, state FROM outbox ORDER BY id").fetch_all(p).await).unwrap();
-            let unread = with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT unread FROM conversations").fetch_one(p).await).unwrap();
-            panic!("DIAG last={last} reads={reads:?} inbound={:?} rows={rows:?} outbox={outbox:?} unread={unread}", inbound.iter().map(|m| (m["wamid"].clone(), m["type"].clone())).collect::<Vec<_>>());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::helpers::eventually("the last message read at Meta", || async {
+        s.sandbox.control().requests().await.unwrap().iter().any(|r| r.body["status"] == "read" && r.body["message_id"] == last.as_str())
+    })
+    .await;
     let unread = with_pool!(s.app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT unread FROM conversations").fetch_one(p).await).unwrap();
     assert_eq!(unread, 0, "seen as it arrived");
     // No toast for messages of the conversation in view; another customer's message gets one.
