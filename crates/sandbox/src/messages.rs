@@ -496,7 +496,8 @@ pub fn direct_media_url(base_url: &str, media_id: &str, ext: i64) -> String {
     format!("{base_url}/_media/{media_id}?mid={media_id}&source=webhook&ext={ext}")
 }
 
-/// Stores a small placeholder file for an inbound media message and returns its id.
+/// Stores the file of an inbound media message (one of the samples, when its type is one the
+/// sandbox makes) and returns its id.
 fn inbound_media(world: &mut World, pnid: &str, kind: &str, object: &Value) -> String {
     let mime = object.get("mime_type").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| {
         match kind {
@@ -508,11 +509,16 @@ fn inbound_media(world: &mut World, pnid: &str, kind: &str, object: &Value) -> S
         }
         .to_string()
     });
-    // A picture and a PDF are real files, so that a browser shows what the app serves.
-    let bytes = match kind {
-        "image" => crate::samples::picture(),
-        "document" if mime == "application/pdf" => crate::samples::document(),
-        _ => format!("sandbox {kind} media").into_bytes(),
+    // Real files, so that a browser shows and plays what the app serves; a type the sandbox
+    // cannot make (an MP3, a Word file) gets bytes that only say what they stand for.
+    let essence = mime.split(';').next().unwrap_or_default().trim();
+    let bytes = match (kind, essence) {
+        ("image", "image/webp") | ("sticker", _) => crate::samples::sticker(),
+        ("image", _) => crate::samples::picture(),
+        ("audio", "audio/ogg") => crate::samples::voice_note(),
+        ("video", "video/mp4") => crate::samples::video(),
+        ("document", "application/pdf") => crate::samples::document(),
+        _ => format!("sandbox {kind} media ({mime})").into_bytes(),
     };
     use sha2::Digest;
     let sha = hex::encode(sha2::Sha256::digest(&bytes));

@@ -10,7 +10,7 @@ pub mod window;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Form;
@@ -588,7 +588,7 @@ struct StoredMedia {
 
 /// Serves a message's media to the tenant's users: as kept (customers' files are fetched from
 /// Meta as they arrive), or fetched now when the fetcher has not got to it yet.
-async fn get_media(State(app): State<AppState>, member: TenantMember, Path(message_id): Path<i64>) -> AppResult<Response> {
+async fn get_media(State(app): State<AppState>, member: TenantMember, Path(message_id): Path<i64>, headers: HeaderMap) -> AppResult<Response> {
     let m = with_pool!(app.db.read(), |p| sqlx::query_as::<_, MediaMessage>(
         "SELECT m.payload, m.kind, c.phone_number_id FROM messages m JOIN conversations c ON c.id = m.conversation_id
          WHERE m.id = $1 AND m.tenant_id = $2"
@@ -632,7 +632,9 @@ async fn get_media(State(app): State<AppState>, member: TenantMember, Path(messa
         None if mime.starts_with("image/") || mime.starts_with("video/") || mime.starts_with("audio/") => "inline".to_owned(),
         None => "attachment".to_owned(),
     };
-    Ok(([(header::CONTENT_TYPE, mime), (header::CONTENT_DISPOSITION, disposition), (header::CACHE_CONTROL, "private, max-age=86400".to_owned())], bytes).into_response())
+    // A player seeking in a voice note or a video asks for a range.
+    let (status, range, bytes) = crate::web::ranges::answer(&headers, bytes);
+    Ok((status, range, [(header::CONTENT_TYPE, mime), (header::CONTENT_DISPOSITION, disposition), (header::CACHE_CONTROL, "private, max-age=86400".to_owned())], bytes).into_response())
 }
 
 /// A customer's conversation id with a number, for the host API and templates (created when

@@ -4,6 +4,7 @@ pub mod context;
 pub mod error;
 pub mod i18n;
 pub mod metrics;
+pub mod ranges;
 pub mod when;
 
 use std::sync::Arc;

@@ -90,8 +90,11 @@ async fn a_customer_writes_the_toast_appears_and_the_agent_chats() {
     s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
     browser.wait_for_text("#messages .msg.out .ticks", "gelesen").await.unwrap();
 
-    // The customer sends a picture and a location: both appear live.
-    for (kind, content) in [("image", None), ("location", Some(serde_json::json!({"latitude": 48.137, "longitude": 11.575, "name": "Marienplatz", "address": "München"})))] {
+    // The customer sends a picture, a sticker, a voice note, a video and a location: all
+    // appear live.
+    let voice = Some(serde_json::json!({"mime_type": "audio/ogg; codecs=opus", "voice": true}));
+    let location = Some(serde_json::json!({"latitude": 48.137, "longitude": 11.575, "name": "Marienplatz", "address": "München"}));
+    for (kind, content) in [("image", None), ("sticker", None), ("audio", voice), ("video", None), ("location", location)] {
         s.sandbox
             .control()
             .customer_writes(&serde_json::from_value(serde_json::json!({"phone_number_id": s.fixture.phone_number_id, "from": "4917612345678", "type": kind, "content": content})).unwrap())
@@ -118,12 +121,36 @@ async fn a_customer_writes_the_toast_appears_and_the_agent_chats() {
     s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
     browser.wait_for_text("#toasts .toast", "Eine andere Kundin").await.unwrap();
     browser.wait_for_text("#unread-count", "1").await.unwrap();
-    // The picture was fetched from Meta through our server and really renders.
-    let width = browser
-        .execute("const i = document.querySelector('#messages img.media'); return new Promise(r => { if (i.complete) r(i.naturalWidth); else { i.onload = () => r(i.naturalWidth); i.onerror = () => r(0); } });", vec![])
+    // The files were fetched from Meta through our server and really render and play: the
+    // 240×160 picture, the 512×512 sticker, the three-second voice note, the 160×96 video
+    // whose first frame shows the sky.
+    let widths = browser
+        .execute(
+            "return Promise.all([...document.querySelectorAll('#messages img.media')].map(i => new Promise(r => { if (i.complete) r(i.naturalWidth); else { i.onload = () => r(i.naturalWidth); i.onerror = () => r(0); } })));",
+            vec![],
+        )
         .await
         .unwrap();
-    assert_eq!(width.as_f64(), Some(240.0), "the sandbox customer's 240×160 picture rendered: {width}");
+    assert_eq!(widths, serde_json::json!([240, 512]), "the picture and the sticker rendered: {widths}");
+    let voice = browser
+        .execute(
+            "const a = document.querySelector('#messages audio.media'); return new Promise(r => { a.onloadedmetadata = () => r(a.duration); a.onerror = () => r('error ' + a.error.code); a.load(); });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(voice.as_f64().is_some_and(|d| (2.9..3.1).contains(&d)), "the voice note plays for three seconds: {voice}");
+    browser.wait_for_text("#messages", "Sprachnachricht").await.unwrap();
+    let video = browser
+        .execute(
+            "const v = document.querySelector('#messages video.media'); return new Promise(r => { const shown = () => { const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight; const g = c.getContext('2d'); g.drawImage(v, 0, 0); r([v.videoWidth, v.videoHeight, v.duration, ...g.getImageData(4, 4, 1, 1).data.slice(0, 3)]); }; v.onseeked = shown; v.onloadeddata = () => { v.currentTime = 0.1; }; v.onerror = () => r('error ' + v.error.code); v.preload = 'auto'; v.load(); });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let frame: Vec<f64> = video.as_array().map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect()).unwrap_or_default();
+    assert!(frame.len() == 6 && frame[..3] == [160.0, 96.0, 2.0], "the video plays, 160×96 for two seconds: {video}");
+    assert!(frame[5] > 200.0 && frame[3] < 180.0, "its first frame shows a blue sky in its corner: {video}");
     browser.quit().await.unwrap();
 }
 

@@ -471,6 +471,23 @@ async fn every_inbound_type_is_shown_as_what_it_is() {
     assert!(!sticker_html.contains("reactions"), "a reaction taken back is gone");
     shown(&voice, &["<audio class=\"media\" src=\"/inbox/media/{id}\" controls", "Sprachnachricht"]).await;
     shown(&video, &["<video class=\"media\" src=\"/inbox/media/{id}\" controls"]).await;
+    // Served whole, or in the range a player seeking in it asks for.
+    let voice_url = s.app.url(&format!("/inbox/media/{}", message_id(&voice).await));
+    let whole = c.get(&voice_url).send().await.unwrap();
+    assert_eq!((whole.status().as_u16(), whole.headers()["accept-ranges"].to_str().unwrap()), (200, "bytes"));
+    assert_eq!(whole.headers()["content-type"], "audio/ogg; codecs=opus");
+    let whole = whole.bytes().await.unwrap();
+    assert!(whole.starts_with(b"OggS") && whole.len() > 600, "a whole Ogg file");
+    let part = c.get(&voice_url).header("range", "bytes=4-").send().await.unwrap();
+    assert_eq!(part.status().as_u16(), 206);
+    assert_eq!(part.headers()["content-range"].to_str().unwrap(), format!("bytes 4-{}/{}", whole.len() - 1, whole.len()));
+    assert_eq!(part.bytes().await.unwrap(), whole.slice(4..));
+    let past = c.get(&voice_url).header("range", format!("bytes={}-", whole.len())).send().await.unwrap();
+    assert_eq!((past.status().as_u16(), past.headers()["content-range"].to_str().unwrap()), (416, format!("bytes */{}", whole.len()).as_str()));
+    let video_url = s.app.url(&format!("/inbox/media/{}", message_id(&video).await));
+    let mp4 = c.get(&video_url).header("range", "bytes=0-7").send().await.unwrap();
+    assert_eq!(mp4.status().as_u16(), 206);
+    assert_eq!(&mp4.bytes().await.unwrap()[4..], b"ftyp");
     shown(&document, &["<a class=\"document\" href=\"/inbox/media/{id}\" download>Rezept.pdf</a>"]).await;
     shown(&contact, &["<div class=\"contact-card\"><strong>Tom Berger</strong><br>+49 170 1112223</div>"]).await;
     shown(&button, &["Auswahl: <strong>Ja, passt</strong>"]).await;
