@@ -30,7 +30,7 @@ pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec { name: "META_VERIFY_TOKEN", default: None, help: "token Meta echoes in the webhook verification handshake" },
     SettingSpec { name: "META_GRAPH_URL", default: Some("https://graph.facebook.com"), help: "Graph API base URL" },
     SettingSpec { name: "META_GRAPH_VERSION", default: Some("v26.0"), help: "Graph API version" },
-    SettingSpec { name: "META_SDK_URL", default: Some("https://connect.facebook.net/en_US/sdk.js"), help: "Facebook JS SDK URL" },
+    SettingSpec { name: "META_SDK_URL", default: Some("https://connect.facebook.net/en_US/sdk.js"), help: "Facebook JS SDK URL (its locale segment follows the reader's language)" },
     SettingSpec { name: "META_SIGNUP_ORIGINS", default: Some("facebook.com"), help: "comma-separated origins or host suffixes accepted for the signup popup's messages" },
     SettingSpec { name: "WABRIDGE_ENCRYPTION_KEY", default: None, help: "base64 32-byte key(s), comma-separated; the first encrypts, all decrypt (rotation)" },
     SettingSpec { name: "WABRIDGE_LISTEN", default: Some("0.0.0.0:8080"), help: "address to listen on" },

@@ -249,6 +249,21 @@ fn owner(member: &TenantMember) -> AppResult<()> {
     if member.user.role == Role::Owner { Ok(()) } else { Err(AppError::Forbidden) }
 }
 
+/// The SDK's address in the reader's language: Facebook serves the SDK per locale
+/// (`connect.facebook.net/de_DE/sdk.js`), and its dialogs — Embedded Signup's window — speak
+/// the SDK's. An address without a locale before `sdk.js` is used as configured.
+fn sdk_url_in(url: &str, lang: Lang) -> String {
+    let locale = match lang {
+        Lang::De => "de_DE",
+        Lang::En => "en_US",
+    };
+    let Some((dir, rest)) = url.rsplit_once("/sdk.js") else { return url.to_owned() };
+    let Some((base, segment)) = dir.rsplit_once('/') else { return url.to_owned() };
+    let b = segment.as_bytes();
+    let is_locale = b.len() == 5 && b[..2].iter().all(u8::is_ascii_lowercase) && b[2] == b'_' && b[3..].iter().all(u8::is_ascii_uppercase);
+    if is_locale { format!("{base}/{locale}/sdk.js{rest}") } else { url.to_owned() }
+}
+
 async fn page(app: &AppState, member: TenantMember, error: String) -> AppResult<Response> {
     page_with(app, member, error, String::new()).await
 }
@@ -292,7 +307,7 @@ async fn page_with(app: &AppState, member: TenantMember, error: String, notice: 
     let settings = &app.settings;
     render(&OnboardingPage {
         guide_url: settings.meta_guide_url.clone(),
-        sdk_url: settings.meta.sdk_url.clone(),
+        sdk_url: sdk_url_in(&settings.meta.sdk_url, lang),
         app_id: settings.meta.app_id.clone(),
         config_id: settings.meta.config_id.clone(),
         graph_version: settings.meta.graph_version.clone(),
@@ -502,4 +517,20 @@ async fn post_disconnect(State(app): State<AppState>, member: TenantMember, Form
     let reasons: Vec<String> = out.meta_errors.iter().map(|e| e.graph().and_then(|g| g.code).map(|c| explain(c, lang)).unwrap_or_else(|| e.to_string())).collect();
     let notice = format!("{} {}", lang.t("onboarding.disconnect.meta_refused"), reasons.join(" "));
     page_with(&app, member, String::new(), notice).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sdk_speaks_the_readers_language() {
+        let meta = "https://connect.facebook.net/en_US/sdk.js";
+        assert_eq!(sdk_url_in(meta, Lang::De), "https://connect.facebook.net/de_DE/sdk.js");
+        assert_eq!(sdk_url_in(meta, Lang::En), meta);
+        assert_eq!(sdk_url_in("http://127.0.0.1:9000/en_US/sdk.js?v=2", Lang::De), "http://127.0.0.1:9000/de_DE/sdk.js?v=2");
+        for other in ["https://cdn.example/sdk.js", "https://cdn.example/js/sdk.js", "https://cdn.example/facebook.js", "sdk.js"] {
+            assert_eq!(sdk_url_in(other, Lang::De), other);
+        }
+    }
 }

@@ -276,6 +276,8 @@ async fn owner_connects_whatsapp_through_the_signup_popup() {
     browser.click(&login).await.unwrap();
     browser.switch_to_new_window(std::slice::from_ref(&main)).await.unwrap();
     browser.wait_for_text("#es-step-name", "LOGIN").await.unwrap();
+    // Facebook's window speaks the page's language: the SDK is loaded in the reader's locale.
+    browser.wait_for_text("h2[data-t=login_title]", "Bei Facebook anmelden").await.unwrap();
     browser.fill("#es-email", "owner@browser.test").await.unwrap();
     browser.fill("#es-name", "Browser Owner").await.unwrap();
     browser.click_on("#es-login").await.unwrap();
@@ -290,7 +292,7 @@ async fn owner_connects_whatsapp_through_the_signup_popup() {
     browser.fill("#es-phone-number", "+49 30 9876543").await.unwrap();
     browser.click_on("#es-phone-next").await.unwrap();
     browser.wait_for_text("#es-step-name", "PHONE_NUMBER_VERIFICATION").await.unwrap();
-    let hint = browser.wait_for_text("#es-sandbox-code", "code:").await.unwrap();
+    let hint = browser.wait_for_text("#es-sandbox-code", "+49309876543 – ").await.unwrap();
     let code = hint.rsplit(' ').next().unwrap().to_string();
     browser.fill("#es-sms-code", &code).await.unwrap();
     browser.click_on("#es-sms-verify").await.unwrap();
