@@ -28,6 +28,7 @@ use crate::ingest::{ChangeHandler, Effects, HandlerFuture, RoutedChange};
 use crate::inbox::window::WINDOW_MS;
 use crate::store::{Db, Tx, keep_prepared, select_in, statement_chunks, value_rows};
 use crate::web::context::{SupportStaff, TenantMember};
+use crate::web::i18n::Lang;
 use crate::web::error::{AppError, AppResult};
 use crate::web::{AppState, PageCtx, render};
 use crate::{with_pool, with_tx};
@@ -219,9 +220,19 @@ pub struct CostPreview {
 }
 
 impl CostPreview {
-    /// `0.0456 EUR`, or `None` when unknown.
-    pub fn amount_text(&self) -> Option<String> {
-        self.amount_micros.map(|m| format!("{} EUR", format_micros(m)))
+    /// `0,0456 €` in the reader's notation, or `None` when unknown.
+    pub fn amount_text(&self, lang: Lang) -> Option<String> {
+        self.amount_micros.map(|m| money(m, lang))
+    }
+}
+
+/// An amount of EUR in the reader's notation: `0,0456 €` in German, `€0.0456` in English. (The
+/// API and the CSV exports keep `0.0456` with the currency apart.)
+pub fn money(micros: i64, lang: Lang) -> String {
+    let figures = format_micros(micros);
+    match lang {
+        Lang::De => format!("{} €", figures.replace('.', ",")),
+        Lang::En => format!("€{figures}"),
     }
 }
 
@@ -283,6 +294,11 @@ impl Month {
     pub fn of(ms: i64) -> Month {
         let d = day_of(ms);
         Month(d.replace_day(1).unwrap_or(d))
+    }
+
+    /// The month in the reader's words ("Dezember 2026").
+    pub fn label(self, lang: Lang) -> String {
+        format!("{} {}", lang.t(&format!("month.{}", u8::from(self.0.month()))), self.0.year())
     }
 
     /// `YYYY-MM`.
@@ -395,7 +411,7 @@ pub async fn month_rows(db: &Db, tenant: TenantId, month: Month) -> Result<Vec<C
 }
 
 /// The daily chart as inline SVG (no script, no styles: the CSP allows neither inline).
-pub fn chart_svg(month: Month, days: &[DayTotal], title: &str) -> String {
+pub fn chart_svg(month: Month, days: &[DayTotal], title: &str, lang: Lang) -> String {
     let n = i64::from(month.days());
     let (w, h, pad) = (620i64, 160i64, 20i64);
     let bar_w = (w - 2 * pad) / n;
@@ -411,13 +427,14 @@ pub fn chart_svg(month: Month, days: &[DayTotal], title: &str) -> String {
         let x = pad + (day - 1) * bar_w + 1;
         let _ = write!(
             svg,
-            "<rect class=\"bar\" data-day=\"{}\" x=\"{x}\" y=\"{}\" width=\"{}\" height=\"{height}\" fill=\"#2a7d4f\"><title>{}: {} EUR ({} msg)</title></rect>",
+            "<rect class=\"bar\" data-day=\"{}\" x=\"{x}\" y=\"{}\" width=\"{}\" height=\"{height}\" fill=\"#2a7d4f\"><title>{}: {} ({} {})</title></rect>",
             d.day,
             h - pad - height,
             (bar_w - 2).max(1),
             d.day,
-            format_micros(d.micros),
-            d.messages
+            money(d.micros, lang),
+            d.messages,
+            lang.t("billing.col_messages")
         );
     }
     for day in [1, 10, 20, n] {
@@ -454,15 +471,38 @@ fn month_of(q: &MonthQuery, app: &AppState) -> AppResult<Month> {
     }
 }
 
+/// A month and its neighbours, as the pages link them (`YYYY-MM`) and name them.
+struct MonthNav {
+    key: String,
+    label: String,
+    previous: String,
+    previous_label: String,
+    next: String,
+    next_label: String,
+}
+
+impl MonthNav {
+    fn new(month: Month, lang: Lang) -> MonthNav {
+        let (previous, next) = (month.previous(), month.next());
+        MonthNav {
+            key: month.key(),
+            label: month.label(lang),
+            previous: previous.key(),
+            previous_label: previous.label(lang),
+            next: next.key(),
+            next_label: next.label(lang),
+        }
+    }
+}
+
 #[derive(askama::Template)]
 #[template(path = "costs.html")]
 struct CostsPage {
     p: PageCtx,
     summary: MonthSummary,
     total: String,
+    nav: MonthNav,
     chart: String,
-    previous: String,
-    next: String,
     pricing_url: &'static str,
     export: String,
     tenant_name: Option<String>,
@@ -470,12 +510,11 @@ struct CostsPage {
 }
 
 fn costs_page(p: PageCtx, month: Month, summary: MonthSummary, base: String, tenant_name: Option<String>) -> CostsPage {
-    let chart = chart_svg(month, &summary.by_day, p.t("billing.chart_title"));
+    let chart = chart_svg(month, &summary.by_day, p.t("billing.chart_title"), p.lang);
     CostsPage {
-        total: format_micros(summary.total_micros),
+        total: money(summary.total_micros, p.lang),
+        nav: MonthNav::new(month, p.lang),
         chart,
-        previous: month.previous().key(),
-        next: month.next().key(),
         pricing_url: META_PRICING_URL,
         export: format!("{base}/export.csv?month={}", month.key()),
         summary,
@@ -537,16 +576,13 @@ struct TenantCosts {
     id: i64,
     name: String,
     summary: MonthSummary,
-    total: String,
 }
 
 #[derive(askama::Template)]
 #[template(path = "support_costs.html")]
 struct SupportCostsPage {
     p: PageCtx,
-    month: String,
-    previous: String,
-    next: String,
+    nav: MonthNav,
     tenants: Vec<TenantCosts>,
     pricing_url: &'static str,
 }
@@ -555,7 +591,7 @@ async fn all_tenants_month(app: &AppState, month: Month) -> AppResult<Vec<Tenant
     let mut out = Vec::new();
     for t in accounts::all_tenants(&app.db).await? {
         let summary = month_summary(&app.db, t.id, month).await?;
-        out.push(TenantCosts { id: t.id.0, name: t.name, total: format_micros(summary.total_micros), summary });
+        out.push(TenantCosts { id: t.id.0, name: t.name, summary });
     }
     Ok(out)
 }
@@ -565,9 +601,7 @@ async fn get_support_costs(State(app): State<AppState>, staff: SupportStaff, Que
     crate::support::log_read(&app.db, staff.user.id, None, "costs", app.clock.now_ms()).await?;
     let tenants = all_tenants_month(&app, month).await?;
     render(&SupportCostsPage {
-        month: month.key(),
-        previous: month.previous().key(),
-        next: month.next().key(),
+        nav: MonthNav::new(month, staff.ctx.lang),
         tenants,
         pricing_url: META_PRICING_URL,
         p: staff.ctx.into(),

@@ -203,7 +203,11 @@ fn one(row: &MessageRow, lang: Lang) -> MessageView {
             v.choice = s(&i["button_reply"]["title"]).or_else(|| s(&i["list_reply"]["title"])).or_else(|| s(&i["nfm_reply"]["body"]));
         }
         "button" => v.choice = s(&p["button"]["text"]).or_else(|| s(&p["button"]["payload"])),
-        "template" => v.template = s(&p["template"]["name"]),
+        "template" => {
+            // What the customer read: the template's text with its values, as it was sent.
+            v.template = s(&p["template"]["name"]);
+            v.text = segments(&row.body);
+        }
         "order" => v.notice = Some(lang.t("message_type.order").to_owned()),
         "request_welcome" => v.notice = Some(lang.t("inbox.request_welcome").to_owned()),
         _ => {

@@ -287,7 +287,7 @@ async fn send_page(
         Some(c) => format!("/inbox/{}/template", c.id),
         None => "/templates/send".to_owned(),
     };
-    let cost_text = cost.as_ref().and_then(CostPreview::amount_text);
+    let cost_text = cost.as_ref().and_then(|c| c.amount_text(member.ctx.lang));
     let mut response = render(&SendPage {
         action,
         conversation: conversation.map(|c| (c.id, title_of(c))),

@@ -134,27 +134,39 @@ async fn costs_follow_the_rules_of_the_day_and_pricing_type() {
     let (c, _) = app.signed_in("owner@salona.test").await;
     let html = c.get(app.url("/costs?month=2026-11")).send().await.unwrap().text().await.unwrap();
     // 0.0456 + 0 + 0.0017 + 0.1131 = 0.1604
-    assert_eq!(crate::helpers::element_text(&html, "cost-total").as_deref(), Some("0.1604 EUR"), "{html}");
+    assert_eq!(crate::helpers::element_text(&html, "cost-total").as_deref(), Some("0,1604 €"), "{html}");
     assert!(html.contains("id=\"cost-unknown\""), "unknown amounts are announced");
+    // In the reader's words and notation; the English page likewise.
+    assert_eq!(crate::helpers::element_text(&html, "month").as_deref(), Some("November 2026"));
+    assert!(html.contains("← Oktober 2026") && html.contains("Dezember 2026 →"), "{html}");
+    assert!(html.contains("<td>0,0456 €</td>") || html.contains("<td>0,1131 €</td>"), "categories' amounts: {html}");
+    let (e, csrf) = app.signed_in("owner@salona.test").await;
+    let switched = e.post(app.url("/language")).header("origin", app.base.as_str()).form(&[("_csrf", csrf.as_str()), ("lang", "en"), ("next", "/costs")]).send().await.unwrap();
+    assert!(switched.status().is_redirection(), "{}", switched.status());
+    let english = e.get(app.url("/costs?month=2026-11")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(crate::helpers::element_text(&english, "cost-total").as_deref(), Some("€0.1604"), "{english}");
+    assert_eq!(crate::helpers::element_text(&english, "month").as_deref(), Some("November 2026"));
+    assert!(english.contains("← October 2026"), "{english}");
+    e.post(app.url("/language")).header("origin", app.base.as_str()).form(&[("_csrf", csrf.as_str()), ("lang", "de")]).send().await.unwrap();
     assert!(html.contains("data-day=\"2026-11-02\"") && html.contains("data-day=\"2026-11-04\""), "daily chart");
     assert!(html.contains("developers.facebook.com/docs/whatsapp/pricing"));
     let csv = c.get(app.url("/costs/export.csv?month=2026-11")).send().await.unwrap().text().await.unwrap();
     assert!(csv.starts_with("day,wamid,category"));
     assert!(csv.contains("2026-11-03,w.us_marketing,marketing,regular,,false,unknown,EUR,false"), "{csv}");
     let march = c.get(app.url("/costs?month=2026-03")).send().await.unwrap().text().await.unwrap();
-    assert_eq!(crate::helpers::element_text(&march, "cost-total").as_deref(), Some("0.0456 EUR"));
+    assert_eq!(crate::helpers::element_text(&march, "cost-total").as_deref(), Some("0,0456 €"));
     assert_eq!(c.get(app.url("/costs?month=2026-13")).send().await.unwrap().status(), 400);
 
     // Another tenant sees nothing of it; support sees every tenant's, and the read is logged.
     let (_, _) = tenant_with_number(&app, "Salon B").await;
     let (b, _) = app.signed_in("owner@salonb.test").await;
     let html = b.get(app.url("/costs?month=2026-11")).send().await.unwrap().text().await.unwrap();
-    assert_eq!(crate::helpers::element_text(&html, "cost-total").as_deref(), Some("0.00 EUR"));
+    assert_eq!(crate::helpers::element_text(&html, "cost-total").as_deref(), Some("0,00 €"));
     app.user(None, "support@op.test", Role::Support).await;
     let (s, _) = app.signed_in("support@op.test").await;
     let before = wabridge::support::count_reads(&app.db, None).await.unwrap();
     let html = s.get(app.url("/support/costs?month=2026-11")).send().await.unwrap().text().await.unwrap();
-    assert!(html.contains("Salon A") && html.contains("0.1604 EUR"), "{html}");
+    assert!(html.contains("Salon A") && html.contains("0,1604 €"), "{html}");
     assert!(wabridge::support::count_reads(&app.db, None).await.unwrap() > before);
     let csv = s.get(app.url("/support/costs/export.csv?month=2026-11")).send().await.unwrap().text().await.unwrap();
     assert!(csv.contains(&format!("{},Salon A,2026-11,marketing,3,0.1131,1", t.0)), "{csv}");

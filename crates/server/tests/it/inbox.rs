@@ -467,7 +467,7 @@ async fn every_inbound_type_is_shown_as_what_it_is() {
     };
     shown(&text, &["<a href=\"https://example.com/preise\" target=\"_blank\"", "<div class=\"reactions\">❤️</div>"]).await;
     // (`reactions` holds exactly the later one: 👍 was replaced.)
-    let sticker_html = shown(&sticker, &["<img class=\"media\" src=\"/inbox/media/{id}\" alt=\"Sticker\""]).await;
+    let sticker_html = shown(&sticker, &["<img class=\"media sticker\" src=\"/inbox/media/{id}\" alt=\"Sticker\""]).await;
     assert!(!sticker_html.contains("reactions"), "a reaction taken back is gone");
     shown(&voice, &["<audio class=\"media\" src=\"/inbox/media/{id}\" controls", "Sprachnachricht"]).await;
     shown(&video, &["<video class=\"media\" src=\"/inbox/media/{id}\" controls"]).await;

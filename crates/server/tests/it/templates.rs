@@ -192,9 +192,12 @@ async fn browser_a_closed_window_gets_a_template_with_preview_and_cost_and_its_c
     browser.click_on("#template-preview-button").await.unwrap();
     browser.wait_for_text("#preview-body", "Hallo Anna, Ihr Termin für Haarschnitt am 12.12.2026 um 14:30 bei Salon A ist bestätigt.").await.unwrap();
     // Germany, utility, outside the window.
-    browser.wait_for_text("#cost-amount", "0.0456 EUR").await.unwrap();
+    browser.wait_for_text("#cost-amount", "0,0456 €").await.unwrap();
     browser.click_on("#template-send").await.unwrap();
     browser.wait_for("#conversation-title").await.unwrap();
+    // The conversation shows what the customer reads, under the template's name.
+    let sent = browser.wait_for_text("#messages .msg.out", "Hallo Anna, Ihr Termin für Haarschnitt am 12.12.2026 um 14:30 bei Salon A ist bestätigt.").await.unwrap();
+    assert!(sent.contains("booking_confirmation"), "{sent}");
 
     // Sent through the outbox to the sandbox, delivered there, priced by the status webhook.
     eventually("delivered in the sandbox", || async {
@@ -206,7 +209,7 @@ async fn browser_a_closed_window_gets_a_template_with_preview_and_cost_and_its_c
     })
     .await;
     browser.click_on("#nav-costs").await.unwrap();
-    browser.wait_for_text("#cost-total", "0.0456 EUR").await.unwrap();
+    browser.wait_for_text("#cost-total", "0,0456 €").await.unwrap();
     browser.wait_for_text("#cost-categories", "Service (Utility)").await.unwrap();
     let today = wabridge::billing::day_of(app.clock.now_ms()).to_string();
     browser.wait_for(&format!("#cost-chart rect[data-day=\"{today}\"]")).await.unwrap();
