@@ -32,3 +32,13 @@ async fn support_lists_tenants_with_users_and_logs_every_read() {
     let resp = c.get(app.url("/support/tenants/not-a-number")).send().await.unwrap();
     assert_eq!(resp.status(), 400);
 }
+
+#[tokio::test]
+async fn a_tenants_numbers_are_shown_with_their_status_in_words() {
+    let s = crate::helpers::spawn_app_with_sandbox(&[]).await;
+    s.app.user(None, "support@op.test", Role::Support).await;
+    let (c, _) = s.app.signed_in("support@op.test").await;
+    let html = c.get(s.app.url(&format!("/support/tenants/{}", s.tenant.0))).send().await.unwrap().text().await.unwrap();
+    let row = html.split(&format!("<td>{}</td>", s.fixture.phone_number_id)).nth(1).expect("the number's row").split("</tr>").next().unwrap().to_owned();
+    assert_eq!(row, "<td>Verbunden</td>", "{html}");
+}
