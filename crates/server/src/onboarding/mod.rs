@@ -148,6 +148,8 @@ pub struct AttemptView {
     pub counted: bool,
     /// Tenant.
     pub tenant_id: i64,
+    /// Its name, where a page lists several tenants' attempts (empty otherwise).
+    pub tenant_name: String,
     /// WABA and number.
     pub assets: String,
 }
@@ -175,6 +177,7 @@ pub fn attempt_view(a: &store::AttemptRow, lang: Lang) -> AttemptView {
         started: When(a.started_at),
         counted: a.counted,
         tenant_id: a.tenant_id.0,
+        tenant_name: String::new(),
         assets: [a.waba_id.as_deref(), a.phone_number_id.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" / "),
     }
 }

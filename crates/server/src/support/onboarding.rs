@@ -29,13 +29,15 @@ pub fn routes() -> Router<AppState> {
 /// An alert as support sees it.
 pub struct AlertView {
     tenant_id: i64,
+    /// Its name, on the page of every tenant's alerts (empty otherwise).
+    tenant_name: String,
     kind: String,
     detail: String,
     when: When,
 }
 
 fn alert_views(rows: Vec<store::AlertRow>) -> Vec<AlertView> {
-    rows.into_iter().map(|a| AlertView { tenant_id: a.tenant_id.0, kind: a.kind, detail: a.detail, when: When(a.created_at) }).collect()
+    rows.into_iter().map(|a| AlertView { tenant_id: a.tenant_id.0, tenant_name: String::new(), kind: a.kind, detail: a.detail, when: When(a.created_at) }).collect()
 }
 
 #[derive(askama::Template)]
@@ -50,14 +52,23 @@ struct AllPage {
 async fn get_all(State(app): State<AppState>, staff: SupportStaff) -> AppResult<Response> {
     super::log_read(&app.db, staff.user.id, None, "onboarding_attempts", app.clock.now_ms()).await?;
     let lang = staff.ctx.lang;
-    let attempts = store::all_attempts(&app.db, 200).await?.iter().map(|a| onboarding::attempt_view(a, lang)).collect();
+    let tenants = accounts::all_tenants(&app.db).await?;
+    let name = |id: i64| tenants.iter().find(|t| t.id.0 == id).map(|t| t.name.clone()).unwrap_or_default();
+    let attempts = store::all_attempts(&app.db, 200)
+        .await?
+        .iter()
+        .map(|a| AttemptView { tenant_name: name(a.tenant_id.0), ..onboarding::attempt_view(a, lang) })
+        .collect();
+    let mut alerts = alert_views(store::alerts(&app.db, None).await?);
+    for a in &mut alerts {
+        a.tenant_name = name(a.tenant_id);
+    }
     let mut locked = Vec::new();
-    for t in accounts::all_tenants(&app.db).await? {
+    for t in &tenants {
         if store::state(&app.db, t.id).await?.locked_at.is_some() {
-            locked.push((t.id.0, t.name));
+            locked.push((t.id.0, t.name.clone()));
         }
     }
-    let alerts = alert_views(store::alerts(&app.db, None).await?);
     render(&AllPage { attempts, locked, alerts, p: staff.ctx.into() })
 }
 

@@ -275,6 +275,7 @@ async fn an_expiring_token_warns_owners_and_support_and_an_expired_one_asks_for_
     let (sc, _) = app.signed_in("support@ablauf.test").await;
     let all = sc.get(app.url("/support/onboarding")).send().await.unwrap().text().await.unwrap();
     assert!(all.contains("Anmeldung bei Meta läuft bald ab"), "{all}");
+    assert!(all.contains(&format!("<a href=\"/support/onboarding/{}\">Ablauf</a>", o.tenant.0)), "the alert names its tenant: {all}");
 
     // Meta lets it expire: the next check marks the connection.
     let token = open_token(&key, &store::sealed_token(&app.db, o.tenant, &waba).await.unwrap().unwrap(), &waba);

@@ -307,6 +307,8 @@ async fn cancel_error_and_closed_popup_fail_attempts_then_lock_until_support_unl
     let reads_before = wabridge::support::count_reads(&app.db, Some(o.tenant)).await.unwrap();
     let all = sc.get(app.url("/support/onboarding")).send().await.unwrap().text().await.unwrap();
     assert!(all.contains("524126") && all.contains("Konto gesperrt") && all.contains(&format!("id=\"locked-{}\"", o.tenant.0)));
+    let attempts = all.split("id=\"support-attempts\"").nth(1).expect("the attempts");
+    assert!(attempts.contains(&format!("<a href=\"/support/onboarding/{}\">Zwei Versuche</a>", o.tenant.0)), "each attempt names its tenant: {attempts}");
     let detail = sc.get(app.url(&format!("/support/onboarding/{}", o.tenant.0))).send().await.unwrap().text().await.unwrap();
     assert!(detail.contains("id=\"tenant-locked\""));
     assert_eq!(wabridge::support::count_reads(&app.db, Some(o.tenant)).await.unwrap(), reads_before + 1);
