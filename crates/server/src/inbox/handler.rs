@@ -102,7 +102,7 @@ pub fn preview_text(message: &serde_json::Value) -> String {
 }
 
 /// The first line of a text (140 characters at most), or the type's marker when it is empty.
-fn first_line_or_type(text: Option<&str>, kind: &str) -> String {
+pub fn first_line_or_type(text: Option<&str>, kind: &str) -> String {
     match text.filter(|t| !t.trim().is_empty()) {
         Some(t) => t.lines().next().unwrap_or_default().chars().take(140).collect(),
         None => format!("@type:{kind}"),

@@ -137,7 +137,8 @@ pub async fn record_send(
         .unwrap_or(0);
         return Ok(Sent { outbox: enqueued.id, message, created: false });
     }
-    let preview = handler::preview_text(&payload);
+    // A template's line in the list is the text the customer read, not the template's name.
+    let preview = if kind == "template" { handler::first_line_or_type(Some(body), kind) } else { handler::preview_text(&payload) };
     let payload = json_text(&payload);
     let message_id = store::insert_message(
         &mut tx,

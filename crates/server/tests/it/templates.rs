@@ -208,6 +208,9 @@ async fn browser_a_closed_window_gets_a_template_with_preview_and_cost_and_its_c
         with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM message_costs WHERE amount_micros = 45600").fetch_one(p).await).unwrap() == 1
     })
     .await;
+    // The list's line for the conversation quotes that text too.
+    browser.goto(&app.url("/inbox")).await.unwrap();
+    browser.wait_for_text("#conversations", "Hallo Anna, Ihr Termin für Haarschnitt").await.unwrap();
     browser.click_on("#nav-costs").await.unwrap();
     browser.wait_for_text("#cost-total", "0,0456 €").await.unwrap();
     browser.wait_for_text("#cost-categories", "Service (Utility)").await.unwrap();
