@@ -184,6 +184,9 @@ async fn browser_a_closed_window_gets_a_template_with_preview_and_cost_and_its_c
     browser.wait_for("#window-closed").await.unwrap();
     browser.click_on("#pick-booking_confirmation-de").await.unwrap();
     browser.wait_for("#template-form").await.unwrap();
+    // The default template's values are asked for in words, not by their parameter names.
+    browser.wait_for_text("label[for=v_customer_name]", "Name des Kunden").await.unwrap();
+    browser.wait_for_text("label[for=v_business_name]", "Name Ihres Geschäfts").await.unwrap();
     for (field, value) in [("customer_name", "Anna"), ("service", "Haarschnitt"), ("date", "12.12.2026"), ("time", "14:30"), ("business_name", "Salon A")] {
         browser.fill(&format!("#v_{field}"), value).await.unwrap();
     }
