@@ -210,6 +210,13 @@ struct ConversationLine {
 }
 
 impl ConversationLine {
+    /// The customer's phone and username beside the title, leaving out what the title is.
+    fn details(&self) -> String {
+        let phone = self.row.phone.as_ref().map(|p| format!("+{p}"));
+        let username = self.row.username.as_ref().map(|u| format!("@{u}"));
+        [phone, username].into_iter().flatten().filter(|d| *d != self.title).collect::<Vec<_>>().join(" · ")
+    }
+
     /// Says which of the tenant's numbers the conversation is on, when it has several.
     fn with_number(mut self, several: bool) -> ConversationLine {
         self.via = several.then(|| self.row.number_label.clone().unwrap_or_else(|| self.row.phone_number_id.clone()));

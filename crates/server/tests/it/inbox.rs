@@ -515,16 +515,25 @@ async fn a_username_customer_is_merged_when_the_phone_becomes_known() {
     eventually("stored", || async { count(&s, "SELECT COUNT(*) FROM messages").await == 1 }).await;
     assert_eq!(count(&s, "SELECT COUNT(*) FROM customers WHERE phone IS NULL AND bsuid IS NOT NULL").await, 1);
     assert!(!first.user_id.is_empty());
+    // The customer shows the phone now: Meta sends it with the same BSUID.
+    s.sandbox.control().update_customer(CUSTOMER, &json!({"hide_phone": false})).await.unwrap();
     s.sandbox.control().customer_text(&s.fixture.phone_number_id, CUSTOMER, "Meine Nummer", None).await.unwrap();
     s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
     eventually("stored", || async { count(&s, "SELECT COUNT(*) FROM messages").await == 2 }).await;
     assert_eq!(count(&s, "SELECT COUNT(*) FROM customers").await, 1, "one customer");
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM customers WHERE phone IS NOT NULL AND bsuid IS NOT NULL").await, 1, "known by both");
     assert_eq!(count(&s, "SELECT COUNT(*) FROM conversations").await, 1, "one conversation");
     let (c, _) = s.app.signed_in("owner@sandbox.test").await;
     let list = c.get(s.app.url("/inbox?q=mia")).send().await.unwrap().text().await.unwrap();
     assert!(list.contains("Meine Nummer"));
     let none = c.get(s.app.url("/inbox?q=nobody")).send().await.unwrap().text().await.unwrap();
     assert!(none.contains("id=\"no-conversations\""));
+    // The conversation says both under the customer's name, each once.
+    let page = c.get(s.app.url(&format!("/inbox/{}", conversation_id(&s).await))).send().await.unwrap().text().await.unwrap();
+    let title = crate::helpers::element_text(&page, "conversation-title").unwrap();
+    let details = crate::helpers::element_text(&page, "who-details").unwrap();
+    assert_eq!(details, format!("+{CUSTOMER} · @mia.k"), "{page}");
+    assert!(!title.contains("mia.k") && !title.contains(CUSTOMER), "{title}");
 }
 
 #[tokio::test]
