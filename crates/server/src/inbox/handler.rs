@@ -166,6 +166,7 @@ async fn inbound(tx: &mut Tx, run: &[Inbound<'_>], effects: &mut Effects) -> any
             let m = &run[i];
             NewInbound {
                 wamid: &wamids[i],
+                arrival: m.change.journal_id,
                 message: NewMessage {
                     tenant: m.change.tenant,
                     conversation_id: conversations[i],

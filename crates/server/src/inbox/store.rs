@@ -514,6 +514,8 @@ pub struct NewInbound<'a> {
     pub message: NewMessage<'a>,
     /// Meta's id (or ours, for a message without one).
     pub wamid: &'a str,
+    /// The journal entry of the body it came in: the order of arrival.
+    pub arrival: i64,
 }
 
 /// When Meta says an inbound message was sent (Unix ms), or — a message without a timestamp,
@@ -567,10 +569,10 @@ pub async fn unstored(tx: &mut Tx, keys: &[(TenantId, i64, &str)]) -> Result<Vec
 /// returns their ids; a message stored meanwhile by another instance violates the unique key
 /// and the caller's retry skips it.
 pub async fn insert_inbound(tx: &mut Tx, messages: &[NewInbound<'_>], now: i64) -> Result<Vec<i64>, sqlx::Error> {
-    let mut values: Vec<Val<'_>> = Vec::with_capacity(messages.len() * 13);
+    let mut values: Vec<Val<'_>> = Vec::with_capacity(messages.len() * 14);
     for n in messages {
         let m = &n.message;
-        values.extend::<[Val<'_>; 13]>([
+        values.extend::<[Val<'_>; 14]>([
             m.tenant.into(),
             m.conversation_id.into(),
             m.direction.into(),
@@ -584,12 +586,13 @@ pub async fn insert_inbound(tx: &mut Tx, messages: &[NewInbound<'_>], now: i64) 
             status_rank(m.status).into(),
             m.meta_at.into(),
             now.into(),
+            n.arrival.into(),
         ]);
     }
     insert_ids(
         tx,
-        "INSERT INTO messages (tenant_id, conversation_id, direction, wamid, kind, body, payload, reply_to_wamid, outbox_id, status, status_rank, meta_at, created_at)",
-        13,
+        "INSERT INTO messages (tenant_id, conversation_id, direction, wamid, kind, body, payload, reply_to_wamid, outbox_id, status, status_rank, meta_at, created_at, arrival)",
+        14,
         &values,
     )
     .await
@@ -865,6 +868,8 @@ pub struct MessageRow {
     pub meta_at: i64,
     /// The state of a customer's file (`pending`, `stored`, `failed`), if it carries one.
     pub media_state: Option<String>,
+    /// The journal entry an inbound message came in (see [`NewInbound::arrival`]).
+    pub arrival: Option<i64>,
 }
 
 /// Every reaction in a conversation and the messages with these ids: what a page of a long
@@ -874,7 +879,7 @@ pub async fn reactions_and(db: &Db, tenant: TenantId, conversation: i64, wamids:
     let param = |n, first| param_list(db.engine(), n, first);
     let named = if wamids.is_empty() { String::new() } else { format!(" OR wamid IN ({})", param(wamids.len(), 3)) };
     let sql = format!(
-        "SELECT id, direction, wamid, kind, body, payload, reply_to_wamid, status, error_code, meta_at, NULL AS media_state
+        "SELECT id, direction, wamid, kind, body, payload, reply_to_wamid, status, error_code, meta_at, arrival, NULL AS media_state
          FROM messages WHERE tenant_id = {} AND conversation_id = {} AND (kind = 'reaction'{named})",
         param(1, 1),
         param(1, 2)
@@ -892,7 +897,7 @@ pub async fn reactions_and(db: &Db, tenant: TenantId, conversation: i64, wamids:
 /// time and id) — oldest first.
 pub async fn messages(db: &Db, tenant: TenantId, conversation: i64, limit: i64, before: Option<Before>) -> Result<Vec<MessageRow>, sqlx::Error> {
     let mut rows = with_pool!(db.read(), |p| sqlx::query_as::<_, MessageRow>(
-        "SELECT id, direction, wamid, kind, body, payload, reply_to_wamid, status, error_code, meta_at,
+        "SELECT id, direction, wamid, kind, body, payload, reply_to_wamid, status, error_code, meta_at, arrival,
              (SELECT state FROM media WHERE media.message_id = messages.id) AS media_state
          FROM messages WHERE tenant_id = $1 AND conversation_id = $2 AND ($4 IS NULL OR meta_at < $4 OR (meta_at = $4 AND id < $5))
          ORDER BY meta_at DESC, id DESC LIMIT $3"

@@ -228,9 +228,10 @@ fn one(row: &MessageRow, lang: Lang) -> MessageView {
 pub fn build(rows: &[MessageRow], context: &[MessageRow], lang: Lang) -> Vec<MessageView> {
     let mut views: Vec<MessageView> = rows.iter().filter(|r| r.kind != "reaction").map(|r| one(r, lang)).collect();
     // Each side (the customer, the business) has at most one reaction on a message: a later
-    // one replaces its earlier one, an empty one removes it.
+    // one (by Meta's time, then by the order the webhooks came in) replaces its earlier one,
+    // an empty one removes it.
     let mut reactions: Vec<&MessageRow> = rows.iter().chain(context.iter().filter(|c| rows.iter().all(|r| r.id != c.id))).filter(|r| r.kind == "reaction").collect();
-    reactions.sort_by_key(|r| (r.meta_at, r.id));
+    reactions.sort_by_key(|r| (r.meta_at, r.arrival, r.id));
     let mut sides: BTreeMap<usize, [Option<String>; 2]> = BTreeMap::new();
     for r in reactions {
         let p: Value = serde_json::from_str(&r.payload).unwrap_or_default();
@@ -272,5 +273,36 @@ mod tests {
         assert_eq!(s[1].text, "https://example.com/a?b=1");
         assert_eq!(s[0].text, "Termin hier: ");
         assert_eq!(s[2].text, " danke");
+    }
+
+    fn row(id: i64, kind: &str, payload: serde_json::Value, meta_at: i64, arrival: Option<i64>) -> MessageRow {
+        MessageRow {
+            id,
+            direction: "in".into(),
+            wamid: Some(format!("wamid.{id}")),
+            kind: kind.into(),
+            body: String::new(),
+            payload: payload.to_string(),
+            reply_to_wamid: None,
+            status: "received".into(),
+            error_code: None,
+            meta_at,
+            media_state: None,
+            arrival,
+        }
+    }
+
+    #[test]
+    fn of_two_reactions_in_one_second_the_one_that_came_later_counts() {
+        let text = row(1, "text", serde_json::json!({"type": "text", "text": {"body": "Hallo"}}), 1_000, Some(1));
+        let react = |emoji: &str| serde_json::json!({"type": "reaction", "reaction": {"message_id": "wamid.1", "emoji": emoji}});
+        // ❤️ came in the later webhook but was applied first (another processor): a lower id.
+        let heart = row(2, "reaction", react("❤️"), 5_000, Some(20));
+        let thumb = row(3, "reaction", react("👍"), 5_000, Some(10));
+        let views = build(&[text.clone(), heart.clone(), thumb.clone()], &[], Lang::De);
+        assert_eq!(views[0].reactions, ["❤️"]);
+        // A later second wins whatever the order of arrival.
+        let later = row(2, "reaction", react("❤️"), 6_000, Some(5));
+        assert_eq!(build(&[text, later, thumb], &[], Lang::De)[0].reactions, ["❤️"]);
     }
 }

@@ -438,8 +438,12 @@ async fn every_inbound_type_is_shown_as_what_it_is() {
     let unsupported = writes("unsupported", json!({"type": "poll"}), None).await;
     let order = writes("order", json!({"catalog_id": "C1", "text": "", "product_items": [{"product_retailer_id": "P1", "quantity": 1, "item_price": 25, "currency": "EUR"}]}), None).await;
     let welcome = writes("request_welcome", json!({}), None).await;
+    // Reactions within one second of Meta's time are told apart by the order they arrive in
+    // (the sandbox may deliver concurrent webhooks in any order, as Meta may): each is
+    // delivered before the next is written.
     for (target, emoji) in [(&text, "👍"), (&text, "❤️"), (&sticker, "😂"), (&sticker, "")] {
         writes("reaction", json!({"message_id": target, "emoji": emoji}), None).await;
+        s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
     }
     s.sandbox.control().flush(Duration::from_secs(5)).await.unwrap();
     eventually("all stored", || async { count(&s, "SELECT COUNT(*) FROM messages").await == 18 }).await;

@@ -1,0 +1,4 @@
+-- Which webhook body brought an inbound message (its journal entry): what came later within
+-- one second of Meta's time (two reactions to one message) is told by it, not by the row's
+-- id, which several processors (PostgreSQL) assign in the order they apply, not arrival order.
+ALTER TABLE messages ADD COLUMN arrival INTEGER;
