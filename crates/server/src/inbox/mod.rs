@@ -286,7 +286,7 @@ struct ConversationPage {
     c: ConversationLine,
     messages: Vec<view::MessageView>,
     /// Where the messages before these start, when there are any.
-    older: Option<(i64, i64)>,
+    older: Option<store::Place>,
     /// Showing older messages, not the newest (no live refresh, a way back).
     viewing_older: bool,
     reply_to: Option<view::MessageView>,
@@ -298,7 +298,7 @@ struct ConversationPage {
 struct MessagesPartial {
     p: PageCtx,
     messages: Vec<view::MessageView>,
-    older: Option<(i64, i64)>,
+    older: Option<store::Place>,
     c: ConversationLine,
 }
 
@@ -306,19 +306,29 @@ struct MessagesPartial {
 struct ConversationQuery {
     reply_to: Option<String>,
     notice: Option<String>,
-    /// Older messages: those before this message's time and id.
+    /// Older messages: those before the message at this place (time, arrival and id).
     before: Option<i64>,
+    before_arrival: Option<i64>,
     before_id: Option<i64>,
+}
+
+impl ConversationQuery {
+    /// Where the page ends, if it is an older one. (A link without the arrival — from before
+    /// there was one — leaves in every message of that instant; without the id, none.)
+    fn before(&self) -> Option<store::Place> {
+        let arrival = self.before_arrival.unwrap_or(if self.before_id.is_some() { i64::MAX } else { i64::MIN });
+        self.before.map(|at| store::Place { at, arrival, id: self.before_id.unwrap_or(i64::MIN) })
+    }
 }
 
 /// A conversation with [`SHOWN`] of its messages (the newest, or those before `before`), and
 /// where the ones before them start when there are more.
-async fn load(app: &AppState, tenant: TenantId, id: i64, lang: crate::web::i18n::Lang, before: Option<store::Before>) -> AppResult<(ConversationLine, Vec<view::MessageView>, Option<(i64, i64)>)> {
+async fn load(app: &AppState, tenant: TenantId, id: i64, lang: crate::web::i18n::Lang, before: Option<store::Place>) -> AppResult<(ConversationLine, Vec<view::MessageView>, Option<store::Place>)> {
     let row = store::conversation(&app.db, tenant, id).await?.ok_or(AppError::NotFound)?;
     let mut rows = store::messages(&app.db, tenant, id, SHOWN + 1, before).await?;
     let older = (rows.len() as i64 > SHOWN).then(|| {
         rows.remove(0);
-        (rows[0].meta_at, rows[0].id)
+        store::Place::of(&rows[0])
     });
     // A page of a long conversation: reactions to its messages and messages it quotes may lie
     // beyond it.
@@ -337,7 +347,7 @@ async fn load(app: &AppState, tenant: TenantId, id: i64, lang: crate::web::i18n:
 }
 
 async fn get_conversation(State(app): State<AppState>, mut member: TenantMember, Path(id): Path<i64>, Query(q): Query<ConversationQuery>) -> AppResult<Response> {
-    let before = q.before.map(|at| store::Before { at, id: q.before_id });
+    let before = q.before();
     let (c, messages, older) = load(&app, member.tenant, id, member.ctx.lang, before).await?;
     let c = c.with_number(store::number_count(&app.db, member.tenant).await? > 1);
     if c.row.unread > 0 {
@@ -406,7 +416,8 @@ async fn mark_read(app: &AppState, tenant: TenantId, c: &store::ConversationRow)
     // SQLite the one writer orders them anyway.)
     with_tx!(&mut tx, |x| sqlx::query("UPDATE conversations SET unread = 0 WHERE id = $1 AND tenant_id = $2").bind(c.id).bind(tenant).execute(x).await.map(drop))?;
     let last_inbound = with_tx!(&mut tx, |x| sqlx::query_scalar::<_, String>(
-        "SELECT wamid FROM messages WHERE conversation_id = $1 AND tenant_id = $2 AND direction = 'in' AND wamid NOT LIKE 'wabridge:%' ORDER BY meta_at DESC, id DESC LIMIT 1"
+        "SELECT wamid FROM messages WHERE conversation_id = $1 AND tenant_id = $2 AND direction = 'in' AND wamid NOT LIKE 'wabridge:%'
+         ORDER BY meta_at DESC, COALESCE(arrival, 0) DESC, id DESC LIMIT 1"
     )
     .bind(c.id)
     .bind(tenant)
@@ -572,7 +583,7 @@ async fn message_link(app: &AppState, tenant: TenantId, m: store::Located) -> Ap
     let (conversation, id) = (m.conversation_id, m.id);
     Ok(match after.get(SHOWN_AFTER_LINKED).filter(|_| after.len() as i64 >= SHOWN) {
         // The page before the message that follows those shown after it.
-        Some(&(at, next)) => format!("/inbox/{conversation}?before={at}&before_id={next}#msg-{id}"),
+        Some(next) => format!("/inbox/{conversation}?before={}&before_arrival={}&before_id={}#msg-{id}", next.at, next.arrival, next.id),
         // Fewer than a page after it: on the newest page.
         None => format!("/inbox/{conversation}#msg-{id}"),
     })

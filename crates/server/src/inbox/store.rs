@@ -799,8 +799,9 @@ pub async fn number_count(db: &Db, tenant: TenantId) -> Result<i64, sqlx::Error>
     with_pool!(db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM phone_numbers WHERE tenant_id = $1").bind(tenant).fetch_one(p).await)
 }
 
-/// Where a page of conversations (or of a conversation's messages) starts: after the one
-/// with this time and, among those with the same (Meta's times are whole seconds), this id.
+/// Where a page of conversations starts: after the one with this time and, among those with
+/// the same (Meta's times are whole seconds), this id. (A conversation's messages have a
+/// [`Place`].)
 #[derive(Clone, Copy, Debug)]
 pub struct Before {
     /// The previous page's last `last_message_at` (or message time).
@@ -893,39 +894,70 @@ pub async fn reactions_and(db: &Db, tenant: TenantId, conversation: i64, wamids:
     })
 }
 
-/// The last `limit` messages of a conversation — or the last before `before` (a message's
-/// time and id) — oldest first.
-pub async fn messages(db: &Db, tenant: TenantId, conversation: i64, limit: i64, before: Option<Before>) -> Result<Vec<MessageRow>, sqlx::Error> {
+/// Where a message stands in its conversation: by Meta's time (whole seconds for a
+/// customer's), then — within one second — by the order its webhook came in (a message of ours
+/// counts as first), then by id (the order within one webhook). The row id alone is not the
+/// order of arrival: on PostgreSQL several processors apply webhooks side by side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Place {
+    /// Meta's time (Unix ms).
+    pub at: i64,
+    /// The journal entry it came in; 0 for ours.
+    pub arrival: i64,
+    /// Its id.
+    pub id: i64,
+}
+
+impl Place {
+    /// A stored message's place.
+    pub fn of(m: &MessageRow) -> Place {
+        Place { at: m.meta_at, arrival: m.arrival.unwrap_or(0), id: m.id }
+    }
+}
+
+/// The last `limit` messages of a conversation — or the last before the message at `before`
+/// — oldest first.
+pub async fn messages(db: &Db, tenant: TenantId, conversation: i64, limit: i64, before: Option<Place>) -> Result<Vec<MessageRow>, sqlx::Error> {
     let mut rows = with_pool!(db.read(), |p| sqlx::query_as::<_, MessageRow>(
         "SELECT id, direction, wamid, kind, body, payload, reply_to_wamid, status, error_code, meta_at, arrival,
              (SELECT state FROM media WHERE media.message_id = messages.id) AS media_state
-         FROM messages WHERE tenant_id = $1 AND conversation_id = $2 AND ($4 IS NULL OR meta_at < $4 OR (meta_at = $4 AND id < $5))
-         ORDER BY meta_at DESC, id DESC LIMIT $3"
+         FROM messages WHERE tenant_id = $1 AND conversation_id = $2
+           AND ($4 IS NULL OR meta_at < $4 OR (meta_at = $4 AND (COALESCE(arrival, 0) < $5 OR (COALESCE(arrival, 0) = $5 AND id < $6))))
+         ORDER BY meta_at DESC, COALESCE(arrival, 0) DESC, id DESC LIMIT $3"
     )
     .bind(tenant)
     .bind(conversation)
     .bind(limit)
     .bind(before.map(|b| b.at))
-    .bind(before.and_then(|b| b.id))
+    .bind(before.map(|b| b.arrival))
+    .bind(before.map(|b| b.id))
     .fetch_all(p)
     .await)?;
     rows.reverse();
     Ok(rows)
 }
 
-/// A message as a link finds it: its conversation, and its place there (time and id).
+/// A message as a link finds it: its conversation, and its place there (see [`Place`]).
 #[derive(Debug, Clone, Copy, sqlx::FromRow)]
 pub struct Located {
     pub conversation_id: i64,
     pub id: i64,
     pub meta_at: i64,
+    pub arrival: i64,
+}
+
+impl Located {
+    /// Its place in the conversation.
+    pub fn place(&self) -> Place {
+        Place { at: self.meta_at, arrival: self.arrival, id: self.id }
+    }
 }
 
 /// An inbound message by its key (see [`inbound_by_key`]), for the links of its
 /// notifications.
 pub async fn inbound_by_time(db: &Db, tenant: TenantId, at: i64, wamid: &str) -> Result<Option<Located>, sqlx::Error> {
     with_pool!(db.read(), |p| sqlx::query_as::<_, Located>(
-        "SELECT conversation_id, id, meta_at FROM messages WHERE tenant_id = $1 AND direction = 'in' AND meta_at = $2 AND wamid = $3"
+        "SELECT conversation_id, id, meta_at, COALESCE(arrival, 0) AS arrival FROM messages WHERE tenant_id = $1 AND direction = 'in' AND meta_at = $2 AND wamid = $3"
     )
     .bind(tenant)
     .bind(at)
@@ -938,8 +970,8 @@ pub async fn inbound_by_time(db: &Db, tenant: TenantId, at: i64, wamid: &str) ->
 /// tenant's messages (the links of notifications made before their time was in them).
 pub async fn by_wamid(db: &Db, tenant: TenantId, wamid: &str) -> Result<Option<Located>, sqlx::Error> {
     with_pool!(db.read(), |p| sqlx::query_as::<_, Located>(
-        "SELECT conversation_id, id, meta_at FROM messages WHERE tenant_id = $1 AND direction = 'out' AND wamid = $2
-         UNION ALL SELECT conversation_id, id, meta_at FROM messages WHERE tenant_id = $1 AND direction = 'in' AND wamid = $2 LIMIT 1"
+        "SELECT conversation_id, id, meta_at, COALESCE(arrival, 0) AS arrival FROM messages WHERE tenant_id = $1 AND direction = 'out' AND wamid = $2
+         UNION ALL SELECT conversation_id, id, meta_at, COALESCE(arrival, 0) AS arrival FROM messages WHERE tenant_id = $1 AND direction = 'in' AND wamid = $2 LIMIT 1"
     )
     .bind(tenant)
     .bind(wamid)
@@ -947,27 +979,30 @@ pub async fn by_wamid(db: &Db, tenant: TenantId, wamid: &str) -> Result<Option<L
     .await)
 }
 
-/// Up to `limit` of the places (time, id) of the messages after a message in its
-/// conversation, oldest first.
-pub async fn places_after(db: &Db, tenant: TenantId, m: Located, limit: i64) -> Result<Vec<(i64, i64)>, sqlx::Error> {
-    with_pool!(db.read(), |p| sqlx::query_as::<_, (i64, i64)>(
-        "SELECT meta_at, id FROM messages WHERE tenant_id = $1 AND conversation_id = $2 AND (meta_at > $3 OR (meta_at = $3 AND id > $4))
-         ORDER BY meta_at, id LIMIT $5"
+/// Up to `limit` of the places of the messages after a message in its conversation, oldest
+/// first.
+pub async fn places_after(db: &Db, tenant: TenantId, m: Located, limit: i64) -> Result<Vec<Place>, sqlx::Error> {
+    let rows = with_pool!(db.read(), |p| sqlx::query_as::<_, (i64, i64, i64)>(
+        "SELECT meta_at, COALESCE(arrival, 0), id FROM messages WHERE tenant_id = $1 AND conversation_id = $2
+           AND (meta_at > $3 OR (meta_at = $3 AND (COALESCE(arrival, 0) > $4 OR (COALESCE(arrival, 0) = $4 AND id > $5))))
+         ORDER BY meta_at, COALESCE(arrival, 0), id LIMIT $6"
     )
     .bind(tenant)
     .bind(m.conversation_id)
     .bind(m.meta_at)
+    .bind(m.arrival)
     .bind(m.id)
     .bind(limit)
     .fetch_all(p)
-    .await)
+    .await)?;
+    Ok(rows.into_iter().map(|(at, arrival, id)| Place { at, arrival, id }).collect())
 }
 
 /// A conversation's latest `limit` customer messages: Meta's id and time (Unix ms).
 pub async fn latest_inbound(db: &Db, tenant: TenantId, conversation: i64, limit: i64) -> Result<Vec<(String, i64)>, sqlx::Error> {
     with_pool!(db.read(), |p| sqlx::query_as::<_, (String, i64)>(
         "SELECT wamid, meta_at FROM messages WHERE tenant_id = $1 AND conversation_id = $2 AND direction = 'in' AND wamid IS NOT NULL
-         ORDER BY meta_at DESC, id DESC LIMIT $3"
+         ORDER BY meta_at DESC, COALESCE(arrival, 0) DESC, id DESC LIMIT $3"
     )
     .bind(tenant)
     .bind(conversation)

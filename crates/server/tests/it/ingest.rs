@@ -647,7 +647,8 @@ async fn a_long_conversation_pages_back_through_its_older_messages() {
     let to = |wamid: &str| format!("/inbox/by-wamid/{wamid}?at=1764000000");
     let opened = c.get(app.url(&to("wamid.LONG0"))).send().await.unwrap();
     let location = opened.headers()["location"].to_str().unwrap().to_owned();
-    assert_eq!(location, format!("/inbox/{id}?before=1764000000000&before_id={eleventh}#msg-{oldest}"));
+    let arrival = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT arrival FROM messages WHERE wamid = 'wamid.LONG11'").fetch_one(p).await).unwrap();
+    assert_eq!(location, format!("/inbox/{id}?before=1764000000000&before_arrival={arrival}&before_id={eleventh}#msg-{oldest}"));
     let page = c.get(app.url(location.split('#').next().unwrap())).send().await.unwrap().text().await.unwrap();
     let expected: Vec<String> = (0..=10).map(|i| format!("Nachricht {i:03}")).collect();
     assert_eq!(shown(&page), expected);
@@ -661,6 +662,26 @@ async fn a_long_conversation_pages_back_through_its_older_messages() {
     let opened = c.get(app.url(&to("wamid.LONG6"))).send().await.unwrap();
     assert!(opened.headers()["location"].to_str().unwrap().ends_with(&format!("#msg-{before_newest}")));
     assert!(opened.headers()["location"].to_str().unwrap().contains("?before="));
+}
+
+/// Messages of one second of Meta's time stand in the order their webhooks came in, not in
+/// the order of their row ids: on PostgreSQL several processors apply webhooks side by side,
+/// and the one that came later may be applied first and get the lower id (made so here by
+/// moving the first one's arrival after the second's).
+#[tokio::test]
+async fn messages_of_one_second_stand_in_the_order_they_came_in() {
+    let app = spawn_app().await;
+    let (_, number) = tenant_with_number(&app, "Salon Folge").await;
+    for (wamid, text) in [("wamid.APPLIED1", "Ich hätte gern einen Termin"), ("wamid.APPLIED2", "Hallo")] {
+        assert_eq!(post_signed(&app, &text_body(&number, "4977", "Jana", &[(wamid, text)])).await.status(), 200);
+        eventually("applied", || async { wabridge::ingest::journal::pending_count(&app.db).await.unwrap() == 0 }).await;
+    }
+    with_pool!(app.db.write(), |p| sqlx::query("UPDATE messages SET arrival = arrival + 1000 WHERE wamid = 'wamid.APPLIED1'").execute(p).await.map(drop)).unwrap();
+    let id = with_pool!(app.db.read(), |p| sqlx::query_scalar::<_, i64>("SELECT id FROM conversations").fetch_one(p).await).unwrap();
+    let (c, _) = app.signed_in("owner@salonfolge.test").await;
+    let page = c.get(app.url(&format!("/inbox/{id}"))).send().await.unwrap().text().await.unwrap();
+    let (hallo, termin) = (page.find("Hallo").unwrap(), page.find("Ich hätte gern einen Termin").unwrap());
+    assert!(hallo < termin, "the first to come stands first, whatever its id: {page}");
 }
 
 /// Opening a conversation reads, for the user who opens it, the notifications of the customer
