@@ -2,3 +2,5 @@
 -- one second of Meta's time (two reactions to one message) is told by it, not by the row's
 -- id, which several processors assign in the order they apply, not arrival order.
 ALTER TABLE messages ADD COLUMN arrival BIGINT;
+-- The same for a conversation's last message, whose text the list shows.
+ALTER TABLE conversations ADD COLUMN last_arrival BIGINT;

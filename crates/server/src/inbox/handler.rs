@@ -152,7 +152,7 @@ async fn inbound(tx: &mut Tx, run: &[Inbound<'_>], effects: &mut Effects) -> any
     let touch = |i: usize| {
         let m = &run[i];
         (fresh[i] && !matches!(m.message.content, MessageContent::Reaction { .. }))
-            .then(|| Touch { conversation: 0, at: meta_at(m), preview: &previews[i], from_customer: true, opens_window: true })
+            .then(|| Touch { conversation: 0, at: meta_at(m), arrival: m.change.journal_id, preview: &previews[i], from_customer: true, opens_window: true })
     };
     // New conversations start as their new messages leave them; the others move after.
     let starts: HashMap<(&str, i64), Moved<'_>> =

@@ -403,10 +403,10 @@ pub async fn conversations_for<'a>(
             missing.push((tenant, number, customer));
         }
     }
-    let mut values: Vec<Val<'_>> = Vec::with_capacity(missing.len() * 8);
+    let mut values: Vec<Val<'_>> = Vec::with_capacity(missing.len() * 9);
     for &(tenant, number, customer) in &missing {
         let start = starts.get(&(number, customer));
-        values.extend::<[Val<'_>; 8]>([
+        values.extend::<[Val<'_>; 9]>([
             tenant.into(),
             number.into(),
             customer.into(),
@@ -415,13 +415,14 @@ pub async fn conversations_for<'a>(
             start.map_or(0, |s| s.unread).into(),
             start.and_then(|s| s.opens).into(),
             now.into(),
+            start.map_or(0, |s| s.arrival).into(),
         ]);
     }
-    const INSERT: &str = "INSERT INTO conversations (tenant_id, phone_number_id, customer_id, last_message_at, last_preview, unread, last_customer_message_at, created_at)";
+    const INSERT: &str = "INSERT INTO conversations (tenant_id, phone_number_id, customer_id, last_message_at, last_preview, unread, last_customer_message_at, created_at, last_arrival)";
     let mut created = HashSet::with_capacity(missing.len());
     match tx {
         Tx::Sqlite(_) => {
-            for (&(_, number, customer), id) in missing.iter().zip(insert_ids(tx, INSERT, 8, &values).await?) {
+            for (&(_, number, customer), id) in missing.iter().zip(insert_ids(tx, INSERT, 9, &values).await?) {
                 known.insert((number, customer), id);
                 created.insert(id);
             }
@@ -429,10 +430,10 @@ pub async fn conversations_for<'a>(
         // Another processor may be starting the same conversation right now: the insert waits
         // for it and skips it, and this batch then touches it like any conversation it found.
         Tx::Postgres(t) => {
-            for (pairs, rows) in missing.chunks(1000).zip(values.chunks(1000 * 8)) {
+            for (pairs, rows) in missing.chunks(1000).zip(values.chunks(1000 * 9)) {
                 let sql = format!(
                     "{INSERT} VALUES {} ON CONFLICT (phone_number_id, customer_id) DO NOTHING RETURNING id, phone_number_id, customer_id",
-                    value_rows(Engine::Postgres, pairs.len(), 8, 1)
+                    value_rows(Engine::Postgres, pairs.len(), 9, 1)
                 );
                 let q = sqlx::query_as::<_, (i64, String, i64)>(sqlx::AssertSqlSafe(sql)).persistent(false);
                 let inserted: HashMap<(String, i64), i64> =
@@ -600,7 +601,7 @@ pub async fn insert_inbound(tx: &mut Tx, messages: &[NewInbound<'_>], now: i64) 
 
 /// Moves the conversation forward after a new message.
 pub async fn touch_conversation(tx: &mut Tx, conversation: i64, at: i64, preview: &str, from_customer: bool, opens_window: bool) -> Result<(), sqlx::Error> {
-    touch_conversations(tx, &[Touch { conversation, at, preview, from_customer, opens_window }]).await
+    touch_conversations(tx, &[Touch { conversation, at, arrival: 0, preview, from_customer, opens_window }]).await
 }
 
 /// A new message in a conversation, for [`touch_conversations`].
@@ -609,6 +610,8 @@ pub struct Touch<'a> {
     pub conversation: i64,
     /// The message's time (Meta's, for a customer's), Unix ms.
     pub at: i64,
+    /// The journal entry it came in (0 for ours): the order within one second.
+    pub arrival: i64,
     /// Its text for the list.
     pub preview: &'a str,
     /// Whether the customer sent it (counts as unread).
@@ -623,7 +626,9 @@ pub struct Touch<'a> {
 pub struct Moved<'a> {
     /// Latest message time.
     pub at: i64,
-    /// Preview of the latest message (of the last applied among equal times).
+    /// The latest message's arrival (see [`Touch::arrival`]).
+    pub arrival: i64,
+    /// Preview of the latest message (by time, then arrival).
     pub preview: &'a str,
     /// Customer messages (unread).
     pub unread: i64,
@@ -634,7 +639,7 @@ pub struct Moved<'a> {
 impl<'a> Moved<'a> {
     /// What one message does.
     pub fn of(t: &Touch<'a>) -> Moved<'a> {
-        Moved { at: t.at, preview: t.preview, unread: i64::from(t.from_customer), opens: t.opens_window.then_some(t.at) }
+        Moved { at: t.at, arrival: t.arrival, preview: t.preview, unread: i64::from(t.from_customer), opens: t.opens_window.then_some(t.at) }
     }
 
     /// Folds what each message does, per key, in order (keys in first-seen order).
@@ -645,10 +650,11 @@ impl<'a> Moved<'a> {
             match at_of.get(&key) {
                 Some(&i) => {
                     let o = &mut out[i].1;
-                    // The latest by time, as the conversation orders its messages (a later
-                    // one applied at the same time after an earlier one).
-                    if m.at >= o.at {
+                    // The latest by time and arrival, as the conversation orders its messages
+                    // (one of ours, arrival 0, after a customer's of the same instant).
+                    if (m.at, m.arrival) >= (o.at, o.arrival) {
                         o.preview = m.preview;
+                        o.arrival = m.arrival;
                     }
                     o.at = o.at.max(m.at);
                     o.unread += m.unread;
@@ -665,29 +671,32 @@ impl<'a> Moved<'a> {
 }
 
 /// [`touch_conversation`] for many messages, in order: one update per chunk of conversations.
-/// The list shows the latest message by time — the last the conversation shows, whatever
-/// order Meta delivers them in — the window runs from the latest customer message (Meta's
+/// The list shows the latest message by time, then arrival — the last the conversation shows,
+/// whatever order Meta delivers them in or processors apply them in — the window runs from the latest customer message (Meta's
 /// timestamps), and every customer message is unread.
 pub async fn touch_conversations(tx: &mut Tx, touches: &[Touch<'_>]) -> Result<(), sqlx::Error> {
     let mut merged = Moved::fold(touches.iter().map(|t| (t.conversation, Moved::of(t))));
     // In id order, so that two instances updating the same conversations lock them alike.
     merged.sort_unstable_by_key(|m| m.0);
+    // The stored last message stays when it is later: by time, then by arrival.
+    let later = "(last_message_at > v.column2 OR (last_message_at = v.column2 AND COALESCE(last_arrival, 0) > v.column6))";
     for chunk in statement_chunks(tx.engine(), &merged) {
         let prepared = keep_prepared(tx.engine());
         let sql = format!(
             "UPDATE conversations SET
                  last_message_at = CASE WHEN last_message_at > v.column2 THEN last_message_at ELSE v.column2 END,
-                 last_preview = CASE WHEN last_message_at > v.column2 THEN last_preview ELSE v.column3 END,
+                 last_preview = CASE WHEN {later} THEN last_preview ELSE v.column3 END,
+                 last_arrival = CASE WHEN {later} THEN last_arrival ELSE v.column6 END,
                  unread = unread + v.column4,
                  last_customer_message_at = CASE WHEN v.column5 IS NOT NULL AND (last_customer_message_at IS NULL OR last_customer_message_at < v.column5)
                      THEN v.column5 ELSE last_customer_message_at END
              FROM (VALUES {}) AS v WHERE conversations.id = v.column1",
-            value_rows(tx.engine(), chunk.len(), 5, 1)
+            value_rows(tx.engine(), chunk.len(), 6, 1)
         );
         with_tx!(&mut *tx, |c| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).persistent(prepared);
             for (conversation, m) in chunk {
-                q = q.bind(conversation).bind(m.at).bind(m.preview).bind(m.unread).bind(m.opens);
+                q = q.bind(conversation).bind(m.at).bind(m.preview).bind(m.unread).bind(m.opens).bind(m.arrival);
             }
             q.execute(c).await.map(drop)
         })?;

@@ -682,6 +682,17 @@ async fn messages_of_one_second_stand_in_the_order_they_came_in() {
     let page = c.get(app.url(&format!("/inbox/{id}"))).send().await.unwrap().text().await.unwrap();
     let (hallo, termin) = (page.find("Hallo").unwrap(), page.find("Ich hätte gern einen Termin").unwrap());
     assert!(hallo < termin, "the first to come stands first, whatever its id: {page}");
+    // The list's line likewise: the conversation's last message is the last to come, not the
+    // last applied. (Made so by moving the stored last message's arrival after the next one's.)
+    let line = || async {
+        let list = c.get(app.url("/inbox")).send().await.unwrap().text().await.unwrap();
+        list.split("<span class=\"preview\">").nth(1).map(|s| s.split('<').next().unwrap().to_owned()).unwrap_or(list)
+    };
+    assert_eq!(line().await, "Hallo");
+    with_pool!(app.db.write(), |p| sqlx::query("UPDATE conversations SET last_arrival = last_arrival + 1000").execute(p).await.map(drop)).unwrap();
+    assert_eq!(post_signed(&app, &text_body(&number, "4977", "Jana", &[("wamid.APPLIED3", "Früher gekommen, später angewandt")])).await.status(), 200);
+    eventually("applied", || async { count(&app, "SELECT COUNT(*) FROM messages").await == 3 }).await;
+    assert_eq!(line().await, "Hallo", "the line keeps the message that came last");
 }
 
 /// Opening a conversation reads, for the user who opens it, the notifications of the customer
