@@ -111,7 +111,7 @@ pub fn first_line_or_type(text: Option<&str>, kind: &str) -> String {
 
 
 /// Who sent a message, as its keys and profile name it.
-fn customer_key<'a>(tenant: TenantId, value: &'a MessagesValue, message: &'a Message) -> CustomerKey<'a> {
+pub fn customer_key<'a>(tenant: TenantId, value: &'a MessagesValue, message: &'a Message) -> CustomerKey<'a> {
     let contact = value.contact_for(message);
     CustomerKey {
         tenant,

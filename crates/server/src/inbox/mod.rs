@@ -580,7 +580,7 @@ const SHOWN_AFTER_LINKED: usize = 10;
 /// the message and marking it.
 async fn message_link(app: &AppState, tenant: TenantId, m: store::Located) -> AppResult<String> {
     let after = store::places_after(&app.db, tenant, m, SHOWN).await?;
-    let (conversation, id) = (m.conversation_id, m.id);
+    let (conversation, id) = (m.conversation_id, m.place.id);
     Ok(match after.get(SHOWN_AFTER_LINKED).filter(|_| after.len() as i64 >= SHOWN) {
         // The page before the message that follows those shown after it.
         Some(next) => format!("/inbox/{conversation}?before={}&before_arrival={}&before_id={}#msg-{id}", next.at, next.arrival, next.id),

@@ -651,7 +651,7 @@ impl<'a> Moved<'a> {
                 Some(&i) => {
                     let o = &mut out[i].1;
                     // The latest by time and arrival, as the conversation orders its messages
-                    // (one of ours, arrival 0, after a customer's of the same instant).
+                    // (one of ours, arrival 0, before a customer's of the same instant).
                     if (m.at, m.arrival) >= (o.at, o.arrival) {
                         o.preview = m.preview;
                         o.arrival = m.arrival;
@@ -672,8 +672,8 @@ impl<'a> Moved<'a> {
 
 /// [`touch_conversation`] for many messages, in order: one update per chunk of conversations.
 /// The list shows the latest message by time, then arrival — the last the conversation shows,
-/// whatever order Meta delivers them in or processors apply them in — the window runs from the latest customer message (Meta's
-/// timestamps), and every customer message is unread.
+/// whatever order Meta delivers them in or processors apply them in — the window runs from the
+/// latest customer message (Meta's timestamps), and every customer message is unread.
 pub async fn touch_conversations(tx: &mut Tx, touches: &[Touch<'_>]) -> Result<(), sqlx::Error> {
     let mut merged = Moved::fold(touches.iter().map(|t| (t.conversation, Moved::of(t))));
     // In id order, so that two instances updating the same conversations lock them alike.
@@ -907,7 +907,7 @@ pub async fn reactions_and(db: &Db, tenant: TenantId, conversation: i64, wamids:
 /// customer's), then — within one second — by the order its webhook came in (a message of ours
 /// counts as first), then by id (the order within one webhook). The row id alone is not the
 /// order of arrival: on PostgreSQL several processors apply webhooks side by side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct Place {
     /// Meta's time (Unix ms).
     pub at: i64,
@@ -946,28 +946,22 @@ pub async fn messages(db: &Db, tenant: TenantId, conversation: i64, limit: i64, 
     Ok(rows)
 }
 
-/// A message as a link finds it: its conversation, and its place there (see [`Place`]).
+/// A message's place as the columns of a [`Place`].
+const PLACE_COLUMNS: &str = "meta_at AS at, COALESCE(arrival, 0) AS arrival, id";
+
+/// A message as a link finds it: its conversation, and its place there.
 #[derive(Debug, Clone, Copy, sqlx::FromRow)]
 pub struct Located {
     pub conversation_id: i64,
-    pub id: i64,
-    pub meta_at: i64,
-    pub arrival: i64,
-}
-
-impl Located {
-    /// Its place in the conversation.
-    pub fn place(&self) -> Place {
-        Place { at: self.meta_at, arrival: self.arrival, id: self.id }
-    }
+    #[sqlx(flatten)]
+    pub place: Place,
 }
 
 /// An inbound message by its key (see [`inbound_by_key`]), for the links of its
 /// notifications.
 pub async fn inbound_by_time(db: &Db, tenant: TenantId, at: i64, wamid: &str) -> Result<Option<Located>, sqlx::Error> {
-    with_pool!(db.read(), |p| sqlx::query_as::<_, Located>(
-        "SELECT conversation_id, id, meta_at, COALESCE(arrival, 0) AS arrival FROM messages WHERE tenant_id = $1 AND direction = 'in' AND meta_at = $2 AND wamid = $3"
-    )
+    let sql = format!("SELECT conversation_id, {PLACE_COLUMNS} FROM messages WHERE tenant_id = $1 AND direction = 'in' AND meta_at = $2 AND wamid = $3");
+    with_pool!(db.read(), |p| sqlx::query_as::<_, Located>(sqlx::AssertSqlSafe(sql.clone()))
     .bind(tenant)
     .bind(at)
     .bind(wamid)
@@ -978,10 +972,11 @@ pub async fn inbound_by_time(db: &Db, tenant: TenantId, at: i64, wamid: &str) ->
 /// A message by Meta's id alone: ours by the index of our sends, a customer's by reading the
 /// tenant's messages (the links of notifications made before their time was in them).
 pub async fn by_wamid(db: &Db, tenant: TenantId, wamid: &str) -> Result<Option<Located>, sqlx::Error> {
-    with_pool!(db.read(), |p| sqlx::query_as::<_, Located>(
-        "SELECT conversation_id, id, meta_at, COALESCE(arrival, 0) AS arrival FROM messages WHERE tenant_id = $1 AND direction = 'out' AND wamid = $2
-         UNION ALL SELECT conversation_id, id, meta_at, COALESCE(arrival, 0) AS arrival FROM messages WHERE tenant_id = $1 AND direction = 'in' AND wamid = $2 LIMIT 1"
-    )
+    let sql = format!(
+        "SELECT conversation_id, {PLACE_COLUMNS} FROM messages WHERE tenant_id = $1 AND direction = 'out' AND wamid = $2
+         UNION ALL SELECT conversation_id, {PLACE_COLUMNS} FROM messages WHERE tenant_id = $1 AND direction = 'in' AND wamid = $2 LIMIT 1"
+    );
+    with_pool!(db.read(), |p| sqlx::query_as::<_, Located>(sqlx::AssertSqlSafe(sql.clone()))
     .bind(tenant)
     .bind(wamid)
     .fetch_optional(p)
@@ -991,20 +986,20 @@ pub async fn by_wamid(db: &Db, tenant: TenantId, wamid: &str) -> Result<Option<L
 /// Up to `limit` of the places of the messages after a message in its conversation, oldest
 /// first.
 pub async fn places_after(db: &Db, tenant: TenantId, m: Located, limit: i64) -> Result<Vec<Place>, sqlx::Error> {
-    let rows = with_pool!(db.read(), |p| sqlx::query_as::<_, (i64, i64, i64)>(
-        "SELECT meta_at, COALESCE(arrival, 0), id FROM messages WHERE tenant_id = $1 AND conversation_id = $2
+    let sql = format!(
+        "SELECT {PLACE_COLUMNS} FROM messages WHERE tenant_id = $1 AND conversation_id = $2
            AND (meta_at > $3 OR (meta_at = $3 AND (COALESCE(arrival, 0) > $4 OR (COALESCE(arrival, 0) = $4 AND id > $5))))
          ORDER BY meta_at, COALESCE(arrival, 0), id LIMIT $6"
-    )
-    .bind(tenant)
-    .bind(m.conversation_id)
-    .bind(m.meta_at)
-    .bind(m.arrival)
-    .bind(m.id)
-    .bind(limit)
-    .fetch_all(p)
-    .await)?;
-    Ok(rows.into_iter().map(|(at, arrival, id)| Place { at, arrival, id }).collect())
+    );
+    with_pool!(db.read(), |p| sqlx::query_as::<_, Place>(sqlx::AssertSqlSafe(sql.clone()))
+        .bind(tenant)
+        .bind(m.conversation_id)
+        .bind(m.place.at)
+        .bind(m.place.arrival)
+        .bind(m.place.id)
+        .bind(limit)
+        .fetch_all(p)
+        .await)
 }
 
 /// A conversation's latest `limit` customer messages: Meta's id and time (Unix ms).

@@ -299,7 +299,7 @@ mod tests {
         // ❤️ came in the later webhook but was applied first (another processor): a lower id.
         let heart = row(2, "reaction", react("❤️"), 5_000, Some(20));
         let thumb = row(3, "reaction", react("👍"), 5_000, Some(10));
-        let views = build(&[text.clone(), heart.clone(), thumb.clone()], &[], Lang::De);
+        let views = build(&[text.clone(), heart, thumb.clone()], &[], Lang::De);
         assert_eq!(views[0].reactions, ["❤️"]);
         // A later second wins whatever the order of arrival.
         let later = row(2, "reaction", react("❤️"), 6_000, Some(5));

@@ -126,9 +126,9 @@ fn toasts(changes: &[RoutedChange<'_>]) -> Vec<Toast> {
                 }
                 None => (format!("journal:{}:{}:{i}", change.journal_id, change.change_index), "/inbox".to_owned()),
             };
-            let contact = value.contact_for(message);
-            let customer = message.from.as_deref().or(contact.and_then(|c| c.wa_id.as_deref())).or(message.from_user_id.as_deref()).or(contact.and_then(|c| c.user_id.as_deref()));
-            let chat = match (change.change.phone_number_id(), customer) {
+            // Named as the inbox keys the customer: by phone, else by BSUID.
+            let customer = crate::inbox::handler::customer_key(change.tenant, value, message);
+            let chat = match (change.change.phone_number_id(), customer.phone.or(customer.bsuid)) {
                 (Some(number), Some(customer)) => format!("{number}:{}", customer.trim_start_matches('+')),
                 _ => String::new(),
             };

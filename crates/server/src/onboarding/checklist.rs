@@ -73,8 +73,7 @@ pub fn detail_words(detail: &str, lang: Lang) -> String {
     for token in facts.split_whitespace() {
         match token.split_once('=') {
             Some((field, v)) => {
-                let label = lang.lookup(&format!("onboarding.meta_field.{field}")).unwrap_or(field);
-                parts.push(format!("{label}: {}", value(v)));
+                parts.push(format!("{}: {}", lang.word("onboarding.meta_field", field), value(v)));
             }
             None => parts.push(token.split(',').map(value).collect::<Vec<_>>().join(", ")),
         }

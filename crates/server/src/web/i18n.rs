@@ -65,6 +65,12 @@ impl Lang {
         })
     }
 
+    /// The UI word for `prefix.key`, or `key` as it is when there is none (a value from
+    /// outside, such as a status Meta or an older version wrote).
+    pub fn word<'a>(self, prefix: &str, key: &'a str) -> &'a str {
+        self.lookup(&format!("{prefix}.{key}")).unwrap_or(key)
+    }
+
     /// The UI string for `key`, when there is one (for words looked up from outside data, such
     /// as Meta's status values, that may have none).
     pub fn lookup(self, key: &str) -> Option<&'static str> {

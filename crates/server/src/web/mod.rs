@@ -127,10 +127,9 @@ impl PageCtx {
         self.lang.t(&format!("{prefix}.{key}"))
     }
 
-    /// The UI word for `prefix.key`, or `key` as it is when there is none (a value from
-    /// outside, such as a status Meta or an older version wrote).
-    pub fn word(&self, prefix: &str, key: &str) -> String {
-        self.lang.lookup(&format!("{prefix}.{key}")).unwrap_or(key).to_owned()
+    /// See [`Lang::word`].
+    pub fn word<'a>(&self, prefix: &str, key: &'a str) -> &'a str {
+        self.lang.word(prefix, key)
     }
 
     /// A UI string with one `{name}` placeholder filled.
